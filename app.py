@@ -1,0 +1,46 @@
+"""aigw: the CDK app. One environment per synth, chosen with `-c env=NAME` (default: dev)."""
+
+from __future__ import annotations
+
+import sys
+
+from aws_cdk import App, Tags
+from constructs.compliance import REPORT_FILE, add_compliance_packs, unacknowledged_findings
+
+from config import AigwConfig, ConfigError, load_config
+from stacks.network_stack import NetworkStack
+
+
+def build(app: App, config: AigwConfig) -> None:
+    """Every stack of one environment, tagged for cost allocation and checked by the compliance packs."""
+    NetworkStack(app, "Network", config=config)
+
+    for key, value in {
+        "project": config.tags.project,
+        "environment": config.environment,
+        "cost-center": config.tags.cost_center,
+    }.items():
+        Tags.of(app).add(key, value)
+    add_compliance_packs(app)
+
+
+def main() -> None:
+    app = App()
+    try:
+        config = load_config(app.node.try_get_context("env") or "dev")
+    except ConfigError as error:
+        sys.exit(f"aigw: bad configuration, nothing was synthesized:\n{error}")
+    build(app, config)
+    try:
+        assembly_dir = app.synth().directory
+    except RuntimeError as error:
+        if "ValidationFailed" not in str(error):
+            raise
+        sys.exit(f"aigw: compliance gate failed: findings above are not acknowledged ({app.outdir}/{REPORT_FILE})")
+    findings = unacknowledged_findings(assembly_dir)
+    if findings:
+        sys.exit("aigw: compliance gate failed: unacknowledged warnings:\n" + "\n".join(findings))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,257 @@
+"""Typed configuration: one YAML file per environment, validated before any construct exists.
+
+Defaults are the field report's numbers (see DESIGN.md); a YAML file names only what differs.
+Every model forbids unknown keys, so a typo stops synth instead of silently keeping a default.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+CONFIG_DIR = Path(__file__).resolve().parent
+
+# CloudWatch Logs accepts only these retention periods (days).
+LOG_RETENTION_DAYS = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731,
+    1096, 1827, 2192, 2557, 2922, 3288, 3653,
+)  # fmt: skip
+
+ENDPOINT_SERVICE_RE = re.compile(r"^com\.amazonaws\.vpce\.(?P<region>[a-z0-9-]+)\.vpce-svc-[0-9a-f]{8,17}$")
+AWS_SERVICE_RE = re.compile(r"^[a-z][a-z0-9-]*(\.[a-z][a-z0-9-]*)*$")
+BEDROCK_ARN_RE = re.compile(
+    r"^arn:aws[a-z-]*:bedrock:(?P<region>[a-z0-9-]+):(\d{12})?:"
+    r"(foundation-model|inference-profile|application-inference-profile)/[A-Za-z0-9._:/-]+$"
+)
+NAME_RE = r"^[a-z][a-z0-9-]{0,62}$"
+
+# The services whose model ARNs the endpoint policy pins (InvokeModel and friends).
+BEDROCK_SERVICES = frozenset({"bedrock-runtime"})
+
+
+class ConfigError(Exception):
+    """Bad configuration: the message names the file, the field and what is allowed."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Tags(_Model):
+    """Cost-allocation tags put on every taggable resource."""
+
+    project: Annotated[str, Field(min_length=1, max_length=256)] = "aigw"
+    cost_center: Annotated[str, Field(alias="cost-center", min_length=1, max_length=256)]
+
+
+class NetworkConfig(_Model):
+    cidr: ipaddress.IPv4Network = ipaddress.IPv4Network("10.40.0.0/16")
+    # Off by default: the proxies reach the vendor and AWS only through endpoints.
+    egress: bool = False
+    flow_log_retention_days: int = 90
+
+    @field_validator("cidr")
+    @classmethod
+    def _cidr_size(cls, value: ipaddress.IPv4Network) -> ipaddress.IPv4Network:
+        if not 16 <= value.prefixlen <= 20:
+            raise ValueError(f"prefix /{value.prefixlen} not allowed: use /16 to /20 (room for 3 AZs x 2 tiers)")
+        return value
+
+    @field_validator("flow_log_retention_days")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        if value not in LOG_RETENTION_DAYS:
+            raise ValueError(f"{value} is not a CloudWatch Logs retention; allowed: {', '.join(map(str, LOG_RETENTION_DAYS))}")
+        return value
+
+
+class VendorConfig(_Model):
+    """The AI vendor behind PrivateLink: an AWS service name or a vendor's endpoint service."""
+
+    service: str = "bedrock-runtime"
+    # Bedrock only: the endpoint policy allows invoking exactly these models/profiles.
+    model_arns: tuple[str, ...] = ()
+    # None: on for AWS services, off for vendor endpoint services (their provider must verify a name).
+    private_dns: bool | None = None
+
+    @property
+    def is_endpoint_service(self) -> bool:
+        return self.service.startswith("com.amazonaws.vpce.")
+
+    @property
+    def is_bedrock(self) -> bool:
+        return self.service in BEDROCK_SERVICES
+
+    @property
+    def private_dns_enabled(self) -> bool:
+        return (not self.is_endpoint_service) if self.private_dns is None else self.private_dns
+
+    @field_validator("service")
+    @classmethod
+    def _service_name(cls, value: str) -> str:
+        if value.startswith("com."):
+            if not ENDPOINT_SERVICE_RE.match(value):
+                raise ValueError(
+                    f"malformed endpoint service name {value!r}: expected com.amazonaws.vpce.<region>.vpce-svc-<8 to 17 hex digits>"
+                )
+        elif not AWS_SERVICE_RE.match(value):
+            raise ValueError(f"{value!r} is neither an AWS service name (e.g. bedrock-runtime) nor an endpoint service name")
+        return value
+
+    @field_validator("model_arns")
+    @classmethod
+    def _model_arns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for arn in value:
+            if not BEDROCK_ARN_RE.match(arn):
+                raise ValueError(
+                    f"{arn!r} is not a Bedrock foundation-model, inference-profile or application-inference-profile ARN"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _models_for_bedrock(self) -> VendorConfig:
+        if self.is_bedrock and not self.model_arns:
+            raise ValueError("model_arns: Bedrock needs at least one model ARN (the endpoint policy never allows '*')")
+        if not self.is_bedrock and self.model_arns:
+            raise ValueError(f"model_arns: only used with Bedrock, not with {self.service!r}")
+        return self
+
+
+class FleetConfig(_Model):
+    instance_type: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")] = "c6i.xlarge"
+    # At least 2: one instance is one AZ, and one AZ was a 47-minute outage.
+    min_instances: Annotated[int, Field(ge=2)] = 2
+    max_instances: PositiveInt = 6
+
+    @model_validator(mode="after")
+    def _min_le_max(self) -> FleetConfig:
+        if self.min_instances > self.max_instances:
+            raise ValueError(
+                f"min_instances ({self.min_instances}) must not exceed max_instances ({self.max_instances})"
+            )
+        return self
+
+
+class RateLimits(_Model):
+    """Requests per rolling hour; the org cap is soft (flag, don't refuse) unless set to hard."""
+
+    user_per_hour: PositiveInt = 120
+    team_per_hour: PositiveInt = 800
+    org_per_hour: PositiveInt = 5000
+    org_cap: Literal["soft", "hard"] = "soft"
+
+
+class Budgets(_Model):
+    """Monthly US-dollar budgets: the organisation's and any team's."""
+
+    org_monthly_usd: PositiveFloat = 41_000
+    team_monthly_usd: dict[str, PositiveFloat] = Field(default_factory=dict)
+
+
+TeamName = Annotated[str, Field(pattern=NAME_RE)]
+
+
+class AigwConfig(_Model):
+    environment: Annotated[str, Field(pattern=NAME_RE)]
+    account: Annotated[str, Field(pattern=r"^\d{12}$")]
+    region: Annotated[str, Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")]
+    availability_zones: tuple[str, ...]
+    tags: Tags
+    network: NetworkConfig = NetworkConfig()
+    vendor: VendorConfig
+    fleet: FleetConfig = FleetConfig()
+    limits: RateLimits = RateLimits()
+    teams: tuple[TeamName, ...] = ()
+    budgets: Budgets = Budgets()
+
+    @field_validator("account", mode="before")
+    @classmethod
+    def _account_is_text(cls, value: Any) -> Any:
+        if isinstance(value, int):
+            raise ValueError('quote the account id ("012345678901"): YAML reads it as a number and drops leading zeros')
+        return value
+
+    @field_validator("availability_zones")
+    @classmethod
+    def _two_azs_at_least(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if len(value) < 2:
+            raise ValueError(f"{len(value)} given; at least 2 AZs are required (a single-AZ proxy caused a 47-minute outage)")
+        if len(set(value)) != len(value):
+            raise ValueError(f"each AZ may appear once: {', '.join(value)}")
+        return value
+
+    @field_validator("teams")
+    @classmethod
+    def _unique_teams(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        duplicates = sorted({t for t in value if value.count(t) > 1})
+        if duplicates:
+            raise ValueError(f"listed more than once: {', '.join(duplicates)}")
+        return value
+
+    @model_validator(mode="after")
+    def _cross_field(self) -> AigwConfig:
+        for az in self.availability_zones:
+            if not re.fullmatch(re.escape(self.region) + r"[a-z]", az):
+                raise ValueError(f"availability_zones: {az!r} is not an AZ of region {self.region} (e.g. {self.region}a)")
+        if self.vendor.is_endpoint_service:
+            match = ENDPOINT_SERVICE_RE.match(self.vendor.service)
+            if match and match["region"] != self.region:
+                raise ValueError(f"vendor.service: endpoint service is in {match['region']}, the environment in {self.region}")
+        unknown = sorted(set(self.budgets.team_monthly_usd) - set(self.teams))
+        if unknown:
+            allowed = ", ".join(self.teams) or "(no teams configured)"
+            raise ValueError(f"budgets.team_monthly_usd: unknown team {', '.join(unknown)}; teams are: {allowed}")
+        return self
+
+
+def _describe(error: Any, model: type[BaseModel]) -> str:
+    location = ".".join(str(part) for part in error["loc"])
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = f"unknown field; allowed here: {', '.join(_allowed_fields(model, error['loc'][:-1]))}"
+    return f"{location}: {message}" if location else message
+
+
+def _allowed_fields(model: type[BaseModel], path: tuple[Any, ...]) -> list[str]:
+    for part in path:
+        annotation = model.model_fields[str(part)].annotation
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return [field.alias or name for name, field in model.model_fields.items()]
+
+
+def load_config(environment: str, directory: Path = CONFIG_DIR) -> AigwConfig:
+    """Read and validate `<directory>/<environment>.yaml`, or raise ConfigError saying what is wrong."""
+    path = directory / f"{environment}.yaml"
+    shown = f"{directory.name}/{path.name}"
+    if not path.is_file():
+        available = ", ".join(sorted(p.stem for p in directory.glob("*.yaml"))) or "none"
+        raise ConfigError(f"{shown}: no such environment {environment!r}; available: {available}")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{shown}: not valid YAML: {error}") from error
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{shown}: expected a mapping of settings at the top level")
+    if raw.get("environment", environment) != environment:
+        raise ConfigError(f"{shown}: environment: {raw['environment']!r} must match the file name ({environment!r})")
+    try:
+        return AigwConfig.model_validate(raw)
+    except ValidationError as error:
+        problems = "\n".join(f"{shown}: {_describe(e, AigwConfig)}" for e in error.errors())
+        raise ConfigError(problems) from error

@@ -1,0 +1,51 @@
+"""The compliance gate: cdk-nag packs on every synth, and acknowledgments that must say why."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from aws_cdk import Acknowledgment, App, Validations
+from cdk_nag import AwsSolutionsChecks, NIST80053R5Checks, PCIDSS321Checks
+from constructs import IConstruct
+
+# Rule-pack prefixes as acknowledgment ids spell them.
+AWS_SOLUTIONS = "AwsSolutions::AwsSolutions"
+PCI_DSS = "PCI.DSS.321::PCI.DSS.321"
+NIST_R5 = "NIST.800.53.R5::NIST.800.53.R5"
+CFN_VALIDATE = "CloudFormation-Validate"  # the CDK's built-in template validation
+
+COMPLIANCE_PACKS = (AwsSolutionsChecks, PCIDSS321Checks, NIST80053R5Checks)
+REPORT_FILE = "validation-report.json"
+MIN_REASON_LENGTH = 40
+
+
+def add_compliance_packs(app: App) -> None:
+    """Run AwsSolutions, PCI DSS 3.2.1 and NIST 800-53 r5 on the whole app.
+
+    Acknowledgments are also written into each resource's Metadata, where auditors reading a
+    template see them next to the resource they cover.
+    """
+    Validations.of(app).add_plugins(*(pack(app, write_suppressions_to_cloud_formation=True) for pack in COMPLIANCE_PACKS))
+
+
+def acknowledge(scope: IConstruct, *rule_ids: str, reason: str) -> None:
+    """Acknowledge findings on `scope` and its children. cdk-nag accepts an empty reason; we do not."""
+    if len(reason.strip()) < MIN_REASON_LENGTH:
+        raise ValueError(f"{scope.node.path}: acknowledging {', '.join(rule_ids)} needs a specific reason, got {reason!r}")
+    Validations.of(scope).acknowledge(*(Acknowledgment(id=rule_id, reason=reason) for rule_id in rule_ids))
+
+
+def unacknowledged_findings(assembly_dir: str | Path) -> list[str]:
+    """Every finding of the validation report that nobody acknowledged, warnings included.
+
+    The CDK fails synth only on errors; the gate also refuses warnings, so that "zero violations"
+    in the report is what a passing synth means.
+    """
+    report = json.loads((Path(assembly_dir) / REPORT_FILE).read_text())
+    return [
+        f"{plugin['pluginName']} {violation['ruleName']} ({violation['severity']}): {construct['constructPath']}"
+        for plugin in report["pluginReports"]
+        for violation in plugin["violations"]
+        for construct in violation["violatingConstructs"]
+    ]

@@ -1,0 +1,59 @@
+"""The customer-managed KMS key that encrypts aigw's logs and data at rest."""
+
+from __future__ import annotations
+
+import re
+
+from aws_cdk import ArnFormat, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from constructs import Construct
+
+# What CloudWatch Logs needs on a key to encrypt a log group (AWS docs, "Encrypt log data in CloudWatch Logs").
+LOGS_KEY_ACTIONS = (
+    "kms:Encrypt",
+    "kms:Decrypt",
+    "kms:ReEncryptFrom",
+    "kms:ReEncryptTo",
+    "kms:GenerateDataKey",
+    "kms:GenerateDataKeyWithoutPlaintext",
+    "kms:DescribeKey",
+)
+
+
+class ProjectKey(Construct):
+    """A rotating key with an alias; a service may use it only for the resources named to it.
+
+    Retained on stack deletion: the logs and objects it encrypted outlive the stack.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, *, alias: str, description: str) -> None:
+        super().__init__(scope, construct_id)
+        self.key = kms.Key(
+            self,
+            "Key",
+            alias=alias,
+            description=description,
+            enable_key_rotation=True,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+
+    def allow_log_group(self, log_group_name: str) -> str:
+        """Let CloudWatch Logs use the key for this one log group (by encryption context); returns the group's ARN."""
+        stack = Stack.of(self)
+        log_group_arn = stack.format_arn(
+            service="logs",
+            resource="log-group",
+            resource_name=log_group_name,
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="Logs" + re.sub(r"[^A-Za-z0-9]", "", log_group_name.title()),
+                principals=[iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")],
+                actions=list(LOGS_KEY_ACTIONS),
+                resources=["*"],  # in a key policy, "*" is this key
+                conditions={"ArnEquals": {"kms:EncryptionContext:aws:logs:arn": log_group_arn}},
+            )
+        )
+        return log_group_arn

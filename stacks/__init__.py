@@ -1,0 +1,1 @@
+"""aigw's deployable stacks, one module each."""

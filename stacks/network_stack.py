@@ -1,0 +1,56 @@
+"""NetworkStack: the private VPC, its flow logs and endpoints, and the PrivateLink path to the vendor."""
+
+from __future__ import annotations
+
+from aws_cdk import aws_ec2 as ec2
+from constructs import Construct
+from constructs.encrypted_log_group import EncryptedLogGroup
+from constructs.private_network import PrivateNetwork
+from constructs.project_key import ProjectKey
+from constructs.vendor_endpoint import VendorEndpoint
+
+from config import AigwConfig
+from stacks.environment_stack import EnvironmentStack
+
+
+class NetworkStack(EnvironmentStack):
+    def __init__(self, scope: Construct, construct_id: str, *, config: AigwConfig) -> None:
+        super().__init__(
+            scope, construct_id, config=config, description="aigw network: private multi-AZ VPC and PrivateLink to the AI vendor"
+        )
+        prefix = f"aigw-{config.environment}"
+
+        self.key = ProjectKey(self, "NetworkLogKey", alias=f"alias/{prefix}/network-logs", description=f"{prefix}: VPC flow logs")
+        self.flow_logs = EncryptedLogGroup(
+            self,
+            "FlowLogs",
+            log_group_name=f"/{prefix}/vpc-flow-logs",
+            retention_days=config.network.flow_log_retention_days,
+            key=self.key,
+        )
+        self.network = PrivateNetwork(
+            self,
+            "Network",
+            availability_zones=config.availability_zones,
+            cidr=str(config.network.cidr),
+            egress=config.network.egress,
+            flow_log_group=self.flow_logs.log_group,
+        )
+        # The proxies' group lives here so the vendor endpoint can name it; GatewayStack attaches it to the fleet.
+        self.proxy_security_group = ec2.SecurityGroup(
+            self,
+            "ProxySecurityGroup",
+            vpc=self.network.vpc,
+            description=f"{prefix} proxy fleet",
+            allow_all_outbound=False,
+        )
+        self.vendor_endpoint = VendorEndpoint(
+            self,
+            "VendorEndpoint",
+            vpc=self.network.vpc,
+            subnets=self.network.endpoint_subnets,
+            clients=self.proxy_security_group,
+            service=config.vendor.service,
+            model_arns=config.vendor.model_arns,
+            private_dns=config.vendor.private_dns_enabled,
+        )
