@@ -1,0 +1,48 @@
+# aigw: every entry point. `make test` and `make deploy-local` set everything up themselves.
+SHELL := /bin/bash
+ENV ?= dev
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+CDK := npx --no-install cdk
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: install synth deploy-local deploy test lint bench-synth clean
+
+install: $(VENV)/.installed node_modules/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+synth: install
+	$(CDK) synth --all -c env=$(ENV) --quiet
+
+# Against local emulated AWS (moto's server), with no credentials: deploy, read back, tear down.
+deploy-local: install
+	$(PY) scripts/deploy_local.py --env $(ENV)
+
+# Against real AWS with the caller's credentials.
+deploy: install
+	$(CDK) deploy --all -c env=$(ENV) --require-approval broadening
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: install lint
+	$(VENV)/bin/pytest
+
+bench-synth: install
+	$(PY) scripts/bench_synth.py
+
+clean:
+	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache .bench
