@@ -8,7 +8,7 @@ CDK := npx --no-install cdk
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install synth deploy-local deploy test lint bench-synth clean
+.PHONY: install synth deploy-local deploy test lint snapshots bench-synth clean
 
 install: $(VENV)/.installed node_modules/.installed
 
@@ -40,6 +40,9 @@ lint: install
 
 test: install lint
 	$(VENV)/bin/pytest
+
+snapshots: install
+	$(VENV)/bin/pytest tests/test_snapshots.py --snapshot-update
 
 bench-synth: install
 	$(PY) scripts/bench_synth.py

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from aws_cdk import App, Tags
+from aws_cdk import App
 from constructs.compliance import REPORT_FILE, add_compliance_packs, unacknowledged_findings
+from constructs.cost_allocation import tag_for_cost_allocation
 
 from config import AigwConfig, ConfigError, load_config
 from stacks.network_stack import NetworkStack
@@ -15,12 +16,10 @@ def build(app: App, config: AigwConfig) -> None:
     """Every stack of one environment, tagged for cost allocation and checked by the compliance packs."""
     NetworkStack(app, "Network", config=config)
 
-    for key, value in {
-        "project": config.tags.project,
-        "environment": config.environment,
-        "cost-center": config.tags.cost_center,
-    }.items():
-        Tags.of(app).add(key, value)
+    tag_for_cost_allocation(
+        app,
+        {"project": config.tags.project, "environment": config.environment, "cost-center": config.tags.cost_center},
+    )
     add_compliance_packs(app)
 
 

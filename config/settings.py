@@ -75,7 +75,9 @@ class NetworkConfig(_Model):
     @classmethod
     def _retention(cls, value: int) -> int:
         if value not in LOG_RETENTION_DAYS:
-            raise ValueError(f"{value} is not a CloudWatch Logs retention; allowed: {', '.join(map(str, LOG_RETENTION_DAYS))}")
+            raise ValueError(
+                f"{value} is not a CloudWatch Logs retention; allowed: {', '.join(map(str, LOG_RETENTION_DAYS))}"
+            )
         return value
 
 
@@ -106,10 +108,13 @@ class VendorConfig(_Model):
         if value.startswith("com."):
             if not ENDPOINT_SERVICE_RE.match(value):
                 raise ValueError(
-                    f"malformed endpoint service name {value!r}: expected com.amazonaws.vpce.<region>.vpce-svc-<8 to 17 hex digits>"
+                    f"malformed endpoint service name {value!r}: "
+                    "expected com.amazonaws.vpce.<region>.vpce-svc-<8 to 17 hex digits>"
                 )
         elif not AWS_SERVICE_RE.match(value):
-            raise ValueError(f"{value!r} is neither an AWS service name (e.g. bedrock-runtime) nor an endpoint service name")
+            raise ValueError(
+                f"{value!r} is neither an AWS service name (e.g. bedrock-runtime) nor an endpoint service name"
+            )
         return value
 
     @field_validator("model_arns")
@@ -189,7 +194,9 @@ class AigwConfig(_Model):
     @classmethod
     def _two_azs_at_least(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         if len(value) < 2:
-            raise ValueError(f"{len(value)} given; at least 2 AZs are required (a single-AZ proxy caused a 47-minute outage)")
+            raise ValueError(
+                f"{len(value)} given; at least 2 AZs are required (a single-AZ proxy caused a 47-minute outage)"
+            )
         if len(set(value)) != len(value):
             raise ValueError(f"each AZ may appear once: {', '.join(value)}")
         return value
@@ -206,11 +213,15 @@ class AigwConfig(_Model):
     def _cross_field(self) -> AigwConfig:
         for az in self.availability_zones:
             if not re.fullmatch(re.escape(self.region) + r"[a-z]", az):
-                raise ValueError(f"availability_zones: {az!r} is not an AZ of region {self.region} (e.g. {self.region}a)")
+                raise ValueError(
+                    f"availability_zones: {az!r} is not an AZ of region {self.region} (e.g. {self.region}a)"
+                )
         if self.vendor.is_endpoint_service:
             match = ENDPOINT_SERVICE_RE.match(self.vendor.service)
             if match and match["region"] != self.region:
-                raise ValueError(f"vendor.service: endpoint service is in {match['region']}, the environment in {self.region}")
+                raise ValueError(
+                    f"vendor.service: endpoint service is in {match['region']}, the environment in {self.region}"
+                )
         unknown = sorted(set(self.budgets.team_monthly_usd) - set(self.teams))
         if unknown:
             allowed = ", ".join(self.teams) or "(no teams configured)"

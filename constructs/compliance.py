@@ -26,13 +26,17 @@ def add_compliance_packs(app: App) -> None:
     Acknowledgments are also written into each resource's Metadata, where auditors reading a
     template see them next to the resource they cover.
     """
-    Validations.of(app).add_plugins(*(pack(app, write_suppressions_to_cloud_formation=True) for pack in COMPLIANCE_PACKS))
+    Validations.of(app).add_plugins(
+        *(pack(app, write_suppressions_to_cloud_formation=True) for pack in COMPLIANCE_PACKS)
+    )
 
 
 def acknowledge(scope: IConstruct, *rule_ids: str, reason: str) -> None:
     """Acknowledge findings on `scope` and its children. cdk-nag accepts an empty reason; we do not."""
     if len(reason.strip()) < MIN_REASON_LENGTH:
-        raise ValueError(f"{scope.node.path}: acknowledging {', '.join(rule_ids)} needs a specific reason, got {reason!r}")
+        raise ValueError(
+            f"{scope.node.path}: acknowledging {', '.join(rule_ids)} needs a specific reason, got {reason!r}"
+        )
     Validations.of(scope).acknowledge(*(Acknowledgment(id=rule_id, reason=reason) for rule_id in rule_ids))
 
 

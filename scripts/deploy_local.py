@@ -124,7 +124,7 @@ class Clients:
     endpoint: str
 
     def __call__(self, service: str) -> Any:
-        return self.session.client(service, endpoint_url=self.endpoint)  # type: ignore[call-overload]
+        return self.session.client(service, endpoint_url=self.endpoint)
 
 
 def resource_details(clients: Clients) -> dict[str, str]:
@@ -203,12 +203,16 @@ def main(argv: list[str] | None = None) -> int:
             env = local_aws_environment(endpoint, config.region)
             print(f"local AWS (moto) at {endpoint}, account {config.account}, region {config.region}", flush=True)
             context = ["-c", f"env={args.env}"]
-            run([*CDK, "bootstrap", f"aws://{config.account}/{config.region}", *context, "--output", str(assembly)], env)
+            run(
+                [*CDK, "bootstrap", f"aws://{config.account}/{config.region}", *context, "--output", str(assembly)], env
+            )
             run(
                 [*CDK, "deploy", "--all", "--require-approval", "never", *context, "--output", str(assembly)],
                 env,
             )
-            session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=config.region)
+            session = boto3.Session(
+                aws_access_key_id="testing", aws_secret_access_key="testing", region_name=config.region
+            )
             rows, skipped, failed = read_back(Clients(session, endpoint), stack_artifacts(assembly))
 
     print()

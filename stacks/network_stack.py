@@ -16,11 +16,16 @@ from stacks.environment_stack import EnvironmentStack
 class NetworkStack(EnvironmentStack):
     def __init__(self, scope: Construct, construct_id: str, *, config: AigwConfig) -> None:
         super().__init__(
-            scope, construct_id, config=config, description="aigw network: private multi-AZ VPC and PrivateLink to the AI vendor"
+            scope,
+            construct_id,
+            config=config,
+            description="aigw network: private multi-AZ VPC and PrivateLink to the AI vendor",
         )
         prefix = f"aigw-{config.environment}"
 
-        self.key = ProjectKey(self, "NetworkLogKey", alias=f"alias/{prefix}/network-logs", description=f"{prefix}: VPC flow logs")
+        self.key = ProjectKey(
+            self, "NetworkLogKey", alias=f"alias/{prefix}/network-logs", description=f"{prefix}: VPC flow logs"
+        )
         self.flow_logs = EncryptedLogGroup(
             self,
             "FlowLogs",

@@ -1,0 +1,183 @@
+"""Config validation: every bad value stops synth with the file, the field and what is allowed."""
+
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from config import ConfigError, load_config
+from config.settings import CONFIG_DIR
+
+ROOT = Path(__file__).resolve().parents[2]
+DEV: dict[str, Any] = yaml.safe_load((CONFIG_DIR / "dev.yaml").read_text())
+
+
+def write(tmp_path: Path, change: Callable[[dict[str, Any]], None], name: str = "dev") -> Path:
+    raw = copy.deepcopy(DEV)
+    raw["environment"] = name
+    change(raw)
+    (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(raw))
+    return tmp_path
+
+
+def error_for(tmp_path: Path, change: Callable[[dict[str, Any]], None]) -> str:
+    directory = write(tmp_path, change)
+    with pytest.raises(ConfigError) as raised:
+        load_config("dev", directory)
+    message = str(raised.value)
+    assert message.startswith(f"{tmp_path.name}/dev.yaml: "), message
+    return message
+
+
+def test_shipped_environments_load_with_field_report_defaults() -> None:
+    dev, prod = load_config("dev"), load_config("prod")
+    assert len(dev.availability_zones) == 3 and len(prod.availability_zones) == 3
+    assert (prod.fleet.instance_type, prod.fleet.min_instances, prod.fleet.max_instances) == ("c6i.xlarge", 2, 6)
+    assert (prod.limits.user_per_hour, prod.limits.team_per_hour, prod.limits.org_per_hour) == (120, 800, 5000)
+    assert prod.limits.org_cap == "soft"
+    assert prod.budgets.org_monthly_usd == 41_000
+    assert len(prod.teams) == 14
+    assert prod.network.egress is False and dev.network.egress is False
+    assert prod.vendor.service == "bedrock-runtime" and prod.vendor.private_dns_enabled
+
+
+def test_fewer_than_two_azs(tmp_path: Path) -> None:
+    message = error_for(tmp_path, lambda c: c.update(availability_zones=["eu-west-1a"]))
+    assert "availability_zones: 1 given; at least 2 AZs are required" in message
+
+
+def test_az_outside_the_region(tmp_path: Path) -> None:
+    message = error_for(tmp_path, lambda c: c.update(availability_zones=["eu-west-1a", "us-east-1b"]))
+    assert "availability_zones: 'us-east-1b' is not an AZ of region eu-west-1" in message
+
+
+def test_repeated_az(tmp_path: Path) -> None:
+    message = error_for(tmp_path, lambda c: c.update(availability_zones=["eu-west-1a", "eu-west-1a"]))
+    assert "availability_zones: each AZ may appear once" in message
+
+
+def test_min_instances_above_max(tmp_path: Path) -> None:
+    message = error_for(tmp_path, lambda c: c.update(fleet={"min_instances": 4, "max_instances": 3}))
+    assert "fleet: min_instances (4) must not exceed max_instances (3)" in message
+
+
+def test_single_instance_fleet(tmp_path: Path) -> None:
+    message = error_for(tmp_path, lambda c: c.update(fleet={"min_instances": 1}))
+    assert "fleet.min_instances: Input should be greater than or equal to 2" in message
+
+
+@pytest.mark.parametrize("field", ["user_per_hour", "team_per_hour", "org_per_hour"])
+@pytest.mark.parametrize("value", [0, -5])
+def test_rate_limit_not_positive(tmp_path: Path, field: str, value: int) -> None:
+    message = error_for(tmp_path, lambda c: c.update(limits={field: value}))
+    assert f"limits.{field}: Input should be greater than 0" in message
+
+
+def test_org_cap_names_allowed_values(tmp_path: Path) -> None:
+    message = error_for(tmp_path, lambda c: c.update(limits={"org_cap": "sometimes"}))
+    assert "limits.org_cap: Input should be 'soft' or 'hard'" in message
+
+
+def test_budget_for_unknown_team(tmp_path: Path) -> None:
+    message = error_for(tmp_path, lambda c: c["budgets"]["team_monthly_usd"].update(frontend=100))
+    assert "budgets.team_monthly_usd: unknown team frontend; teams are: payments, platform, mobile, data" in message
+
+
+def test_repeated_team(tmp_path: Path) -> None:
+    message = error_for(tmp_path, lambda c: c.update(teams=["payments", "payments"]))
+    assert "teams: listed more than once: payments" in message
+
+
+@pytest.mark.parametrize(
+    "service",
+    [
+        "com.amazonaws.vpce.eu-west-1.vpce-svc-XYZ",
+        "com.amazonaws.vpce.eu-west-1.vpce-svc-0123",
+        "com.amazonaws.vpce.vpce-svc-0123456789abcdef0",
+    ],
+)
+def test_malformed_endpoint_service_name(tmp_path: Path, service: str) -> None:
+    message = error_for(tmp_path, lambda c: c.update(vendor={"service": service}))
+    assert f"vendor.service: malformed endpoint service name {service!r}: expected com.amazonaws.vpce." in message
+
+
+def test_endpoint_service_in_another_region(tmp_path: Path) -> None:
+    service = "com.amazonaws.vpce.us-east-1.vpce-svc-0123456789abcdef0"
+    message = error_for(tmp_path, lambda c: c.update(vendor={"service": service}))
+    assert "vendor.service: endpoint service is in us-east-1, the environment in eu-west-1" in message
+
+
+def test_vendor_endpoint_service_is_accepted_without_models(tmp_path: Path) -> None:
+    service = "com.amazonaws.vpce.eu-west-1.vpce-svc-0123456789abcdef0"
+    config = load_config("dev", write(tmp_path, lambda c: c.update(vendor={"service": service})))
+    assert config.vendor.is_endpoint_service and not config.vendor.is_bedrock
+    assert config.vendor.private_dns_enabled is False
+
+
+def test_bedrock_needs_model_arns(tmp_path: Path) -> None:
+    message = error_for(tmp_path, lambda c: c.update(vendor={"service": "bedrock-runtime"}))
+    assert "vendor: model_arns: Bedrock needs at least one model ARN" in message
+
+
+def test_model_arn_must_be_bedrock(tmp_path: Path) -> None:
+    message = error_for(tmp_path, lambda c: c["vendor"].update(model_arns=["*"]))
+    assert "vendor.model_arns: '*' is not a Bedrock foundation-model" in message
+
+
+def test_unknown_field_lists_allowed_fields(tmp_path: Path) -> None:
+    message = error_for(tmp_path, lambda c: c.update(fleet={"min_instance": 2}))
+    assert "fleet.min_instance: unknown field; allowed here: instance_type, min_instances, max_instances" in message
+
+
+def test_log_retention_lists_allowed_values(tmp_path: Path) -> None:
+    message = error_for(tmp_path, lambda c: c["network"].update(flow_log_retention_days=100))
+    assert "network.flow_log_retention_days: 100 is not a CloudWatch Logs retention; allowed: 1, 3, 5" in message
+
+
+def test_unquoted_account_id(tmp_path: Path) -> None:
+    message = error_for(tmp_path, lambda c: c.update(account=123456789012))
+    assert "account: quote the account id" in message
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
+    def break_two(raw: dict[str, Any]) -> None:
+        raw["availability_zones"] = ["eu-west-1a"]
+        raw["limits"] = {"user_per_hour": 0}
+
+    message = error_for(tmp_path, break_two)
+    assert "availability_zones:" in message and "limits.user_per_hour:" in message
+
+
+def test_environment_must_match_file_name(tmp_path: Path) -> None:
+    message = error_for(tmp_path, lambda c: c.update(environment="prod"))
+    assert "environment: 'prod' must match the file name ('dev')" in message
+
+
+def test_unknown_environment_lists_available_ones() -> None:
+    with pytest.raises(ConfigError, match=r"config/staging.yaml: no such environment 'staging'; available: dev, prod"):
+        load_config("staging")
+
+
+def test_bad_config_stops_synth_before_any_template(tmp_path: Path) -> None:
+    """The real entry point: `python app.py -c env=…` exits non-zero, says why, and writes no template."""
+    outdir = tmp_path / "cdk.out"
+    completed = subprocess.run(
+        [sys.executable, "app.py"],
+        cwd=ROOT,
+        env={**os.environ, "CDK_OUTDIR": str(outdir), "CDK_CONTEXT_JSON": '{"env": "staging"}'},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert completed.returncode != 0
+    assert "bad configuration, nothing was synthesized" in completed.stderr
+    assert "config/staging.yaml: no such environment" in completed.stderr
+    assert not list(outdir.glob("*.template.json"))

@@ -1,0 +1,100 @@
+"""Shared fixtures: the whole app is synthesized once per test session and per environment."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+# Before aws_cdk starts its node process: node 20 is what these machines have.
+os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+
+import pytest
+from aws_cdk import App, Environment, Stack, cx_api
+from aws_cdk.assertions import Template
+
+import app as aigw_app
+from config import AigwConfig, load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cli_context(environment: str) -> dict[str, Any]:
+    """The context `npx cdk synth -c env=NAME` gives the app: cdk.json's flags, the CLI's own keys."""
+    context: dict[str, Any] = json.loads((ROOT / "cdk.json").read_text())["context"]
+    return {**context, "env": environment, "aws:cdk:version-reporting": True}
+
+
+@dataclass
+class Synthesized:
+    config: AigwConfig
+    app: App
+    assembly: cx_api.CloudAssembly
+
+    @property
+    def directory(self) -> Path:
+        return Path(self.assembly.directory)
+
+    @property
+    def stacks(self) -> list[Stack]:
+        return [child for child in self.app.node.children if isinstance(child, Stack)]
+
+    def stack(self, construct_id: str) -> Stack:
+        found = self.app.node.find_child(construct_id)
+        assert isinstance(found, Stack)
+        return found
+
+    def template(self, construct_id: str) -> Template:
+        return Template.from_stack(self.stack(construct_id))
+
+    def template_json(self, construct_id: str) -> dict[str, Any]:
+        return dict(self.template(construct_id).to_json())
+
+    @property
+    def validation_report(self) -> dict[str, Any]:
+        report: dict[str, Any] = json.loads((self.directory / "validation-report.json").read_text())
+        return report
+
+
+def synthesize(environment: str, outdir: Path) -> Synthesized:
+    config = load_config(environment)
+    app = App(outdir=str(outdir), context=cli_context(environment))
+    aigw_app.build(app, config)
+    assembly = app.synth()
+    return Synthesized(config=config, app=app, assembly=assembly)
+
+
+@pytest.fixture(scope="session")
+def dev(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    return synthesize("dev", tmp_path_factory.mktemp("cdk.out.dev"))
+
+
+@pytest.fixture(scope="session")
+def prod(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    return synthesize("prod", tmp_path_factory.mktemp("cdk.out.prod"))
+
+
+@pytest.fixture(params=["dev", "prod"])
+def each_environment(request: pytest.FixtureRequest) -> Synthesized:
+    synthesized: Synthesized = request.getfixturevalue(request.param)
+    return synthesized
+
+
+class BareStack(Stack):
+    """A stack with explicit account, region and AZs (no lookups), for testing one construct alone."""
+
+    AZS = ("eu-west-1a", "eu-west-1b", "eu-west-1c")
+
+    def __init__(self) -> None:
+        super().__init__(App(), "Test", env=Environment(account="123456789012", region="eu-west-1"))
+
+    @property
+    def availability_zones(self) -> list[str]:
+        return list(self.AZS)
+
+
+@pytest.fixture
+def bare_stack() -> BareStack:
+    return BareStack()

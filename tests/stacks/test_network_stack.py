@@ -1,0 +1,181 @@
+"""NetworkStack as the whole app synthesizes it: private, multi-AZ, and only 443 where it must be."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk.assertions import Match
+
+from tests.conftest import Synthesized
+
+INTERFACE_SERVICES = {"ssm", "ssmmessages", "ec2messages", "logs", "monitoring", "kms", "sts", "secretsmanager"}
+
+
+def resources(synthesized: Synthesized, resource_type: str) -> dict[str, Any]:
+    return dict(synthesized.template("Network").find_resources(resource_type))
+
+
+def test_subnets_cover_every_configured_az_in_both_tiers(each_environment: Synthesized) -> None:
+    subnets = resources(each_environment, "AWS::EC2::Subnet").values()
+    azs = [subnet["Properties"]["AvailabilityZone"] for subnet in subnets]
+    configured = each_environment.config.availability_zones
+    assert sorted(set(azs)) == sorted(configured)
+    assert len(azs) == 2 * len(configured)  # workload and endpoint tiers, one subnet per AZ each
+    assert all(subnet["Properties"]["MapPublicIpOnLaunch"] is False for subnet in subnets)
+
+
+def test_no_path_to_the_internet_by_default(each_environment: Synthesized) -> None:
+    template = each_environment.template("Network")
+    for resource_type in (
+        "AWS::EC2::InternetGateway",
+        "AWS::EC2::VPCGatewayAttachment",
+        "AWS::EC2::NatGateway",
+        "AWS::EC2::EIP",
+        "AWS::EC2::EgressOnlyInternetGateway",
+    ):
+        template.resource_count_is(resource_type, 0)
+    routes = resources(each_environment, "AWS::EC2::Route").values()
+    assert not [r for r in routes if r["Properties"].get("DestinationCidrBlock") == "0.0.0.0/0"]
+
+
+def test_vpc_cidr_and_dns_from_config(dev: Synthesized) -> None:
+    dev.template("Network").has_resource_properties(
+        "AWS::EC2::VPC",
+        {"CidrBlock": str(dev.config.network.cidr), "EnableDnsHostnames": True, "EnableDnsSupport": True},
+    )
+
+
+def test_default_security_group_is_closed(dev: Synthesized) -> None:
+    dev.template("Network").resource_count_is("Custom::VpcRestrictDefaultSG", 1)
+
+
+def test_flow_logs_go_to_a_kms_encrypted_group_with_configured_retention(each_environment: Synthesized) -> None:
+    template = each_environment.template("Network")
+    config = each_environment.config
+    template.has_resource_properties(
+        "AWS::EC2::FlowLog", {"ResourceType": "VPC", "TrafficType": "ALL", "LogDestinationType": "cloud-watch-logs"}
+    )
+    groups = resources(each_environment, "AWS::Logs::LogGroup")
+    (group,) = groups.values()
+    assert group["Properties"]["RetentionInDays"] == config.network.flow_log_retention_days
+    assert group["Properties"]["LogGroupName"] == f"/aigw-{config.environment}/vpc-flow-logs"
+    (key_id,) = resources(each_environment, "AWS::KMS::Key")
+    assert group["Properties"]["KmsKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
+    assert group["DeletionPolicy"] == "Retain"
+
+
+def test_key_rotates_and_logs_may_use_it_only_for_the_flow_log_group(dev: Synthesized) -> None:
+    (key,) = resources(dev, "AWS::KMS::Key").values()
+    assert key["Properties"]["EnableKeyRotation"] is True
+    assert key["DeletionPolicy"] == "Retain"
+    (logs_statement,) = [
+        s
+        for s in key["Properties"]["KeyPolicy"]["Statement"]
+        if s["Principal"] == {"Service": "logs.eu-west-1.amazonaws.com"}
+    ]
+    group_arn = "arn:aws:logs:eu-west-1:123456789012:log-group:/aigw-dev/vpc-flow-logs"
+    assert logs_statement["Condition"] == {"ArnEquals": {"kms:EncryptionContext:aws:logs:arn": group_arn}}
+    assert "kms:*" not in logs_statement["Action"]
+
+
+def test_flow_log_role_has_only_a_managed_policy_scoped_to_the_group(dev: Synthesized) -> None:
+    template = dev.template("Network")
+    template.resource_count_is("AWS::IAM::Policy", 0)  # no inline policies
+    (policy,) = resources(dev, "AWS::IAM::ManagedPolicy").values()
+    (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert sorted(statement["Action"]) == ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"]
+    assert statement["Resource"]["Fn::GetAtt"][1] == "Arn"
+    template.has_resource_properties(
+        "AWS::IAM::Role",
+        {
+            "AssumeRolePolicyDocument": {
+                "Statement": [
+                    Match.object_like(
+                        {
+                            "Principal": {"Service": "vpc-flow-logs.amazonaws.com"},
+                            "Condition": {"StringEquals": {"aws:SourceAccount": "123456789012"}},
+                        }
+                    )
+                ]
+            }
+        },
+    )
+
+
+def test_s3_gateway_endpoint_serves_the_workload_subnets(dev: Synthesized) -> None:
+    gateways = [
+        e for e in resources(dev, "AWS::EC2::VPCEndpoint").values() if e["Properties"]["VpcEndpointType"] == "Gateway"
+    ]
+    (s3,) = gateways
+    assert s3["Properties"]["ServiceName"]["Fn::Join"][1][-1] == ".s3"
+    assert len(s3["Properties"]["RouteTableIds"]) == len(dev.config.availability_zones)
+
+
+def interface_endpoints(synthesized: Synthesized) -> dict[str, dict[str, Any]]:
+    """Service suffix -> endpoint properties, for the AWS API endpoints (not the vendor's)."""
+    region = synthesized.config.region
+    return {
+        e["Properties"]["ServiceName"].removeprefix(f"com.amazonaws.{region}."): e["Properties"]
+        for e in resources(synthesized, "AWS::EC2::VPCEndpoint").values()
+        if e["Properties"]["VpcEndpointType"] == "Interface"
+    }
+
+
+def test_interface_endpoints_for_the_aws_apis_the_instances_need(dev: Synthesized) -> None:
+    endpoints = interface_endpoints(dev)
+    assert set(endpoints) == {*INTERFACE_SERVICES, "bedrock-runtime"}
+    for properties in endpoints.values():
+        assert properties["PrivateDnsEnabled"] is True
+        assert len(properties["SubnetIds"]) == len(dev.config.availability_zones)
+
+
+def test_aws_endpoint_security_groups_admit_443_from_the_vpc_only(dev: Synthesized) -> None:
+    groups = resources(dev, "AWS::EC2::SecurityGroup")
+    endpoints = interface_endpoints(dev)
+    for service in INTERFACE_SERVICES:
+        (group_ref,) = endpoints[service]["SecurityGroupIds"]
+        group = groups[group_ref["Fn::GetAtt"][0]]["Properties"]
+        assert group["SecurityGroupIngress"] == [
+            {
+                "CidrIp": str(dev.config.network.cidr),
+                "Description": "HTTPS from the VPC",
+                "FromPort": 443,
+                "IpProtocol": "tcp",
+                "ToPort": 443,
+            }
+        ]
+        assert [rule["CidrIp"] for rule in group["SecurityGroupEgress"]] == ["255.255.255.255/32"]  # no egress
+
+
+def test_vendor_endpoint_admits_443_from_the_proxy_group_only(dev: Synthesized) -> None:
+    vendor = interface_endpoints(dev)["bedrock-runtime"]
+    (group_ref,) = vendor["SecurityGroupIds"]
+    vendor_group_id = group_ref["Fn::GetAtt"][0]
+    ingress = [
+        rule["Properties"]
+        for rule in resources(dev, "AWS::EC2::SecurityGroupIngress").values()
+        if rule["Properties"]["GroupId"]["Fn::GetAtt"][0] == vendor_group_id
+    ]
+    proxy_group_id = dev.stack("Network").get_logical_id(dev.stack("Network").proxy_security_group.node.default_child)  # type: ignore[attr-defined]
+    assert ingress == [
+        {
+            "Description": "HTTPS from the proxy fleet",
+            "FromPort": 443,
+            "ToPort": 443,
+            "IpProtocol": "tcp",
+            "GroupId": {"Fn::GetAtt": [vendor_group_id, "GroupId"]},
+            "SourceSecurityGroupId": {"Fn::GetAtt": [proxy_group_id, "GroupId"]},
+        }
+    ]
+    assert "SecurityGroupIngress" not in resources(dev, "AWS::EC2::SecurityGroup")[vendor_group_id]["Properties"]
+
+
+def test_vendor_endpoint_policy_allows_invoking_configured_models_only(each_environment: Synthesized) -> None:
+    vendor = interface_endpoints(each_environment)["bedrock-runtime"]
+    statements = vendor["PolicyDocument"]["Statement"]
+    assert [s["Effect"] for s in statements] == ["Allow"]
+    (statement,) = statements
+    assert sorted(statement["Action"]) == ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"]
+    assert sorted(statement["Resource"]) == sorted(each_environment.config.vendor.model_arns)
+    assert "*" not in statement["Resource"] and "*" not in statement["Action"]
+    assert statement["Condition"] == {"StringEquals": {"aws:PrincipalAccount": each_environment.config.account}}
