@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
+from gateway.settings import GatewayOptions, ModelPrice
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -24,6 +25,7 @@ from pydantic import (
 )
 
 CONFIG_DIR = Path(__file__).resolve().parent
+DEFAULT_POLICY_RULES = CONFIG_DIR / "policy-rules.yaml"
 
 # CloudWatch Logs accepts only these retention periods (days).
 LOG_RETENTION_DAYS = (
@@ -32,7 +34,6 @@ LOG_RETENTION_DAYS = (
 )  # fmt: skip
 
 ENDPOINT_SERVICE_RE = re.compile(r"^com\.amazonaws\.vpce\.(?P<region>[a-z0-9-]+)\.vpce-svc-[0-9a-f]{8,17}$")
-AWS_SERVICE_RE = re.compile(r"^[a-z][a-z0-9-]*(\.[a-z][a-z0-9-]*)*$")
 BEDROCK_ARN_RE = re.compile(
     r"^arn:aws[a-z-]*:bedrock:(?P<region>[a-z0-9-]+):(\d{12})?:"
     r"(foundation-model|inference-profile|application-inference-profile)/[A-Za-z0-9._:/-]+$"
@@ -82,13 +83,20 @@ class NetworkConfig(_Model):
 
 
 class VendorConfig(_Model):
-    """The AI vendor behind PrivateLink: an AWS service name or a vendor's endpoint service."""
+    """The AI vendor behind PrivateLink: Amazon Bedrock, or a vendor's endpoint service."""
 
     service: str = "bedrock-runtime"
     # Bedrock only: the endpoint policy allows invoking exactly these models/profiles.
     model_arns: tuple[str, ...] = ()
+    # US dollars per 1,000 tokens, per model id: estimated cost in metrics, and (later) team budgets.
+    prices: dict[str, ModelPrice] = Field(default_factory=dict)
     # None: on for AWS services, off for vendor endpoint services (their provider must verify a name).
     private_dns: bool | None = None
+    # Where the gateway sends requests. Bedrock: its regional URL (private DNS points it at the
+    # endpoint). A vendor endpoint service: the private DNS name the vendor gives you (required).
+    url: Annotated[str, Field(pattern=r"^https://[A-Za-z0-9.-]+(:\d+)?(/.*)?$")] | None = None
+    # A vendor endpoint service: the Secrets Manager secret holding its API key (required).
+    api_key_secret_id: str | None = None
 
     @property
     def is_endpoint_service(self) -> bool:
@@ -102,6 +110,14 @@ class VendorConfig(_Model):
     def private_dns_enabled(self) -> bool:
         return (not self.is_endpoint_service) if self.private_dns is None else self.private_dns
 
+    @property
+    def model_ids(self) -> tuple[str, ...]:
+        """What clients name in `/model/{id}/…`: the part of each ARN after the resource type."""
+        return tuple(arn.split("/", 1)[1] for arn in self.model_arns)
+
+    def endpoint_url(self, region: str) -> str:
+        return self.url or f"https://bedrock-runtime.{region}.amazonaws.com"
+
     @field_validator("service")
     @classmethod
     def _service_name(cls, value: str) -> str:
@@ -111,10 +127,9 @@ class VendorConfig(_Model):
                     f"malformed endpoint service name {value!r}: "
                     "expected com.amazonaws.vpce.<region>.vpce-svc-<8 to 17 hex digits>"
                 )
-        elif not AWS_SERVICE_RE.match(value):
-            raise ValueError(
-                f"{value!r} is neither an AWS service name (e.g. bedrock-runtime) nor an endpoint service name"
-            )
+        elif value not in BEDROCK_SERVICES:
+            allowed = ", ".join(sorted(BEDROCK_SERVICES))
+            raise ValueError(f"{value!r} is not supported; allowed: {allowed}, or com.amazonaws.vpce.<region>.vpce-svc-…")
         return value
 
     @field_validator("model_arns")
@@ -128,11 +143,23 @@ class VendorConfig(_Model):
         return value
 
     @model_validator(mode="after")
-    def _models_for_bedrock(self) -> VendorConfig:
-        if self.is_bedrock and not self.model_arns:
-            raise ValueError("model_arns: Bedrock needs at least one model ARN (the endpoint policy never allows '*')")
-        if not self.is_bedrock and self.model_arns:
-            raise ValueError(f"model_arns: only used with Bedrock, not with {self.service!r}")
+    def _per_kind(self) -> VendorConfig:
+        if self.is_bedrock:
+            if not self.model_arns:
+                raise ValueError("model_arns: Bedrock needs at least one model ARN (the endpoint policy never allows '*')")
+            unpriced = [m for m in self.model_ids if m not in self.prices]
+            if unpriced:
+                raise ValueError(f"prices: no price for {', '.join(unpriced)} (input_per_1k_usd, output_per_1k_usd)")
+            unknown = sorted(set(self.prices) - set(self.model_ids))
+            if unknown:
+                raise ValueError(f"prices: {', '.join(unknown)} is not in model_arns; models are: {', '.join(self.model_ids)}")
+        else:
+            if self.model_arns:
+                raise ValueError(f"model_arns: only used with Bedrock, not with {self.service!r}")
+            if not self.url:
+                raise ValueError("url: a vendor endpoint service needs the vendor's private URL (https://…)")
+            if not self.api_key_secret_id:
+                raise ValueError("api_key_secret_id: a vendor endpoint service needs the secret holding its API key")
         return self
 
 
@@ -182,6 +209,7 @@ class AigwConfig(_Model):
     limits: RateLimits = RateLimits()
     teams: tuple[TeamName, ...] = ()
     budgets: Budgets = Budgets()
+    gateway: GatewayOptions
 
     @field_validator("account", mode="before")
     @classmethod
@@ -246,12 +274,21 @@ def _allowed_fields(model: type[BaseModel], path: tuple[Any, ...]) -> list[str]:
     return [field.alias or name for name, field in model.model_fields.items()]
 
 
+def _default_policy_rules(raw: dict[str, Any]) -> None:
+    """An environment that sets no rules of its own gets the shipped ones (config/policy-rules.yaml)."""
+    gateway = raw.get("gateway")
+    policy = gateway.get("policy", {}) if isinstance(gateway, dict) else None
+    if isinstance(policy, dict) and "rules" not in policy:
+        gateway["policy"] = {**policy, "rules": yaml.safe_load(DEFAULT_POLICY_RULES.read_text())["rules"]}
+
+
 def load_config(environment: str, directory: Path = CONFIG_DIR) -> AigwConfig:
     """Read and validate `<directory>/<environment>.yaml`, or raise ConfigError saying what is wrong."""
     path = directory / f"{environment}.yaml"
     shown = f"{directory.name}/{path.name}"
-    if not path.is_file():
-        available = ", ".join(sorted(p.stem for p in directory.glob("*.yaml"))) or "none"
+    if not path.is_file() or path.name == DEFAULT_POLICY_RULES.name:
+        environments = (p.stem for p in directory.glob("*.yaml") if p.name != DEFAULT_POLICY_RULES.name)
+        available = ", ".join(sorted(environments)) or "none"
         raise ConfigError(f"{shown}: no such environment {environment!r}; available: {available}")
     try:
         raw = yaml.safe_load(path.read_text())
@@ -259,6 +296,7 @@ def load_config(environment: str, directory: Path = CONFIG_DIR) -> AigwConfig:
         raise ConfigError(f"{shown}: not valid YAML: {error}") from error
     if not isinstance(raw, dict):
         raise ConfigError(f"{shown}: expected a mapping of settings at the top level")
+    _default_policy_rules(raw)
     if raw.get("environment", environment) != environment:
         raise ConfigError(f"{shown}: environment: {raw['environment']!r} must match the file name ({environment!r})")
     try:

@@ -109,17 +109,60 @@ def test_malformed_endpoint_service_name(tmp_path: Path, service: str) -> None:
     assert f"vendor.service: malformed endpoint service name {service!r}: expected com.amazonaws.vpce." in message
 
 
+VENDOR = {"url": "https://api.vendor.example", "api_key_secret_id": "aigw/dev/vendor-key"}
+
+
 def test_endpoint_service_in_another_region(tmp_path: Path) -> None:
     service = "com.amazonaws.vpce.us-east-1.vpce-svc-0123456789abcdef0"
-    message = error_for(tmp_path, lambda c: c.update(vendor={"service": service}))
+    message = error_for(tmp_path, lambda c: c.update(vendor={"service": service, **VENDOR}))
     assert "vendor.service: endpoint service is in us-east-1, the environment in eu-west-1" in message
 
 
 def test_vendor_endpoint_service_is_accepted_without_models(tmp_path: Path) -> None:
     service = "com.amazonaws.vpce.eu-west-1.vpce-svc-0123456789abcdef0"
-    config = load_config("dev", write(tmp_path, lambda c: c.update(vendor={"service": service})))
+    config = load_config("dev", write(tmp_path, lambda c: c.update(vendor={"service": service, **VENDOR})))
     assert config.vendor.is_endpoint_service and not config.vendor.is_bedrock
     assert config.vendor.private_dns_enabled is False
+    assert config.vendor.endpoint_url(config.region) == "https://api.vendor.example"
+
+
+@pytest.mark.parametrize(
+    ("missing", "message"),
+    [("url", "vendor: url: a vendor endpoint service needs"), ("api_key_secret_id", "vendor: api_key_secret_id:")],
+)
+def test_vendor_endpoint_service_needs_url_and_key(tmp_path: Path, missing: str, message: str) -> None:
+    service = "com.amazonaws.vpce.eu-west-1.vpce-svc-0123456789abcdef0"
+    vendor = {"service": service, **VENDOR}
+    del vendor[missing]
+    assert message in error_for(tmp_path, lambda c: c.update(vendor=vendor))
+
+
+def test_unsupported_aws_service(tmp_path: Path) -> None:
+    message = error_for(tmp_path, lambda c: c["vendor"].update(service="sagemaker-runtime"))
+    assert "vendor.service: 'sagemaker-runtime' is not supported; allowed: bedrock-runtime" in message
+
+
+def test_every_model_needs_a_price(tmp_path: Path) -> None:
+    message = error_for(tmp_path, lambda c: c["vendor"]["prices"].pop("anthropic.claude-haiku-4-5-20251001-v1:0"))
+    assert "vendor: prices: no price for anthropic.claude-haiku-4-5-20251001-v1:0" in message
+
+
+def test_a_rule_that_is_not_re2_names_the_rule(tmp_path: Path) -> None:
+    rule = {"id": "backref", "pattern": r"(a+)\1", "action": "block"}
+    message = error_for(tmp_path, lambda c: c["gateway"]["policy"].update(rules=[rule]))
+    assert "gateway.policy.rules.0: rule backref: pattern: '(a+)\\\\1' is not a valid RE2 pattern" in message
+
+
+def test_shipped_rules_apply_unless_an_environment_sets_its_own(tmp_path: Path) -> None:
+    assert len(load_config("dev").gateway.policy.rules) >= 15
+    rule = {"id": "only-this", "pattern": "x", "action": "log"}
+    config = load_config("dev", write(tmp_path, lambda c: c["gateway"]["policy"].update(rules=[rule])))
+    assert [r.id for r in config.gateway.policy.rules] == ["only-this"]
+
+
+def test_clock_leeway_is_bounded(tmp_path: Path) -> None:
+    message = error_for(tmp_path, lambda c: c["gateway"]["auth"].update(leeway_seconds=3600))
+    assert "gateway.auth.leeway_seconds: Input should be less than or equal to 300" in message
 
 
 def test_bedrock_needs_model_arns(tmp_path: Path) -> None:
@@ -164,6 +207,8 @@ def test_environment_must_match_file_name(tmp_path: Path) -> None:
 def test_unknown_environment_lists_available_ones() -> None:
     with pytest.raises(ConfigError, match=r"config/staging.yaml: no such environment 'staging'; available: dev, prod"):
         load_config("staging")
+    with pytest.raises(ConfigError, match=r"no such environment 'policy-rules'"):
+        load_config("policy-rules")
 
 
 def test_bad_config_stops_synth_before_any_template(tmp_path: Path) -> None:

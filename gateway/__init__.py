@@ -1,0 +1,1 @@
+"""aigw's gateway service: the program each proxy instance runs (see gateway/app.py for the request path)."""

@@ -1,0 +1,452 @@
+"""The request path: authenticate, scope, size, policy, breaker, forward, check the answer, record.
+
+Every request but `/healthz` ends in exactly one audit record and one metrics line, whatever its
+outcome, including a client that goes away mid-stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import unquote
+
+import httpx
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from gateway.auth import Authenticator, AuthError, SigningKeys
+from gateway.breaker import BreakerState, CircuitBreaker
+from gateway.messages import (
+    CompletionStream,
+    ConverseStream,
+    InvokeStream,
+    ServerSentEventStream,
+    Usage,
+    check_body,
+    usage_from_body,
+)
+from gateway.policy import Policy, Scan
+from gateway.settings import GatewaySettings
+from gateway.sinks import JsonLinesSink
+from gateway.upstream import Opened, Upstream, UpstreamTimeout, UpstreamUnavailable, client_for
+
+log = logging.getLogger("aigw.gateway")
+
+BEDROCK_PATH = re.compile(r"^/model/(?P<model>[^/]+(?:/[^/]+)*?)/(?P<action>invoke|invoke-with-response-stream|converse|converse-stream)$")
+STREAMS: dict[str, type[CompletionStream]] = {"invoke-with-response-stream": InvokeStream, "converse-stream": ConverseStream}
+
+
+@dataclass
+class Exchange:
+    """One request as the audit trail will remember it."""
+
+    method: str
+    path: str
+    request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="milliseconds"))
+    started: float = field(default_factory=time.perf_counter)
+    user: str | None = None
+    team: str | None = None
+    repository: str | None = None
+    model: str | None = None
+    status: int = 0
+    outcome: str = "ok"
+    reason: str | None = None
+    policy: dict[str, Any] = field(default_factory=dict)
+    usage: Usage = field(default_factory=Usage)
+    prompt: list[str] = field(default_factory=list)
+    completion: list[str] = field(default_factory=list)
+    stream: bool = False
+    first_byte_ms: float | None = None
+    upstream_ms: float | None = None
+    recorded: bool = False
+
+    def note_policy(self, where: str, scan: Scan) -> None:
+        if scan.matches:
+            self.policy[where] = {"action": scan.action, "matches": dict(scan.matches)}
+
+
+class Gateway:
+    def __init__(self, settings: GatewaySettings) -> None:
+        self.settings = settings
+        self.policy = Policy(settings.policy)
+        self.breaker = CircuitBreaker(settings.upstream.breaker)
+        self.slots = asyncio.Semaphore(settings.upstream.max_concurrency)
+        self.in_flight = 0
+        self.audit = JsonLinesSink(settings.audit.path, settings.audit.queue_size, "audit")
+        self.metrics = JsonLinesSink(settings.metrics.path, settings.metrics.queue_size, "metrics")
+        self.client = client_for(settings)
+        self.idp_client = httpx.AsyncClient()
+        self.upstream = Upstream(settings, self.client)
+        self.auth = Authenticator(settings.auth, SigningKeys(settings.auth, self.idp_client))
+        self.models = set(settings.vendor.models)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.audit.start()
+        self.metrics.start()
+        await asyncio.to_thread(self.upstream.key.load)
+        try:
+            await self.auth.keys.refresh()
+        except (httpx.HTTPError, ValueError) as error:  # keys are fetched again on the first request
+            log.warning("could not prefetch the IdP's JWKS from %s: %s", self.settings.auth.jwks_url, error)
+
+    async def stop(self) -> None:
+        await self.client.aclose()
+        await self.idp_client.aclose()
+        await asyncio.to_thread(self.audit.close)
+        await asyncio.to_thread(self.metrics.close)
+
+    # -- endpoints -----------------------------------------------------------------------------
+
+    async def health(self, _request: Request) -> JSONResponse:
+        sinks = {sink.name: {"ok": sink.healthy, "error": sink.error, "written": sink.written} for sink in (self.audit, self.metrics)}
+        healthy = all(s["ok"] for s in sinks.values())
+        body = {
+            "status": "ok" if healthy else "unhealthy",
+            "environment": self.settings.environment,
+            "breaker": self.breaker.state.value,
+            "in_flight": self.in_flight,
+            **sinks,
+        }
+        return JSONResponse(body, status_code=200 if healthy else 503)
+
+    async def handle(self, request: Request) -> Response:
+        exchange = Exchange(method=request.method, path=request.url.path)
+        try:
+            response = await self._handle(request, exchange)
+        except Exception as error:  # a bug must still leave a record and a clear answer
+            log.exception("request %s failed", exchange.request_id)
+            response = self._reject(exchange, 500, "internal_error", type(error).__name__, "The gateway failed; see its logs.")
+        response.headers["x-request-id"] = exchange.request_id
+        if isinstance(response, StreamingResponse):
+            # Normally the stream records itself as it ends; this covers a stream that never started.
+            response.background = BackgroundTask(self._record, exchange)
+        else:
+            exchange.status = response.status_code
+            self._record(exchange)
+        return response
+
+    # -- the request path ----------------------------------------------------------------------
+
+    async def _handle(self, request: Request, exchange: Exchange) -> Response:
+        settings = self.settings
+        try:
+            identity = await self.auth.identify(request.headers.get("authorization"))
+        except AuthError as error:
+            return self._reject(
+                exchange, 401, "unauthorized", error.reason, error.message,
+                headers={"www-authenticate": f'Bearer error="invalid_token", error_description="{error.reason}"'},
+            )  # fmt: skip
+        exchange.user, exchange.team = identity.user, identity.team
+
+        action = None
+        if settings.vendor.kind == "bedrock":
+            route = BEDROCK_PATH.match(request.url.path)
+            if route is None or request.method != "POST":
+                return self._reject(exchange, 404, "not_found", "unknown_path", f"{request.method} {request.url.path} is not a Bedrock runtime path.")
+            action = route["action"]
+            exchange.model = unquote(route["model"])
+            if self.models and _model_id(exchange.model) not in self.models:
+                allowed = ", ".join(sorted(self.models))
+                return self._reject(exchange, 403, "model_not_allowed", exchange.model, f"Model {exchange.model!r} is not enabled here; enabled: {allowed}.")
+        exchange.stream = action in STREAMS or "text/event-stream" in request.headers.get("accept", "")
+
+        exchange.repository = request.headers.get(settings.policy.repository_header)
+        blocked_by = self.policy.repository_policy(exchange.repository)
+        if blocked_by:
+            return self._reject(exchange, 403, "repository_blocked", blocked_by, f"Repository {exchange.repository!r} is out of scope for AI assistance (policy {blocked_by}).")
+
+        body = await self._read_body(request)
+        if body is None:
+            limit = settings.policy.max_request_bytes
+            return self._reject(exchange, 413, "too_large", str(limit), f"The request body is larger than {limit} bytes.")
+        try:
+            payload = json.loads(body) if body else {}
+        except json.JSONDecodeError as error:
+            return self._reject(exchange, 400, "malformed_body", "json", f"The request body is not JSON ({error}).")
+
+        payload, scan, exchange.prompt = check_body(self.policy, payload, "prompt")
+        exchange.note_policy("prompt", scan)
+        if scan.action == "block":
+            rules = ", ".join(scan.blocking_rules)
+            return self._reject(exchange, 403, "policy_blocked", rules, f"The prompt contains content the policy blocks (rule {rules}).")
+        if scan.action == "redact":
+            body = json.dumps(payload).encode()
+        if exchange.stream and settings.vendor.kind == "endpoint_service" and isinstance(payload, dict):
+            exchange.stream = bool(payload.get("stream"))
+
+        try:
+            await asyncio.wait_for(self.slots.acquire(), settings.upstream.queue_wait_seconds)
+        except TimeoutError:
+            return self._reject(exchange, 503, "busy", "max_concurrency", "The gateway is at capacity; retry shortly.", headers={"retry-after": "1"})
+        slot = _Slot(self)
+        try:
+            if not self.breaker.allow():
+                retry = str(self.breaker.retry_after())
+                return self._reject(exchange, 503, "vendor_degraded", "circuit_open", "The AI vendor is degraded; the gateway is failing fast. Retry later.", headers={"retry-after": retry})
+            path = self.upstream.bedrock_path(exchange.model or "", action) if action else _path_and_query(request)
+            try:
+                opened = await self.upstream.open(request.method, path, body, dict(request.headers))
+            except UpstreamTimeout:
+                self.breaker.record_failure()
+                seconds = settings.upstream.first_byte_timeout_seconds
+                return self._reject(exchange, 504, "upstream_timeout", f"{seconds:g}s", f"The AI vendor did not answer within {seconds:g} s.")
+            except UpstreamUnavailable as error:
+                self.breaker.record_failure()
+                return self._reject(exchange, 502, "upstream_unavailable", str(error), "The AI vendor could not be reached.")
+            except BaseException:
+                self.breaker.release_probe()
+                raise
+            exchange.first_byte_ms = opened.first_byte_ms
+            if opened.response.status_code >= 500:
+                self.breaker.record_failure()
+            else:
+                self.breaker.record_success()
+            if exchange.stream and opened.response.status_code == 200:
+                transform = STREAMS[action](self.policy) if action else ServerSentEventStream(self.policy)
+                stream = self._stream(exchange, opened, transform, slot)
+                slot = None  # the stream releases it when it ends
+                return StreamingResponse(stream, status_code=200, headers=self.upstream.returned_headers(opened.response))
+            return await self._buffered(exchange, opened)
+        finally:
+            if slot is not None:
+                slot.release()
+
+    async def _buffered(self, exchange: Exchange, opened: Opened) -> Response:
+        response = opened.response
+        try:
+            raw = await asyncio.wait_for(response.aread(), self._remaining(exchange))
+        except TimeoutError:
+            return self._reject(exchange, 504, "upstream_timeout", "stream_timeout_seconds", "The AI vendor's answer took too long.")
+        finally:
+            await response.aclose()
+        exchange.upstream_ms = (time.perf_counter() - exchange.started) * 1000
+        headers = self.upstream.returned_headers(response)
+        if response.status_code != 200:
+            exchange.outcome, exchange.reason = "vendor_error", response.headers.get("x-amzn-errortype", str(response.status_code))
+            return Response(raw, status_code=response.status_code, headers=headers)
+        try:
+            answer = json.loads(raw)
+        except json.JSONDecodeError:
+            return Response(raw, status_code=200, headers=headers)
+        exchange.usage = usage_from_body(answer)
+        answer, scan, exchange.completion = check_body(self.policy, answer, "completion")
+        exchange.note_policy("completion", scan)
+        if scan.action == "block":
+            rules = ", ".join(scan.blocking_rules)
+            exchange.completion = []
+            return self._reject(exchange, 403, "completion_blocked", rules, f"The answer contains content the policy blocks (rule {rules}).")
+        if scan.action == "redact":
+            raw = json.dumps(answer).encode()
+            headers.pop("content-length", None)
+        return Response(raw, status_code=200, headers=headers)
+
+    async def _stream(self, exchange: Exchange, opened: Opened, transform: CompletionStream, slot: _Slot) -> AsyncIterator[bytes]:
+        response = opened.response
+        chunks = response.aiter_raw()
+        exchange.status = 200
+        try:
+            while not transform.blocked:
+                try:
+                    chunk = await asyncio.wait_for(anext(chunks), self._remaining(exchange))
+                except StopAsyncIteration:
+                    tail = transform.finish()
+                    if tail:
+                        yield tail
+                    break
+                except TimeoutError:
+                    exchange.outcome, exchange.reason = "stream_timeout", f"{self.settings.upstream.stream_timeout_seconds:g}s"
+                    break
+                out = transform.feed(chunk)
+                if out:
+                    yield out
+            if transform.blocked:
+                exchange.outcome, exchange.reason = "completion_blocked", ", ".join(transform.scan.blocking_rules)
+        except (asyncio.CancelledError, GeneratorExit):
+            exchange.outcome, exchange.reason = "client_disconnected", None
+            raise
+        except httpx.HTTPError as error:
+            exchange.outcome, exchange.reason = "upstream_unavailable", str(error) or type(error).__name__
+        finally:
+            slot.release()
+            with contextlib.suppress(Exception):
+                await asyncio.shield(response.aclose())
+            exchange.upstream_ms = (time.perf_counter() - exchange.started) * 1000
+            exchange.usage = transform.usage
+            exchange.completion = ["".join(transform.text)]
+            exchange.note_policy("completion", transform.scan)
+            self._record(exchange)
+
+    async def _read_body(self, request: Request) -> bytes | None:
+        """The body, or None as soon as it passes the size limit (checked before any rule runs)."""
+        limit = self.settings.policy.max_request_bytes
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            return None
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                return None
+        return bytes(body)
+
+    def _remaining(self, exchange: Exchange) -> float:
+        return max(0.001, self.settings.upstream.stream_timeout_seconds - (time.perf_counter() - exchange.started))
+
+    def _reject(
+        self, exchange: Exchange, status: int, outcome: str, reason: str | None, message: str, headers: dict[str, str] | None = None
+    ) -> JSONResponse:
+        exchange.status, exchange.outcome, exchange.reason = status, outcome, reason
+        body = {"error": outcome, "reason": reason, "message": message, "request_id": exchange.request_id}
+        return JSONResponse(body, status_code=status, headers=headers)
+
+    # -- records -------------------------------------------------------------------------------
+
+    def _record(self, exchange: Exchange) -> None:
+        if exchange.recorded:
+            return
+        exchange.recorded = True
+        latency_ms = round((time.perf_counter() - exchange.started) * 1000, 2)
+        cost = self._cost(exchange)
+        prompt, prompt_cut = _limited("\n".join(exchange.prompt), self.settings.audit_text_limit_bytes)
+        completion, completion_cut = _limited("".join(exchange.completion), self.settings.audit_text_limit_bytes)
+        self.audit.put(
+            {
+                "time": exchange.at,
+                "request_id": exchange.request_id,
+                "environment": self.settings.environment,
+                "user": exchange.user,
+                "team": exchange.team,
+                "repository": exchange.repository,
+                "model": exchange.model,
+                "method": exchange.method,
+                "path": exchange.path,
+                "status": exchange.status,
+                "outcome": exchange.outcome,
+                "reason": exchange.reason,
+                "policy": exchange.policy,
+                "stream": exchange.stream,
+                "input_tokens": exchange.usage.input_tokens,
+                "output_tokens": exchange.usage.output_tokens,
+                "estimated_cost_usd": cost,
+                "latency_ms": latency_ms,
+                "first_byte_ms": _rounded(exchange.first_byte_ms),
+                "upstream_ms": _rounded(exchange.upstream_ms),
+                "breaker": self.breaker.state.value,
+                "prompt": prompt,
+                "completion": completion,
+                "truncated": prompt_cut or completion_cut,
+            }
+        )
+        self.metrics.put(self._metrics_line(exchange, latency_ms, cost))
+
+    def _cost(self, exchange: Exchange) -> float:
+        price = self.settings.vendor.prices.get(_model_id(exchange.model or ""))
+        if price is None:
+            return 0.0
+        usage = exchange.usage
+        return round(usage.input_tokens / 1000 * price.input_per_1k_usd + usage.output_tokens / 1000 * price.output_per_1k_usd, 6)
+
+    def _metrics_line(self, exchange: Exchange, latency_ms: float, cost: float) -> dict[str, Any]:
+        """A CloudWatch embedded-metric-format line: the agent turns it into metrics, no API calls here."""
+        metrics = {
+            "Requests": (1, "Count"),
+            "Rejections": (0 if exchange.outcome == "ok" else 1, "Count"),
+            "InputTokens": (exchange.usage.input_tokens, "Count"),
+            "OutputTokens": (exchange.usage.output_tokens, "Count"),
+            "EstimatedCostUsd": (cost, "None"),
+            "Latency": (latency_ms, "Milliseconds"),
+            "BreakerOpen": (0 if self.breaker.state is BreakerState.CLOSED else 1, "Count"),
+        }
+        if exchange.first_byte_ms is not None:
+            metrics["UpstreamFirstByte"] = (round(exchange.first_byte_ms, 2), "Milliseconds")
+        return {
+            "_aws": {
+                "Timestamp": int(time.time() * 1000),
+                "CloudWatchMetrics": [
+                    {
+                        "Namespace": self.settings.metrics_namespace,
+                        "Dimensions": [["Environment"], ["Environment", "Team"], ["Environment", "Outcome"]],
+                        "Metrics": [{"Name": name, "Unit": unit} for name, (_, unit) in metrics.items()],
+                    }
+                ],
+            },
+            "Environment": self.settings.environment,
+            "Team": exchange.team or "unauthenticated",
+            "Outcome": exchange.outcome,
+            "Model": exchange.model,
+            "RequestId": exchange.request_id,
+            **{name: value for name, (value, _) in metrics.items()},
+        }
+
+
+class _Slot:
+    """One of the process's upstream slots, released exactly once."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.released = False
+        gateway.in_flight += 1
+
+    def release(self) -> None:
+        if not self.released:
+            self.released = True
+            self.gateway.in_flight -= 1
+            self.gateway.slots.release()
+
+
+def _model_id(model: str) -> str:
+    """`arn:…:foundation-model/anthropic.x` and `anthropic.x` name the same model."""
+    return model.split("/", 1)[1] if model.startswith("arn:") and "/" in model else model
+
+
+def _path_and_query(request: Request) -> str:
+    query = request.url.query
+    return request.url.path + (f"?{query}" if query else "")
+
+
+def _limited(text: str, limit: int) -> tuple[str, bool]:
+    encoded = text.encode()
+    if len(encoded) <= limit:
+        return text, False
+    return encoded[:limit].decode(errors="ignore"), True
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
+def create_app(settings: GatewaySettings) -> Starlette:
+    gateway = Gateway(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        await gateway.start()
+        try:
+            yield
+        finally:
+            await gateway.stop()
+
+    app = Starlette(
+        routes=[
+            Route("/healthz", gateway.health, methods=["GET"]),
+            Route("/{path:path}", gateway.handle, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.gateway = gateway
+    return app

@@ -1,0 +1,91 @@
+"""Append-only JSON-lines files (audit records, metrics), written off the request path.
+
+A bounded queue feeds one writer thread. A full queue makes a request wait for room rather than
+lose its record (the event loop stalls only if the disk does); a file that cannot be written keeps the records queued, retries, and shows on
+`/healthz` until it recovers. Closing drains the queue: records are flushed on shutdown.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("aigw.sinks")
+_CLOSE = object()
+
+
+class JsonLinesSink:
+    def __init__(self, path: Path, queue_size: int, name: str) -> None:
+        self.path = path
+        self.name = name
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
+        self._thread = threading.Thread(target=self._run, name=f"aigw-{name}-writer", daemon=True)
+        self.error: str | None = None
+        self.written = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    @property
+    def healthy(self) -> bool:
+        return self.error is None and self._thread.is_alive()
+
+    def put(self, record: dict[str, Any]) -> None:
+        """Queue a record. Only when the writer is `queue_size` records behind does this wait for it:
+        losing a record would be worse. It must not await, so that a cancelled request still records."""
+        self._queue.put(record)
+
+    def close(self, timeout: float = 30) -> None:
+        """Write everything queued, then stop."""
+        if self._thread.is_alive():
+            self._queue.put(_CLOSE)
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        pending: list[str] = []
+        closing = False
+        while not (closing and not pending):
+            if not closing:
+                closing = self._take(pending)
+            if pending and self._write(pending):
+                pending.clear()
+            elif pending:
+                time.sleep(0.5)  # the file is failing: keep the records and try again
+
+    def _take(self, pending: list[str]) -> bool:
+        """Move what is queued into `pending` (waiting a little for the first); True when asked to close."""
+        try:
+            item = self._queue.get(timeout=0.2)
+        except queue.Empty:
+            return False
+        while True:
+            if item is _CLOSE:
+                return True
+            pending.append(json.dumps(item, separators=(",", ":"), default=str))
+            if len(pending) >= 1000:
+                return False
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return False
+
+    def _write(self, lines: list[str]) -> bool:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a", encoding="utf-8") as file:
+                file.write("\n".join(lines) + "\n")
+        except OSError as error:
+            if self.error is None:
+                log.error("%s file %s cannot be written: %s", self.name, self.path, error)
+            self.error = f"{self.path}: {error.strerror or error}"
+            return False
+        if self.error is not None:
+            log.warning("%s file %s is writable again", self.name, self.path)
+        self.error = None
+        self.written += len(lines)
+        return True

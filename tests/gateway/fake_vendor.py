@@ -1,0 +1,218 @@
+"""A fake AI vendor for tests and `make gateway-local`: the four Bedrock runtime paths (with the binary
+event stream for the streaming two) and an Anthropic-style `/v1/messages` for vendor endpoint services.
+
+It recomputes every request's SigV4 signature with the dummy credentials and refuses a wrong one, checks
+a vendor key on `/v1/messages`, and can be told to be slow or to fail (`POST /_control`). `GET /_last`
+shows the last request it accepted, so tests can see exactly what the gateway sent on.
+
+    python -m tests.gateway.fake_vendor --port PORT
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import hmac
+import json
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import uvicorn
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from gateway import eventstream
+
+ACCESS_KEY = "AKIDFAKEVENDORTEST01"
+SECRET_KEY = "fake-vendor-secret-key-for-tests-only"
+REGION = "eu-west-1"
+VENDOR_API_KEY = "vendor-key-for-tests"
+AUTHORIZATION = re.compile(
+    r"^AWS4-HMAC-SHA256 Credential=(?P<key>[^/]+)/(?P<date>\d{8})/(?P<region>[^/]+)/(?P<service>[^/]+)/aws4_request, "
+    r"SignedHeaders=(?P<signed>[^,]+), Signature=(?P<signature>[0-9a-f]{64})$"
+)
+BEDROCK_PATH = re.compile(r"^/model/(?P<model>[^/]+)/(?P<action>invoke|invoke-with-response-stream|converse|converse-stream)$")
+
+DEFAULTS: dict[str, Any] = {
+    "delay_seconds": 0.0,  # before the response headers (what the gateway's first-byte timeout sees)
+    "chunk_delay_seconds": 0.0,  # between streamed chunks
+    "fail_status": None,  # answer every request with this status
+    "completion": "Hello from the fake vendor.",
+    "chunk_chars": 8,  # streamed completions are cut into pieces of this size
+}
+state: dict[str, Any] = {**DEFAULTS, "last": None, "requests": 0}
+
+
+def signature_error(method: str, url: str, headers: dict[str, str], body: bytes) -> str | None:
+    """Recompute the SigV4 signature the way AWS does; None when it matches."""
+    match = AUTHORIZATION.match(headers.get("authorization", ""))
+    if match is None:
+        return "missing or malformed SigV4 Authorization header"
+    if match["key"] != ACCESS_KEY or match["region"] != REGION or match["service"] != "bedrock":
+        return f"credential scope {match['key']}/{match['region']}/{match['service']} is not the expected one"
+    signed = match["signed"].split(";")
+    if "host" not in signed or "x-amz-date" not in signed:
+        return "host and x-amz-date must be signed"
+    request = AWSRequest(method=method, url=url, data=body, headers={name: headers[name] for name in signed})
+    request.context["timestamp"] = headers["x-amz-date"]
+    signer = SigV4Auth(Credentials(ACCESS_KEY, SECRET_KEY), "bedrock", REGION)
+    expected = signer.signature(signer.string_to_sign(request, signer.canonical_request(request)), request)
+    return None if hmac.compare_digest(expected, match["signature"]) else "signature does not match"
+
+
+def pieces(text: str) -> list[str]:
+    size = max(1, int(state["chunk_chars"]))
+    return [text[i : i + size] for i in range(0, len(text), size)] or [""]
+
+
+def input_tokens(body: bytes) -> int:
+    return max(1, len(body) // 4)
+
+
+async def bedrock(request: Request) -> Response:
+    raw_path = request.scope.get("raw_path", request.url.path.encode()).decode()
+    url = f"http://{request.headers['host']}{raw_path}"
+    body = await request.body()
+    error = signature_error(request.method, url, dict(request.headers), body)
+    if error:
+        return JSONResponse({"message": f"InvalidSignatureException: {error}"}, status_code=403, headers={"x-amzn-errortype": "InvalidSignatureException"})
+    route = BEDROCK_PATH.match(request.url.path)
+    if route is None:
+        return JSONResponse({"message": "UnknownOperationException"}, status_code=404)
+    return await answer(request, body, route["action"], route["model"])
+
+
+async def messages(request: Request) -> Response:
+    body = await request.body()
+    if request.headers.get("x-api-key") != VENDOR_API_KEY:
+        return JSONResponse({"type": "error", "error": {"type": "authentication_error", "message": "invalid x-api-key"}}, status_code=401)
+    action = "sse" if json.loads(body or b"{}").get("stream") else "messages"
+    return await answer(request, body, action, "vendor-model")
+
+
+async def answer(request: Request, body: bytes, action: str, model: str) -> Response:
+    state["requests"] += 1
+    state["last"] = {"path": request.url.path, "headers": dict(request.headers), "body": body.decode(errors="replace"), "model": model}
+    if state["delay_seconds"]:
+        await asyncio.sleep(float(state["delay_seconds"]))
+    if state["fail_status"]:
+        return JSONResponse({"message": "fake vendor failure"}, status_code=int(state["fail_status"]), headers={"x-amzn-errortype": "ServiceUnavailableException"})
+    text, tokens_in = str(state["completion"]), input_tokens(body)
+    tokens_out = len(pieces(text))
+    if action in ("invoke", "messages"):
+        return JSONResponse(
+            {
+                "id": "msg_fake", "type": "message", "role": "assistant", "model": model,
+                "content": [{"type": "text", "text": text}], "stop_reason": "end_turn",
+                "usage": {"input_tokens": tokens_in, "output_tokens": tokens_out},
+            },
+            headers={"x-amzn-requestid": "fake-request"},
+        )  # fmt: skip
+    if action == "converse":
+        return JSONResponse(
+            {
+                "output": {"message": {"role": "assistant", "content": [{"text": text}]}}, "stopReason": "end_turn",
+                "usage": {"inputTokens": tokens_in, "outputTokens": tokens_out, "totalTokens": tokens_in + tokens_out},
+                "metrics": {"latencyMs": 1},
+            }
+        )  # fmt: skip
+    frames = {"invoke-with-response-stream": invoke_stream, "converse-stream": converse_stream, "sse": sse_stream}[action]
+    media_type = "text/event-stream" if action == "sse" else eventstream.CONTENT_TYPE
+    return StreamingResponse(paced(frames(text, tokens_in, tokens_out)), media_type=media_type)
+
+
+async def paced(frames: list[bytes]) -> AsyncIterator[bytes]:
+    for frame in frames:
+        if state["chunk_delay_seconds"]:
+            await asyncio.sleep(float(state["chunk_delay_seconds"]))
+        yield frame
+
+
+def chunk(inner: dict[str, Any]) -> bytes:
+    return eventstream.event("chunk", json.dumps({"bytes": base64.b64encode(json.dumps(inner).encode()).decode()}).encode())
+
+
+def invoke_stream(text: str, tokens_in: int, tokens_out: int) -> list[bytes]:
+    return [
+        chunk({"type": "message_start", "message": {"id": "msg_fake", "role": "assistant", "usage": {"input_tokens": tokens_in, "output_tokens": 1}}}),
+        chunk({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        *(chunk({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": p}}) for p in pieces(text)),
+        chunk({"type": "content_block_stop", "index": 0}),
+        chunk({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": tokens_out}}),
+        chunk({"type": "message_stop", "amazon-bedrock-invocationMetrics": {"inputTokenCount": tokens_in, "outputTokenCount": tokens_out}}),
+    ]
+
+
+def converse_stream(text: str, tokens_in: int, tokens_out: int) -> list[bytes]:
+    def event(kind: str, body: dict[str, Any]) -> bytes:
+        return eventstream.event(kind, json.dumps(body).encode())
+
+    return [
+        event("messageStart", {"role": "assistant"}),
+        *(event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": p}}) for p in pieces(text)),
+        event("contentBlockStop", {"contentBlockIndex": 0}),
+        event("messageStop", {"stopReason": "end_turn"}),
+        event("metadata", {"usage": {"inputTokens": tokens_in, "outputTokens": tokens_out, "totalTokens": tokens_in + tokens_out}, "metrics": {"latencyMs": 1}}),
+    ]
+
+
+def sse_stream(text: str, tokens_in: int, tokens_out: int) -> list[bytes]:
+    def event(inner: dict[str, Any]) -> bytes:
+        return f"event: {inner['type']}\ndata: {json.dumps(inner)}\n\n".encode()
+
+    return [
+        event({"type": "message_start", "message": {"id": "msg_fake", "usage": {"input_tokens": tokens_in, "output_tokens": 1}}}),
+        *(event({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": p}}) for p in pieces(text)),
+        event({"type": "content_block_stop", "index": 0}),
+        event({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": tokens_out}}),
+        event({"type": "message_stop"}),
+    ]
+
+
+async def control(request: Request) -> Response:
+    changes = await request.json()
+    unknown = set(changes) - set(DEFAULTS) - {"reset"}
+    if unknown:
+        return JSONResponse({"unknown": sorted(unknown)}, status_code=400)
+    if changes.pop("reset", False):
+        state.update(DEFAULTS)
+    state.update(changes)
+    return JSONResponse({k: state[k] for k in DEFAULTS})
+
+
+async def last(_request: Request) -> Response:
+    return JSONResponse({"last": state["last"], "requests": state["requests"]})
+
+
+async def ready(_request: Request) -> Response:
+    return JSONResponse({"ok": True})
+
+
+app = Starlette(
+    routes=[
+        Route("/_control", control, methods=["POST"]),
+        Route("/_last", last, methods=["GET"]),
+        Route("/_ready", ready, methods=["GET"]),
+        Route("/v1/messages", messages, methods=["POST"]),
+        Route("/{path:path}", bedrock, methods=["POST"]),
+    ]
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""Real processes on loopback for the gateway's tests, `make gateway-local` and `make bench-gateway`:
+the fake vendor, the token issuer and the gateway itself, each a `python -m …` child on a free port."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from config import load_config
+from config.render import gateway_settings
+from gateway.settings import GatewaySettings
+from tests.gateway import fake_vendor, token_issuer
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Process:
+    name: str
+    popen: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
+        if self.popen.poll() is None:
+            self.popen.send_signal(sig)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        return self.popen.returncode
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:]) if self.log.exists() else ""
+
+
+def start(name: str, module: str, args: Sequence[str], ready_path: str, workdir: Path, port: int | None = None, env: dict[str, str] | None = None) -> Process:
+    """Start `python -m module args --port PORT` and wait until GET ready_path answers 200."""
+    port = port or free_port()
+    log = workdir / f"{name}.log"
+    with log.open("ab") as out:
+        popen = subprocess.Popen(
+            [sys.executable, "-m", module, *args, "--port", str(port)],
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+        )
+    process = Process(name, popen, f"http://127.0.0.1:{port}", log)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(process.url + ready_path, timeout=1).status_code == 200:
+                return process
+        except httpx.TransportError:
+            pass
+        if popen.poll() is not None or time.monotonic() > deadline:
+            process.stop(signal.SIGKILL)
+            raise RuntimeError(f"{name} did not start:\n{process.log_tail()}")
+        time.sleep(0.05)
+
+
+# The gateway signs with these (botocore's default chain reads the environment); nothing else leaks in.
+GATEWAY_ENV = {
+    "AWS_ACCESS_KEY_ID": fake_vendor.ACCESS_KEY,
+    "AWS_SECRET_ACCESS_KEY": fake_vendor.SECRET_KEY,
+    "AWS_REGION": fake_vendor.REGION,
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+
+
+def settings_for(workdir: Path, vendor_url: str, issuer_url: str, environment: str = "dev", **changes: Any) -> GatewaySettings:
+    """The environment's rendered settings, pointed at the local vendor and issuer and at files in workdir."""
+    settings = gateway_settings(load_config(environment))
+    data = settings.model_dump(mode="json")
+    data["vendor"]["url"] = vendor_url
+    data["auth"].update(issuer=token_issuer.ISSUER, audience=token_issuer.AUDIENCE, jwks_url=issuer_url + token_issuer.JWKS_PATH)
+    data["audit"]["path"] = str(workdir / "audit.jsonl")
+    data["metrics"]["path"] = str(workdir / "metrics.jsonl")
+    for dotted, value in changes.items():
+        target = data
+        *parents, leaf = dotted.split("__")
+        for part in parents:
+            target = target[part]
+        target[leaf] = value
+    return GatewaySettings.model_validate(data)
+
+
+def start_gateway(workdir: Path, settings: GatewaySettings, port: int | None = None, env: dict[str, str] | None = None) -> Process:
+    path = workdir / "gateway.json"
+    path.write_text(settings.model_dump_json(indent=2))
+    return start("gateway", "gateway", ["--settings", str(path), "--log-level", "warning"], "/healthz", workdir, port, {**GATEWAY_ENV, **(env or {})})
+
+
+def start_vendor(workdir: Path) -> Process:
+    return start("vendor", "tests.gateway.fake_vendor", [], "/_ready", workdir)
+
+
+def start_issuer(workdir: Path, keys: Path) -> Process:
+    return start("issuer", "tests.gateway.token_issuer", ["--keys", str(keys)], token_issuer.JWKS_PATH, workdir)
