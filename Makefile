@@ -8,11 +8,11 @@ CDK := npx --no-install cdk
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install synth deploy-local deploy test lint snapshots bench-synth clean
+.PHONY: install synth deploy-local deploy test lint snapshots bench-synth gateway-local bench-gateway clean
 
 install: $(VENV)/.installed node_modules/.installed
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt gateway/requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
@@ -46,6 +46,13 @@ snapshots: install
 
 bench-synth: install
 	$(PY) scripts/bench_synth.py
+
+# The gateway on 127.0.0.1 against the fake vendor and a local token issuer; prints a curl line.
+gateway-local: install
+	$(PY) scripts/gateway_local.py --env $(ENV)
+
+bench-gateway: install
+	$(PY) scripts/bench_gateway.py
 
 clean:
 	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache .bench

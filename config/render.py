@@ -11,9 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from gateway.settings import GatewaySettings, VendorSettings
-
 from config.settings import AigwConfig, ConfigError, load_config
+from gateway.settings import GatewaySettings, VendorSettings
 
 
 def gateway_settings(config: AigwConfig) -> GatewaySettings:
@@ -33,7 +32,9 @@ def gateway_settings(config: AigwConfig) -> GatewaySettings:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m config.render", description=__doc__.split("\n")[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(
+        prog="python -m config.render", description=__doc__.split("\n")[0] if __doc__ else None
+    )
     parser.add_argument("--env", default="dev")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)

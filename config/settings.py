@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from gateway.settings import GatewayOptions, ModelPrice
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -23,6 +22,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from gateway.settings import GatewayOptions, ModelPrice
 
 CONFIG_DIR = Path(__file__).resolve().parent
 DEFAULT_POLICY_RULES = CONFIG_DIR / "policy-rules.yaml"
@@ -129,7 +130,9 @@ class VendorConfig(_Model):
                 )
         elif value not in BEDROCK_SERVICES:
             allowed = ", ".join(sorted(BEDROCK_SERVICES))
-            raise ValueError(f"{value!r} is not supported; allowed: {allowed}, or com.amazonaws.vpce.<region>.vpce-svc-…")
+            raise ValueError(
+                f"{value!r} is not supported; allowed: {allowed}, or com.amazonaws.vpce.<region>.vpce-svc-…"
+            )
         return value
 
     @field_validator("model_arns")
@@ -146,13 +149,17 @@ class VendorConfig(_Model):
     def _per_kind(self) -> VendorConfig:
         if self.is_bedrock:
             if not self.model_arns:
-                raise ValueError("model_arns: Bedrock needs at least one model ARN (the endpoint policy never allows '*')")
+                raise ValueError(
+                    "model_arns: Bedrock needs at least one model ARN (the endpoint policy never allows '*')"
+                )
             unpriced = [m for m in self.model_ids if m not in self.prices]
             if unpriced:
                 raise ValueError(f"prices: no price for {', '.join(unpriced)} (input_per_1k_usd, output_per_1k_usd)")
             unknown = sorted(set(self.prices) - set(self.model_ids))
             if unknown:
-                raise ValueError(f"prices: {', '.join(unknown)} is not in model_arns; models are: {', '.join(self.model_ids)}")
+                raise ValueError(
+                    f"prices: {', '.join(unknown)} is not in model_arns; models are: {', '.join(self.model_ids)}"
+                )
         else:
             if self.model_arns:
                 raise ValueError(f"model_arns: only used with Bedrock, not with {self.service!r}")
@@ -277,7 +284,9 @@ def _allowed_fields(model: type[BaseModel], path: tuple[Any, ...]) -> list[str]:
 def _default_policy_rules(raw: dict[str, Any]) -> None:
     """An environment that sets no rules of its own gets the shipped ones (config/policy-rules.yaml)."""
     gateway = raw.get("gateway")
-    policy = gateway.get("policy", {}) if isinstance(gateway, dict) else None
+    if not isinstance(gateway, dict):
+        return
+    policy = gateway.get("policy", {})
     if isinstance(policy, dict) and "rules" not in policy:
         gateway["policy"] = {**policy, "rules": yaml.safe_load(DEFAULT_POLICY_RULES.read_text())["rules"]}
 

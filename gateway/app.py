@@ -40,12 +40,17 @@ from gateway.messages import (
 from gateway.policy import Policy, Scan
 from gateway.settings import GatewaySettings
 from gateway.sinks import JsonLinesSink
-from gateway.upstream import Opened, Upstream, UpstreamTimeout, UpstreamUnavailable, client_for
+from gateway.upstream import Opened, Upstream, UpstreamTimeoutError, UpstreamUnavailableError, client_for
 
 log = logging.getLogger("aigw.gateway")
 
-BEDROCK_PATH = re.compile(r"^/model/(?P<model>[^/]+(?:/[^/]+)*?)/(?P<action>invoke|invoke-with-response-stream|converse|converse-stream)$")
-STREAMS: dict[str, type[CompletionStream]] = {"invoke-with-response-stream": InvokeStream, "converse-stream": ConverseStream}
+BEDROCK_PATH = re.compile(
+    r"^/model/(?P<model>[^/]+(?:/[^/]+)*?)/(?P<action>invoke|invoke-with-response-stream|converse|converse-stream)$"
+)
+STREAMS: dict[str, type[CompletionStream]] = {
+    "invoke-with-response-stream": InvokeStream,
+    "converse-stream": ConverseStream,
+}
 
 
 @dataclass
@@ -113,7 +118,10 @@ class Gateway:
     # -- endpoints -----------------------------------------------------------------------------
 
     async def health(self, _request: Request) -> JSONResponse:
-        sinks = {sink.name: {"ok": sink.healthy, "error": sink.error, "written": sink.written} for sink in (self.audit, self.metrics)}
+        sinks = {
+            sink.name: {"ok": sink.healthy, "error": sink.error, "written": sink.written}
+            for sink in (self.audit, self.metrics)
+        }
         healthy = all(s["ok"] for s in sinks.values())
         body = {
             "status": "ok" if healthy else "unhealthy",
@@ -130,7 +138,9 @@ class Gateway:
             response = await self._handle(request, exchange)
         except Exception as error:  # a bug must still leave a record and a clear answer
             log.exception("request %s failed", exchange.request_id)
-            response = self._reject(exchange, 500, "internal_error", type(error).__name__, "The gateway failed; see its logs.")
+            response = self._reject(
+                exchange, 500, "internal_error", type(error).__name__, "The gateway failed; see its logs."
+            )
         response.headers["x-request-id"] = exchange.request_id
         if isinstance(response, StreamingResponse):
             # Normally the stream records itself as it ends; this covers a stream that never started.
@@ -157,23 +167,43 @@ class Gateway:
         if settings.vendor.kind == "bedrock":
             route = BEDROCK_PATH.match(request.url.path)
             if route is None or request.method != "POST":
-                return self._reject(exchange, 404, "not_found", "unknown_path", f"{request.method} {request.url.path} is not a Bedrock runtime path.")
+                return self._reject(
+                    exchange,
+                    404,
+                    "not_found",
+                    "unknown_path",
+                    f"{request.method} {request.url.path} is not a Bedrock runtime path.",
+                )
             action = route["action"]
             exchange.model = unquote(route["model"])
             if self.models and _model_id(exchange.model) not in self.models:
                 allowed = ", ".join(sorted(self.models))
-                return self._reject(exchange, 403, "model_not_allowed", exchange.model, f"Model {exchange.model!r} is not enabled here; enabled: {allowed}.")
+                return self._reject(
+                    exchange,
+                    403,
+                    "model_not_allowed",
+                    exchange.model,
+                    f"Model {exchange.model!r} is not enabled here; enabled: {allowed}.",
+                )
         exchange.stream = action in STREAMS or "text/event-stream" in request.headers.get("accept", "")
 
         exchange.repository = request.headers.get(settings.policy.repository_header)
         blocked_by = self.policy.repository_policy(exchange.repository)
         if blocked_by:
-            return self._reject(exchange, 403, "repository_blocked", blocked_by, f"Repository {exchange.repository!r} is out of scope for AI assistance (policy {blocked_by}).")
+            return self._reject(
+                exchange,
+                403,
+                "repository_blocked",
+                blocked_by,
+                f"Repository {exchange.repository!r} is out of scope for AI assistance (policy {blocked_by}).",
+            )
 
         body = await self._read_body(request)
         if body is None:
             limit = settings.policy.max_request_bytes
-            return self._reject(exchange, 413, "too_large", str(limit), f"The request body is larger than {limit} bytes.")
+            return self._reject(
+                exchange, 413, "too_large", str(limit), f"The request body is larger than {limit} bytes."
+            )
         try:
             payload = json.loads(body) if body else {}
         except json.JSONDecodeError as error:
@@ -183,7 +213,9 @@ class Gateway:
         exchange.note_policy("prompt", scan)
         if scan.action == "block":
             rules = ", ".join(scan.blocking_rules)
-            return self._reject(exchange, 403, "policy_blocked", rules, f"The prompt contains content the policy blocks (rule {rules}).")
+            return self._reject(
+                exchange, 403, "policy_blocked", rules, f"The prompt contains content the policy blocks (rule {rules})."
+            )
         if scan.action == "redact":
             body = json.dumps(payload).encode()
         if exchange.stream and settings.vendor.kind == "endpoint_service" and isinstance(payload, dict):
@@ -192,22 +224,44 @@ class Gateway:
         try:
             await asyncio.wait_for(self.slots.acquire(), settings.upstream.queue_wait_seconds)
         except TimeoutError:
-            return self._reject(exchange, 503, "busy", "max_concurrency", "The gateway is at capacity; retry shortly.", headers={"retry-after": "1"})
+            return self._reject(
+                exchange,
+                503,
+                "busy",
+                "max_concurrency",
+                "The gateway is at capacity; retry shortly.",
+                headers={"retry-after": "1"},
+            )
         slot = _Slot(self)
         try:
             if not self.breaker.allow():
                 retry = str(self.breaker.retry_after())
-                return self._reject(exchange, 503, "vendor_degraded", "circuit_open", "The AI vendor is degraded; the gateway is failing fast. Retry later.", headers={"retry-after": retry})
+                return self._reject(
+                    exchange,
+                    503,
+                    "vendor_degraded",
+                    "circuit_open",
+                    "The AI vendor is degraded; the gateway is failing fast. Retry later.",
+                    headers={"retry-after": retry},
+                )
             path = self.upstream.bedrock_path(exchange.model or "", action) if action else _path_and_query(request)
             try:
                 opened = await self.upstream.open(request.method, path, body, dict(request.headers))
-            except UpstreamTimeout:
+            except UpstreamTimeoutError:
                 self.breaker.record_failure()
                 seconds = settings.upstream.first_byte_timeout_seconds
-                return self._reject(exchange, 504, "upstream_timeout", f"{seconds:g}s", f"The AI vendor did not answer within {seconds:g} s.")
-            except UpstreamUnavailable as error:
+                return self._reject(
+                    exchange,
+                    504,
+                    "upstream_timeout",
+                    f"{seconds:g}s",
+                    f"The AI vendor did not answer within {seconds:g} s.",
+                )
+            except UpstreamUnavailableError as error:
                 self.breaker.record_failure()
-                return self._reject(exchange, 502, "upstream_unavailable", str(error), "The AI vendor could not be reached.")
+                return self._reject(
+                    exchange, 502, "upstream_unavailable", str(error), "The AI vendor could not be reached."
+                )
             except BaseException:
                 self.breaker.release_probe()
                 raise
@@ -220,7 +274,9 @@ class Gateway:
                 transform = STREAMS[action](self.policy) if action else ServerSentEventStream(self.policy)
                 stream = self._stream(exchange, opened, transform, slot)
                 slot = None  # the stream releases it when it ends
-                return StreamingResponse(stream, status_code=200, headers=self.upstream.returned_headers(opened.response))
+                return StreamingResponse(
+                    stream, status_code=200, headers=self.upstream.returned_headers(opened.response)
+                )
             return await self._buffered(exchange, opened)
         finally:
             if slot is not None:
@@ -231,13 +287,18 @@ class Gateway:
         try:
             raw = await asyncio.wait_for(response.aread(), self._remaining(exchange))
         except TimeoutError:
-            return self._reject(exchange, 504, "upstream_timeout", "stream_timeout_seconds", "The AI vendor's answer took too long.")
+            return self._reject(
+                exchange, 504, "upstream_timeout", "stream_timeout_seconds", "The AI vendor's answer took too long."
+            )
         finally:
             await response.aclose()
         exchange.upstream_ms = (time.perf_counter() - exchange.started) * 1000
         headers = self.upstream.returned_headers(response)
         if response.status_code != 200:
-            exchange.outcome, exchange.reason = "vendor_error", response.headers.get("x-amzn-errortype", str(response.status_code))
+            exchange.outcome, exchange.reason = (
+                "vendor_error",
+                response.headers.get("x-amzn-errortype", str(response.status_code)),
+            )
             return Response(raw, status_code=response.status_code, headers=headers)
         try:
             answer = json.loads(raw)
@@ -249,13 +310,21 @@ class Gateway:
         if scan.action == "block":
             rules = ", ".join(scan.blocking_rules)
             exchange.completion = []
-            return self._reject(exchange, 403, "completion_blocked", rules, f"The answer contains content the policy blocks (rule {rules}).")
+            return self._reject(
+                exchange,
+                403,
+                "completion_blocked",
+                rules,
+                f"The answer contains content the policy blocks (rule {rules}).",
+            )
         if scan.action == "redact":
             raw = json.dumps(answer).encode()
             headers.pop("content-length", None)
         return Response(raw, status_code=200, headers=headers)
 
-    async def _stream(self, exchange: Exchange, opened: Opened, transform: CompletionStream, slot: _Slot) -> AsyncIterator[bytes]:
+    async def _stream(
+        self, exchange: Exchange, opened: Opened, transform: CompletionStream, slot: _Slot
+    ) -> AsyncIterator[bytes]:
         response = opened.response
         chunks = response.aiter_raw()
         exchange.status = 200
@@ -269,7 +338,10 @@ class Gateway:
                         yield tail
                     break
                 except TimeoutError:
-                    exchange.outcome, exchange.reason = "stream_timeout", f"{self.settings.upstream.stream_timeout_seconds:g}s"
+                    exchange.outcome, exchange.reason = (
+                        "stream_timeout",
+                        f"{self.settings.upstream.stream_timeout_seconds:g}s",
+                    )
                     break
                 out = transform.feed(chunk)
                 if out:
@@ -308,7 +380,13 @@ class Gateway:
         return max(0.001, self.settings.upstream.stream_timeout_seconds - (time.perf_counter() - exchange.started))
 
     def _reject(
-        self, exchange: Exchange, status: int, outcome: str, reason: str | None, message: str, headers: dict[str, str] | None = None
+        self,
+        exchange: Exchange,
+        status: int,
+        outcome: str,
+        reason: str | None,
+        message: str,
+        headers: dict[str, str] | None = None,
     ) -> JSONResponse:
         exchange.status, exchange.outcome, exchange.reason = status, outcome, reason
         body = {"error": outcome, "reason": reason, "message": message, "request_id": exchange.request_id}
@@ -359,7 +437,9 @@ class Gateway:
         if price is None:
             return 0.0
         usage = exchange.usage
-        return round(usage.input_tokens / 1000 * price.input_per_1k_usd + usage.output_tokens / 1000 * price.output_per_1k_usd, 6)
+        return round(
+            usage.input_tokens / 1000 * price.input_per_1k_usd + usage.output_tokens / 1000 * price.output_per_1k_usd, 6
+        )
 
     def _metrics_line(self, exchange: Exchange, latency_ms: float, cost: float) -> dict[str, Any]:
         """A CloudWatch embedded-metric-format line: the agent turns it into metrics, no API calls here."""

@@ -85,9 +85,13 @@ class Authenticator:
         try:
             key = await self.keys.get(header.get("kid"))
         except (httpx.HTTPError, ValueError, jwt.PyJWKError) as error:
-            raise AuthError("idp_unreachable", f"The identity provider's keys could not be fetched ({error}).") from error
+            raise AuthError(
+                "idp_unreachable", f"The identity provider's keys could not be fetched ({error})."
+            ) from error
         if key is None:
-            raise AuthError("unknown_signing_key", f"The token was signed with an unknown key (kid {header.get('kid')!r}).")
+            raise AuthError(
+                "unknown_signing_key", f"The token was signed with an unknown key (kid {header.get('kid')!r})."
+            )
         claims = self._verify(token, key)
         user, team = claims.get(self.settings.user_claim), claims.get(self.settings.team_claim)
         for name, value in ((self.settings.user_claim, user), (self.settings.team_claim, team)):
@@ -109,9 +113,7 @@ class Authenticator:
             )
         except jwt.ExpiredSignatureError as error:
             expired = _expiry(token)
-            raise AuthError(
-                "token_expired", f"Your token expired{expired}. {settings.refresh_hint}"
-            ) from error
+            raise AuthError("token_expired", f"Your token expired{expired}. {settings.refresh_hint}") from error
         except jwt.InvalidIssuerError as error:
             raise AuthError("wrong_issuer", f"The token was not issued by {settings.issuer}.") from error
         except jwt.InvalidAudienceError as error:

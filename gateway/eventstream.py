@@ -33,7 +33,10 @@ class Event:
 
 def encode(headers: Mapping[str, str], payload: bytes) -> bytes:
     encoded_headers = b"".join(
-        struct.pack(">B", len(name.encode())) + name.encode() + struct.pack(">BH", _STRING_HEADER, len(value.encode())) + value.encode()
+        struct.pack(">B", len(name.encode()))
+        + name.encode()
+        + struct.pack(">BH", _STRING_HEADER, len(value.encode()))
+        + value.encode()
         for name, value in headers.items()
     )
     total = 12 + len(encoded_headers) + len(payload) + 4

@@ -170,7 +170,9 @@ class InvokeStream(_EventStreamCompletion):
         return self._chunk_bytes(event.payload)
 
     def _delta(self, text: str, index: int) -> bytes:
-        return self._chunk({"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": text}})
+        return self._chunk(
+            {"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": text}}
+        )
 
     @staticmethod
     def _chunk(inner: dict[str, Any]) -> bytes:

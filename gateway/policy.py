@@ -27,7 +27,7 @@ SEVERITY: dict[Action, int] = {"allow": 0, "log": 1, "redact": 2, "block": 3}
 
 def luhn_valid(text: str) -> bool:
     digits = [int(c) for c in text if c.isdigit()]
-    if not 12 <= len(digits) <= 19:
+    if not 13 <= len(digits) <= 19:
         return False
     total = 0
     for position, digit in enumerate(reversed(digits)):
@@ -106,7 +106,7 @@ class Policy:
         return None
 
     def find(self, text: str, where: Where) -> list[Match]:
-        found = []
+        found: list[Match] = []
         for rule in self.rules:
             if rule.applies(where):
                 found.extend(

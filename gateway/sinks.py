@@ -1,8 +1,9 @@
 """Append-only JSON-lines files (audit records, metrics), written off the request path.
 
 A bounded queue feeds one writer thread. A full queue makes a request wait for room rather than
-lose its record (the event loop stalls only if the disk does); a file that cannot be written keeps the records queued, retries, and shows on
-`/healthz` until it recovers. Closing drains the queue: records are flushed on shutdown.
+lose its record (the event loop stalls only if the disk does); a file that cannot be written keeps
+the records queued, retries, and shows on `/healthz` until it recovers. Closing drains the queue:
+records are flushed on shutdown.
 """
 
 from __future__ import annotations

@@ -23,11 +23,11 @@ FORWARDED_PREFIXES = ("x-amzn-bedrock-",)
 RETURNED_RESPONSE_HEADERS = ("content-type", "x-amzn-requestid", "x-amzn-errortype", "request-id", "retry-after")
 
 
-class UpstreamTimeout(Exception):
+class UpstreamTimeoutError(Exception):
     """No first byte within the configured time."""
 
 
-class UpstreamUnavailable(Exception):
+class UpstreamUnavailableError(Exception):
     """The vendor could not be reached at all (connection refused, DNS, TLS)."""
 
 
@@ -100,11 +100,11 @@ class Upstream:
             async with asyncio.timeout(self.settings.upstream.first_byte_timeout_seconds):
                 response = await self.client.send(request, stream=True)
         except TimeoutError as error:
-            raise UpstreamTimeout from error
+            raise UpstreamTimeoutError from error
         except httpx.TimeoutException as error:
-            raise UpstreamTimeout from error
+            raise UpstreamTimeoutError from error
         except httpx.TransportError as error:
-            raise UpstreamUnavailable(str(error) or type(error).__name__) from error
+            raise UpstreamUnavailableError(str(error) or type(error).__name__) from error
         return Opened(response=response, first_byte_ms=(time.perf_counter() - started) * 1000)
 
     def returned_headers(self, response: httpx.Response) -> dict[str, str]:
@@ -124,6 +124,8 @@ def client_for(settings: GatewaySettings) -> httpx.AsyncClient:
             write=upstream.first_byte_timeout_seconds,
             pool=upstream.queue_wait_seconds + 1,
         ),
-        limits=httpx.Limits(max_connections=upstream.max_concurrency, max_keepalive_connections=upstream.max_concurrency),
+        limits=httpx.Limits(
+            max_connections=upstream.max_concurrency, max_keepalive_connections=upstream.max_concurrency
+        ),
         http2=False,
     )

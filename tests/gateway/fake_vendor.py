@@ -18,6 +18,7 @@ import json
 import re
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import unquote
 
 import uvicorn
 from botocore.auth import SigV4Auth
@@ -38,7 +39,9 @@ AUTHORIZATION = re.compile(
     r"^AWS4-HMAC-SHA256 Credential=(?P<key>[^/]+)/(?P<date>\d{8})/(?P<region>[^/]+)/(?P<service>[^/]+)/aws4_request, "
     r"SignedHeaders=(?P<signed>[^,]+), Signature=(?P<signature>[0-9a-f]{64})$"
 )
-BEDROCK_PATH = re.compile(r"^/model/(?P<model>[^/]+)/(?P<action>invoke|invoke-with-response-stream|converse|converse-stream)$")
+BEDROCK_PATH = re.compile(
+    r"^/model/(?P<model>[^/]+)/(?P<action>invoke|invoke-with-response-stream|converse|converse-stream)$"
+)
 
 DEFAULTS: dict[str, Any] = {
     "delay_seconds": 0.0,  # before the response headers (what the gateway's first-byte timeout sees)
@@ -82,28 +85,44 @@ async def bedrock(request: Request) -> Response:
     body = await request.body()
     error = signature_error(request.method, url, dict(request.headers), body)
     if error:
-        return JSONResponse({"message": f"InvalidSignatureException: {error}"}, status_code=403, headers={"x-amzn-errortype": "InvalidSignatureException"})
-    route = BEDROCK_PATH.match(request.url.path)
+        return JSONResponse(
+            {"message": f"InvalidSignatureException: {error}"},
+            status_code=403,
+            headers={"x-amzn-errortype": "InvalidSignatureException"},
+        )
+    route = BEDROCK_PATH.match(raw_path)  # the model id is one %-encoded segment, even an ARN with '/'
     if route is None:
         return JSONResponse({"message": "UnknownOperationException"}, status_code=404)
-    return await answer(request, body, route["action"], route["model"])
+    return await answer(request, body, route["action"], unquote(route["model"]))
 
 
 async def messages(request: Request) -> Response:
     body = await request.body()
     if request.headers.get("x-api-key") != VENDOR_API_KEY:
-        return JSONResponse({"type": "error", "error": {"type": "authentication_error", "message": "invalid x-api-key"}}, status_code=401)
+        return JSONResponse(
+            {"type": "error", "error": {"type": "authentication_error", "message": "invalid x-api-key"}},
+            status_code=401,
+        )
     action = "sse" if json.loads(body or b"{}").get("stream") else "messages"
     return await answer(request, body, action, "vendor-model")
 
 
 async def answer(request: Request, body: bytes, action: str, model: str) -> Response:
     state["requests"] += 1
-    state["last"] = {"path": request.url.path, "headers": dict(request.headers), "body": body.decode(errors="replace"), "model": model}
+    state["last"] = {
+        "path": request.url.path,
+        "headers": dict(request.headers),
+        "body": body.decode(errors="replace"),
+        "model": model,
+    }
     if state["delay_seconds"]:
         await asyncio.sleep(float(state["delay_seconds"]))
     if state["fail_status"]:
-        return JSONResponse({"message": "fake vendor failure"}, status_code=int(state["fail_status"]), headers={"x-amzn-errortype": "ServiceUnavailableException"})
+        return JSONResponse(
+            {"message": "fake vendor failure"},
+            status_code=int(state["fail_status"]),
+            headers={"x-amzn-errortype": "ServiceUnavailableException"},
+        )
     text, tokens_in = str(state["completion"]), input_tokens(body)
     tokens_out = len(pieces(text))
     if action in ("invoke", "messages"):
@@ -123,7 +142,9 @@ async def answer(request: Request, body: bytes, action: str, model: str) -> Resp
                 "metrics": {"latencyMs": 1},
             }
         )  # fmt: skip
-    frames = {"invoke-with-response-stream": invoke_stream, "converse-stream": converse_stream, "sse": sse_stream}[action]
+    frames = {"invoke-with-response-stream": invoke_stream, "converse-stream": converse_stream, "sse": sse_stream}[
+        action
+    ]
     media_type = "text/event-stream" if action == "sse" else eventstream.CONTENT_TYPE
     return StreamingResponse(paced(frames(text, tokens_in, tokens_out)), media_type=media_type)
 
@@ -136,17 +157,36 @@ async def paced(frames: list[bytes]) -> AsyncIterator[bytes]:
 
 
 def chunk(inner: dict[str, Any]) -> bytes:
-    return eventstream.event("chunk", json.dumps({"bytes": base64.b64encode(json.dumps(inner).encode()).decode()}).encode())
+    return eventstream.event(
+        "chunk", json.dumps({"bytes": base64.b64encode(json.dumps(inner).encode()).decode()}).encode()
+    )
 
 
 def invoke_stream(text: str, tokens_in: int, tokens_out: int) -> list[bytes]:
     return [
-        chunk({"type": "message_start", "message": {"id": "msg_fake", "role": "assistant", "usage": {"input_tokens": tokens_in, "output_tokens": 1}}}),
+        chunk(
+            {
+                "type": "message_start",
+                "message": {
+                    "id": "msg_fake",
+                    "role": "assistant",
+                    "usage": {"input_tokens": tokens_in, "output_tokens": 1},
+                },
+            }
+        ),
         chunk({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
-        *(chunk({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": p}}) for p in pieces(text)),
+        *(
+            chunk({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": p}})
+            for p in pieces(text)
+        ),
         chunk({"type": "content_block_stop", "index": 0}),
         chunk({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": tokens_out}}),
-        chunk({"type": "message_stop", "amazon-bedrock-invocationMetrics": {"inputTokenCount": tokens_in, "outputTokenCount": tokens_out}}),
+        chunk(
+            {
+                "type": "message_stop",
+                "amazon-bedrock-invocationMetrics": {"inputTokenCount": tokens_in, "outputTokenCount": tokens_out},
+            }
+        ),
     ]
 
 
@@ -159,7 +199,13 @@ def converse_stream(text: str, tokens_in: int, tokens_out: int) -> list[bytes]:
         *(event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": p}}) for p in pieces(text)),
         event("contentBlockStop", {"contentBlockIndex": 0}),
         event("messageStop", {"stopReason": "end_turn"}),
-        event("metadata", {"usage": {"inputTokens": tokens_in, "outputTokens": tokens_out, "totalTokens": tokens_in + tokens_out}, "metrics": {"latencyMs": 1}}),
+        event(
+            "metadata",
+            {
+                "usage": {"inputTokens": tokens_in, "outputTokens": tokens_out, "totalTokens": tokens_in + tokens_out},
+                "metrics": {"latencyMs": 1},
+            },
+        ),
     ]
 
 
@@ -168,8 +214,16 @@ def sse_stream(text: str, tokens_in: int, tokens_out: int) -> list[bytes]:
         return f"event: {inner['type']}\ndata: {json.dumps(inner)}\n\n".encode()
 
     return [
-        event({"type": "message_start", "message": {"id": "msg_fake", "usage": {"input_tokens": tokens_in, "output_tokens": 1}}}),
-        *(event({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": p}}) for p in pieces(text)),
+        event(
+            {
+                "type": "message_start",
+                "message": {"id": "msg_fake", "usage": {"input_tokens": tokens_in, "output_tokens": 1}},
+            }
+        ),
+        *(
+            event({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": p}})
+            for p in pieces(text)
+        ),
         event({"type": "content_block_stop", "index": 0}),
         event({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": tokens_out}}),
         event({"type": "message_stop"}),

@@ -51,7 +51,15 @@ class Process:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:]) if self.log.exists() else ""
 
 
-def start(name: str, module: str, args: Sequence[str], ready_path: str, workdir: Path, port: int | None = None, env: dict[str, str] | None = None) -> Process:
+def start(
+    name: str,
+    module: str,
+    args: Sequence[str],
+    ready_path: str,
+    workdir: Path,
+    port: int | None = None,
+    env: dict[str, str] | None = None,
+) -> Process:
     """Start `python -m module args --port PORT` and wait until GET ready_path answers 200."""
     port = port or free_port()
     log = workdir / f"{name}.log"
@@ -88,12 +96,16 @@ GATEWAY_ENV = {
 }
 
 
-def settings_for(workdir: Path, vendor_url: str, issuer_url: str, environment: str = "dev", **changes: Any) -> GatewaySettings:
+def settings_for(
+    workdir: Path, vendor_url: str, issuer_url: str, environment: str = "dev", **changes: Any
+) -> GatewaySettings:
     """The environment's rendered settings, pointed at the local vendor and issuer and at files in workdir."""
     settings = gateway_settings(load_config(environment))
     data = settings.model_dump(mode="json")
     data["vendor"]["url"] = vendor_url
-    data["auth"].update(issuer=token_issuer.ISSUER, audience=token_issuer.AUDIENCE, jwks_url=issuer_url + token_issuer.JWKS_PATH)
+    data["auth"].update(
+        issuer=token_issuer.ISSUER, audience=token_issuer.AUDIENCE, jwks_url=issuer_url + token_issuer.JWKS_PATH
+    )
     data["audit"]["path"] = str(workdir / "audit.jsonl")
     data["metrics"]["path"] = str(workdir / "metrics.jsonl")
     for dotted, value in changes.items():
@@ -105,10 +117,20 @@ def settings_for(workdir: Path, vendor_url: str, issuer_url: str, environment: s
     return GatewaySettings.model_validate(data)
 
 
-def start_gateway(workdir: Path, settings: GatewaySettings, port: int | None = None, env: dict[str, str] | None = None) -> Process:
+def start_gateway(
+    workdir: Path, settings: GatewaySettings, port: int | None = None, env: dict[str, str] | None = None
+) -> Process:
     path = workdir / "gateway.json"
     path.write_text(settings.model_dump_json(indent=2))
-    return start("gateway", "gateway", ["--settings", str(path), "--log-level", "warning"], "/healthz", workdir, port, {**GATEWAY_ENV, **(env or {})})
+    return start(
+        "gateway",
+        "gateway",
+        ["--settings", str(path), "--log-level", "warning"],
+        "/healthz",
+        workdir,
+        port,
+        {**GATEWAY_ENV, **(env or {})},
+    )
 
 
 def start_vendor(workdir: Path) -> Process:

@@ -37,7 +37,9 @@ class KeyFolder:
     def add(self, kid: str | None = None) -> str:
         kid = kid or uuid.uuid4().hex[:12]
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
         (self.folder / f"{kid}.pem").write_bytes(pem)
         return kid
 
@@ -47,7 +49,9 @@ class KeyFolder:
     def jwks(self) -> dict[str, Any]:
         keys = []
         for pem in sorted(self.folder.glob("*.pem")):
-            public = serialization.load_pem_private_key(pem.read_bytes(), password=None).public_key()
+            private = serialization.load_pem_private_key(pem.read_bytes(), password=None)
+            assert isinstance(private, rsa.RSAPrivateKey)
+            public = private.public_key()
             jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(public))
             keys.append({**jwk, "kid": pem.stem, "use": "sig", "alg": "RS256"})
         return {"keys": keys}
@@ -57,7 +61,7 @@ class KeyFolder:
         kid: str,
         *,
         user: str = "dev@example.com",
-        team: str = "payments",
+        team: str | None = "payments",
         lifetime: float = 8 * 3600,
         issued_ago: float = 0,
         issuer: str = ISSUER,
@@ -65,8 +69,22 @@ class KeyFolder:
         **claims: Any,
     ) -> str:
         now = time.time() - issued_ago
-        payload = {"iss": issuer, "aud": audience, "sub": user, "email": user, "team": team, "iat": int(now), "exp": int(now + lifetime), **claims}
-        return jwt.encode({k: v for k, v in payload.items() if v is not None}, self.private_key(kid), algorithm="RS256", headers={"kid": kid})
+        payload = {
+            "iss": issuer,
+            "aud": audience,
+            "sub": user,
+            "email": user,
+            "team": team,
+            "iat": int(now),
+            "exp": int(now + lifetime),
+            **claims,
+        }
+        return jwt.encode(
+            {k: v for k, v in payload.items() if v is not None},
+            self.private_key(kid),
+            algorithm="RS256",
+            headers={"kid": kid},
+        )
 
 
 def app_for(folder: Path) -> Starlette:

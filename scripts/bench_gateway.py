@@ -1,0 +1,135 @@
+"""Benchmark: the gateway against the fake vendor answering at once, and the fake vendor directly,
+in the same run; plus the content policy's scan speed on a 1 MiB prompt with every shipped rule.
+
+    python scripts/bench_gateway.py [--requests 2000] [--concurrency 32] [--rounds 3]
+
+Rounds alternate between the two paths so machine noise hits both alike; the ratios are the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from config import load_config  # noqa: E402
+from gateway.policy import Policy  # noqa: E402
+from tests.gateway import fake_vendor, harness, token_issuer  # noqa: E402
+from tests.gateway.conftest import MODEL, prompt  # noqa: E402
+
+BODY = json.dumps(prompt("Write a haiku about private networks.")).encode()
+
+
+def signed_headers(url: str) -> dict[str, str]:
+    request = AWSRequest(method="POST", url=url, data=BODY, headers={"content-type": "application/json"})
+    SigV4Auth(Credentials(fake_vendor.ACCESS_KEY, fake_vendor.SECRET_KEY), "bedrock", fake_vendor.REGION).add_auth(
+        request
+    )
+    return dict(request.headers.items())
+
+
+async def run(url: str, headers: dict[str, str], requests: int, concurrency: int) -> tuple[float, list[float]]:
+    """Requests per second and each request's latency (ms)."""
+    latencies: list[float] = []
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(requests):
+        queue.put_nowait(i)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+
+        async def worker() -> None:
+            while not queue.empty():
+                queue.get_nowait()
+                started = time.perf_counter()
+                response = await client.post(url, content=BODY, headers=headers)
+                latencies.append((time.perf_counter() - started) * 1000)
+                if response.status_code != 200:
+                    raise SystemExit(f"{url}: {response.status_code} {response.text[:200]}")
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return requests / (time.perf_counter() - started), latencies
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def policy_speed(rounds: int = 5) -> float:
+    """MB/s of one scan of a 1 MiB prompt (source code with a few findings) with all shipped rules."""
+    policy = Policy(load_config("dev").gateway.policy)
+    line = "def charge(card, amount):  # see docs at https://docs.example.com/payments for details\n"
+    text = (line * ((1 << 20) // len(line)))[: 1 << 20]
+    timings = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        policy.scan(text, "prompt")
+        timings.append(time.perf_counter() - started)
+    return (len(text.encode()) / (1 << 20)) / statistics.median(timings)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="aigw-bench-") as scratch:
+        workdir = Path(scratch)
+        keys = token_issuer.KeyFolder(workdir / "keys")
+        keys.add("bench")
+        vendor = harness.start_vendor(workdir)
+        issuer = harness.start_issuer(workdir, keys.folder)
+        settings = harness.settings_for(workdir, vendor.url, issuer.url, upstream__max_concurrency=1024)
+        gateway = harness.start_gateway(workdir, settings)
+        try:
+            via_gateway = f"{gateway.url}/model/{MODEL}/invoke"
+            direct = f"{vendor.url}/model/{MODEL}/invoke"
+            auth = {"authorization": f"Bearer {keys.token('bench')}", "content-type": "application/json"}
+            # Signed once and reused (valid for minutes): the client does no more work on this path.
+            signed = signed_headers(direct)
+            asyncio.run(run(via_gateway, auth, 200, args.concurrency))  # warm up both
+            asyncio.run(run(direct, signed, 200, args.concurrency))
+            results: dict[str, list[tuple[float, list[float]]]] = {"gateway": [], "direct": []}
+            for _ in range(args.rounds):
+                results["direct"].append(asyncio.run(run(direct, signed, args.requests, args.concurrency)))
+                results["gateway"].append(asyncio.run(run(via_gateway, auth, args.requests, args.concurrency)))
+        finally:
+            for process in (gateway, issuer, vendor):
+                process.stop()
+
+    summary = {}
+    for path, rounds in results.items():
+        latencies = [latency for _, round_latencies in rounds for latency in round_latencies]
+        summary[path] = (
+            statistics.median(rps for rps, _ in rounds),
+            percentile(latencies, 0.5),
+            percentile(latencies, 0.99),
+        )
+    print(f"{args.rounds} rounds x {args.requests} InvokeModel requests, {args.concurrency} concurrent, loopback")
+    print(f"{'':22}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
+    for path in ("direct", "gateway"):
+        rps, p50, p99 = summary[path]
+        print(f"{path + (' (fake vendor)' if path == 'direct' else ''):22}{rps:10.0f}{p50:10.2f}{p99:10.2f}")
+    (d_rps, d_p50, d_p99), (g_rps, g_p50, g_p99) = summary["direct"], summary["gateway"]
+    print(f"{'ratio gateway/direct':22}{g_rps / d_rps:10.2f}{g_p50 / d_p50:10.2f}{g_p99 / d_p99:10.2f}")
+    rules = len(load_config("dev").gateway.policy.rules)
+    print(f"policy scan, 1 MiB prompt, {rules} shipped rules: {policy_speed():.1f} MB/s")
+
+
+if __name__ == "__main__":
+    main()

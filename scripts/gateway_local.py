@@ -1,0 +1,72 @@
+"""Run the gateway on 127.0.0.1 against the fake vendor and a local token issuer, and print a curl
+line that works. Ctrl-C stops all three.
+
+    python scripts/gateway_local.py [--env dev] [--port 8080] [--check]
+
+`--check` runs the printed curl line once and exits with its result (what the tests do).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import shlex
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.gateway import harness, token_issuer  # noqa: E402
+from tests.gateway.conftest import MODEL, prompt  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
+    parser.add_argument("--env", default="dev")
+    parser.add_argument("--port", type=int, default=None, help="gateway port (default: a free one)")
+    parser.add_argument("--check", action="store_true", help="run the curl line once and exit")
+    args = parser.parse_args(argv)
+
+    with tempfile.TemporaryDirectory(prefix="aigw-gateway-") as scratch:
+        workdir = Path(scratch)
+        keys = token_issuer.KeyFolder(workdir / "keys")
+        kid = keys.add("local")
+        vendor = harness.start_vendor(workdir)
+        issuer = harness.start_issuer(workdir, keys.folder)
+        processes = [vendor, issuer]
+        try:
+            settings = harness.settings_for(workdir, vendor.url, issuer.url, environment=args.env)
+            gateway = harness.start_gateway(workdir, settings, port=args.port)
+            processes.append(gateway)
+            token = keys.token(kid, user="you@example.com", team="platform")
+            body = json.dumps(prompt("Say hello."))
+            curl = (
+                f"curl -sS -X POST {gateway.url}/model/{MODEL}/invoke "
+                f"-H {shlex.quote('Authorization: Bearer ' + token)} -H 'Content-Type: application/json' "
+                f"-d {shlex.quote(body)}"
+            )
+            print(f"gateway  {gateway.url}   (settings: config/{args.env}.yaml, rendered)")
+            print(f"vendor   {vendor.url}   (fake Bedrock, checks SigV4)")
+            print(f"issuer   {issuer.url}{token_issuer.JWKS_PATH}")
+            print(f"audit    {settings.audit.path}")
+            print("\nTry it:\n")
+            print(curl + "\n", flush=True)
+            if args.check:
+                completed = subprocess.run(curl, shell=True, capture_output=True, text=True, check=False)
+                print(completed.stdout)
+                return 0 if completed.returncode == 0 and '"content"' in completed.stdout else 1
+            print("Ctrl-C to stop.", flush=True)
+            with contextlib.suppress(KeyboardInterrupt):
+                gateway.popen.wait()
+            return 0
+        finally:
+            for process in reversed(processes):
+                process.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

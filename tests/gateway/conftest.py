@@ -1,0 +1,149 @@
+"""Processes for the gateway's end-to-end tests: one fake vendor and one token issuer per session,
+gateways per module (each in its own folder, with its own audit file)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from gateway.settings import GatewaySettings
+from tests.gateway import harness, token_issuer
+
+MODEL = "anthropic.claude-sonnet-4-5-20250929-v1:0"
+
+
+@dataclass
+class Stack:
+    """A running gateway with the vendor and issuer it talks to."""
+
+    gateway: harness.Process
+    vendor: harness.Process
+    keys: token_issuer.KeyFolder
+    workdir: Path
+    settings: GatewaySettings
+
+    def token(self, **claims: Any) -> str:
+        return self.keys.token("k1", **claims)
+
+    def call(
+        self,
+        action: str = "invoke",
+        body: Any = None,
+        *,
+        token: str | None = "default",
+        headers: dict[str, str] | None = None,
+        model: str = MODEL,
+    ) -> httpx.Response:
+        sent = {"content-type": "application/json", **(headers or {})}
+        if token is not None:
+            sent["authorization"] = f"Bearer {self.token() if token == 'default' else token}"
+        path = f"/model/{model}/{action}" if not action.startswith("/") else action
+        content = body if isinstance(body, bytes) else json.dumps(body if body is not None else prompt("Say hello."))
+        return httpx.post(self.gateway.url + path, content=content, headers=sent, timeout=30)
+
+    def vendor_control(self, **changes: Any) -> None:
+        httpx.post(self.vendor.url + "/_control", json=changes).raise_for_status()
+
+    def vendor_last(self) -> dict[str, Any]:
+        last: dict[str, Any] = httpx.get(self.vendor.url + "/_last").json()
+        return last
+
+    def audit(self, request_id: str, timeout: float = 10) -> dict[str, Any]:
+        """The audit record of one request (the writer thread is asynchronous: wait for it)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for record in read_jsonl(self.settings.audit.path):
+                if record["request_id"] == request_id:
+                    return record
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no audit record for {request_id}")
+            time.sleep(0.05)
+
+    def metrics(self, request_id: str, timeout: float = 10) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            for line in read_jsonl(self.settings.metrics.path):
+                if line.get("RequestId") == request_id:
+                    return line
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no metrics line for {request_id}")
+            time.sleep(0.05)
+
+
+def prompt(text: str, **extra: Any) -> dict[str, Any]:
+    """An InvokeModel body in the Anthropic Messages format that Claude Code sends to Bedrock."""
+    return {
+        "anthropic_version": "bedrock-2023-05-31",
+        "max_tokens": 256,
+        "messages": [{"role": "user", "content": text}],
+        **extra,
+    }
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line]
+
+
+@pytest.fixture(scope="session")
+def gateway_workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("gateway")
+
+
+@pytest.fixture(scope="session")
+def keys(gateway_workdir: Path) -> token_issuer.KeyFolder:
+    folder = token_issuer.KeyFolder(gateway_workdir / "keys")
+    folder.add("k1")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def vendor(gateway_workdir: Path) -> Iterator[harness.Process]:
+    process = harness.start_vendor(gateway_workdir)
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def issuer(gateway_workdir: Path, keys: token_issuer.KeyFolder) -> Iterator[harness.Process]:
+    process = harness.start_issuer(gateway_workdir, keys.folder)
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def reset_vendor(vendor: harness.Process) -> None:
+    httpx.post(vendor.url + "/_control", json={"reset": True}).raise_for_status()
+
+
+StackFactory = Callable[..., Stack]
+
+
+@pytest.fixture(scope="module")
+def make_stack(
+    tmp_path_factory: pytest.TempPathFactory,
+    vendor: harness.Process,
+    issuer: harness.Process,
+    keys: token_issuer.KeyFolder,
+) -> Iterator[StackFactory]:
+    """Start a gateway with the dev settings and the given changes (`upstream__breaker__failures=2`)."""
+    started: list[harness.Process] = []
+
+    def make(env: dict[str, str] | None = None, **changes: Any) -> Stack:
+        workdir = tmp_path_factory.mktemp("gw")
+        settings = harness.settings_for(workdir, vendor.url, issuer.url, **changes)
+        process = harness.start_gateway(workdir, settings, env=env)
+        started.append(process)
+        return Stack(process, vendor, keys, workdir, settings)
+
+    yield make
+    for process in started:
+        process.stop()
