@@ -13,18 +13,19 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 from urllib.parse import unquote
 
 import httpx
 from starlette.applications import Starlette
-from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from gateway.auth import Authenticator, AuthError, SigningKeys
 from gateway.breaker import BreakerState, CircuitBreaker
@@ -142,10 +143,7 @@ class Gateway:
                 exchange, 500, "internal_error", type(error).__name__, "The gateway failed; see its logs."
             )
         response.headers["x-request-id"] = exchange.request_id
-        if isinstance(response, StreamingResponse):
-            # Normally the stream records itself as it ends; this covers a stream that never started.
-            response.background = BackgroundTask(self._record, exchange)
-        else:
+        if not isinstance(response, _CheckedStream):  # a stream records itself when it ends
             exchange.status = response.status_code
             self._record(exchange)
         return response
@@ -272,11 +270,15 @@ class Gateway:
                 self.breaker.record_success()
             if exchange.stream and opened.response.status_code == 200:
                 transform = STREAMS[action](self.policy) if action else ServerSentEventStream(self.policy)
-                stream = self._stream(exchange, opened, transform, slot)
-                slot = None  # the stream releases it when it ends
-                return StreamingResponse(
-                    stream, status_code=200, headers=self.upstream.returned_headers(opened.response)
+                # Until the stream says otherwise, it ended early: the client went away.
+                exchange.status, exchange.outcome = 200, "client_disconnected"
+                streamed = _CheckedStream(
+                    self._stream(exchange, opened.response, transform),
+                    on_close=partial(self._end_stream, exchange, opened.response, transform, slot),
+                    headers=self.upstream.returned_headers(opened.response),
                 )
+                slot = None  # released when the stream ends
+                return streamed
             return await self._buffered(exchange, opened)
         finally:
             if slot is not None:
@@ -323,11 +325,10 @@ class Gateway:
         return Response(raw, status_code=200, headers=headers)
 
     async def _stream(
-        self, exchange: Exchange, opened: Opened, transform: CompletionStream, slot: _Slot
+        self, exchange: Exchange, response: httpx.Response, transform: CompletionStream
     ) -> AsyncIterator[bytes]:
-        response = opened.response
+        """The answer as it arrives, each piece checked before it is passed on."""
         chunks = response.aiter_raw()
-        exchange.status = 200
         try:
             while not transform.blocked:
                 try:
@@ -336,32 +337,32 @@ class Gateway:
                     tail = transform.finish()
                     if tail:
                         yield tail
+                    exchange.outcome = "ok"
                     break
                 except TimeoutError:
-                    exchange.outcome, exchange.reason = (
-                        "stream_timeout",
-                        f"{self.settings.upstream.stream_timeout_seconds:g}s",
-                    )
+                    seconds = self.settings.upstream.stream_timeout_seconds
+                    exchange.outcome, exchange.reason = "stream_timeout", f"{seconds:g}s"
                     break
                 out = transform.feed(chunk)
                 if out:
                     yield out
             if transform.blocked:
                 exchange.outcome, exchange.reason = "completion_blocked", ", ".join(transform.scan.blocking_rules)
-        except (asyncio.CancelledError, GeneratorExit):
-            exchange.outcome, exchange.reason = "client_disconnected", None
-            raise
         except httpx.HTTPError as error:
             exchange.outcome, exchange.reason = "upstream_unavailable", str(error) or type(error).__name__
-        finally:
-            slot.release()
-            with contextlib.suppress(Exception):
-                await asyncio.shield(response.aclose())
-            exchange.upstream_ms = (time.perf_counter() - exchange.started) * 1000
-            exchange.usage = transform.usage
-            exchange.completion = ["".join(transform.text)]
-            exchange.note_policy("completion", transform.scan)
-            self._record(exchange)
+
+    async def _end_stream(
+        self, exchange: Exchange, response: httpx.Response, transform: CompletionStream, slot: _Slot
+    ) -> None:
+        """After the stream, however it ended (finished, blocked, timed out, or the client left)."""
+        slot.release()
+        with contextlib.suppress(Exception):
+            await response.aclose()
+        exchange.upstream_ms = (time.perf_counter() - exchange.started) * 1000
+        exchange.usage = transform.usage
+        exchange.completion = ["".join(transform.text)]
+        exchange.note_policy("completion", transform.scan)
+        self._record(exchange)
 
     async def _read_body(self, request: Request) -> bytes | None:
         """The body, or None as soon as it passes the size limit (checked before any rule runs)."""
@@ -472,6 +473,29 @@ class Gateway:
             "RequestId": exchange.request_id,
             **{name: value for name, (value, _) in metrics.items()},
         }
+
+
+class _CheckedStream(StreamingResponse):
+    """A streamed answer whose clean-up runs however the response ends, even if the client leaves
+    before the first byte or the server is cancelled (a generator's own `finally` would not run
+    then: it never started)."""
+
+    def __init__(
+        self, content: AsyncGenerator[bytes], on_close: Callable[[], Awaitable[None]], headers: dict[str, str]
+    ) -> None:
+        super().__init__(content, status_code=200, headers=headers)
+        self._content = content
+        self._on_close = on_close
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await asyncio.shield(self._close())
+
+    async def _close(self) -> None:
+        await self._content.aclose()
+        await self._on_close()
 
 
 class _Slot:

@@ -364,3 +364,17 @@ def test_unwritable_audit_file_shows_on_healthz_and_loses_nothing(make_stack: St
     assert broken.audit(response.headers["x-request-id"])["status"] == 200
     assert httpx.get(broken.gateway.url + "/healthz").status_code == 200
     assert len(read_jsonl(broken.settings.audit.path)) == 1
+
+
+def test_a_client_leaving_mid_stream_frees_its_slot_and_is_recorded(stack: Stack) -> None:
+    stack.vendor_control(completion="word " * 200, chunk_chars=5, chunk_delay_seconds=0.05)
+    headers = {"authorization": f"Bearer {stack.token()}", "content-type": "application/json"}
+    url = f"{stack.gateway.url}/model/{MODEL}/invoke-with-response-stream"
+    with httpx.stream("POST", url, json=prompt("long answer please"), headers=headers, timeout=30) as response:
+        request_id = response.headers["x-request-id"]
+        next(response.iter_raw())  # the first piece arrives, then the client goes away
+    record = stack.audit(request_id)
+    assert (record["status"], record["outcome"]) == (200, "client_disconnected")
+    assert len(record["completion"]) < len("word " * 200)  # what was released before it left
+    health = httpx.get(stack.gateway.url + "/healthz").json()
+    assert health["in_flight"] == 0
