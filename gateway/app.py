@@ -151,6 +151,15 @@ class Gateway:
     # -- the request path ----------------------------------------------------------------------
 
     async def _handle(self, request: Request, exchange: Exchange) -> Response:
+        admitted = await self._admit(request, exchange)
+        if isinstance(admitted, Response):
+            return admitted
+        action, body = admitted
+        return await self._forward(request, exchange, action, body)
+
+    async def _admit(self, request: Request, exchange: Exchange) -> Response | tuple[str | None, bytes]:
+        """Everything decided before the vendor is involved: who, which path, scope, size, prompt policy.
+        Returns the refusal, or the Bedrock action (None for a vendor API path) and the body to send."""
         settings = self.settings
         try:
             identity = await self.auth.identify(request.headers.get("authorization"))
@@ -183,8 +192,6 @@ class Gateway:
                     exchange.model,
                     f"Model {exchange.model!r} is not enabled here; enabled: {allowed}.",
                 )
-        exchange.stream = action in STREAMS or "text/event-stream" in request.headers.get("accept", "")
-
         exchange.repository = request.headers.get(settings.policy.repository_header)
         blocked_by = self.policy.repository_policy(exchange.repository)
         if blocked_by:
@@ -216,9 +223,12 @@ class Gateway:
             )
         if scan.action == "redact":
             body = json.dumps(payload).encode()
-        if exchange.stream and settings.vendor.kind == "endpoint_service" and isinstance(payload, dict):
-            exchange.stream = bool(payload.get("stream"))
+        exchange.stream = action in STREAMS if action else isinstance(payload, dict) and bool(payload.get("stream"))
+        return action, body
 
+    async def _forward(self, request: Request, exchange: Exchange, action: str | None, body: bytes) -> Response:
+        """A slot, the breaker, the vendor, and the answer checked on its way back."""
+        settings = self.settings
         try:
             await asyncio.wait_for(self.slots.acquire(), settings.upstream.queue_wait_seconds)
         except TimeoutError:

@@ -11,7 +11,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_printed_curl_line_works() -> None:
     completed = subprocess.run(
-        [sys.executable, "scripts/gateway_local.py", "--check"], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+        [sys.executable, "scripts/gateway_local.py", "--check"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     curl = next(line for line in completed.stdout.splitlines() if line.startswith("curl "))
