@@ -7,10 +7,17 @@ PY := $(VENV)/bin/python
 CDK := npx --no-install cdk
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install synth deploy-local deploy test lint snapshots bench-synth gateway-local bench-gateway clean
+.PHONY: install system-packages synth deploy-local deploy test lint snapshots bench-synth gateway-local bench-gateway clean
 
-install: $(VENV)/.installed node_modules/.installed
+install: system-packages $(VENV)/.installed node_modules/.installed
+
+# Debian packages the tests run for real: redis-server (the gateway's shared counters).
+system-packages:
+	@command -v redis-server >/dev/null || { \
+	  echo "installing Debian's redis-server for the gateway's tests"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq redis-server; }
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt gateway/requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

@@ -27,6 +27,9 @@ def gateway_settings(config: AigwConfig) -> GatewaySettings:
             prices=vendor.prices,
             api_key_secret_id=vendor.api_key_secret_id,
         ),
+        limits=config.limits,
+        team_budgets_usd=config.budgets.team_monthly_usd,
+        fleet_min_instances=config.fleet.min_instances,
         **dict(config.gateway),
     )
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import yaml
 from pydantic import (
@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from gateway.settings import GatewayOptions, ModelPrice
+from gateway.settings import GatewayOptions, ModelPrice, RateLimits
 
 CONFIG_DIR = Path(__file__).resolve().parent
 DEFAULT_POLICY_RULES = CONFIG_DIR / "policy-rules.yaml"
@@ -183,15 +183,6 @@ class FleetConfig(_Model):
                 f"min_instances ({self.min_instances}) must not exceed max_instances ({self.max_instances})"
             )
         return self
-
-
-class RateLimits(_Model):
-    """Requests per rolling hour; the org cap is soft (flag, don't refuse) unless set to hard."""
-
-    user_per_hour: PositiveInt = 120
-    team_per_hour: PositiveInt = 800
-    org_per_hour: PositiveInt = 5000
-    org_cap: Literal["soft", "hard"] = "soft"
 
 
 class Budgets(_Model):

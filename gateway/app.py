@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import re
 import time
 import uuid
@@ -29,6 +30,7 @@ from starlette.types import Receive, Scope, Send
 
 from gateway.auth import Authenticator, AuthError, SigningKeys
 from gateway.breaker import BreakerState, CircuitBreaker
+from gateway.limits import Limits, RateDecision, Reservation
 from gateway.messages import (
     CompletionStream,
     ConverseStream,
@@ -77,6 +79,8 @@ class Exchange:
     stream: bool = False
     first_byte_ms: float | None = None
     upstream_ms: float | None = None
+    limits: dict[str, Any] | None = None
+    reservation: Reservation | None = None
     recorded: bool = False
 
     def note_policy(self, where: str, scan: Scan) -> None:
@@ -98,6 +102,8 @@ class Gateway:
         self.upstream = Upstream(settings, self.client)
         self.auth = Authenticator(settings.auth, SigningKeys(settings.auth, self.idp_client))
         self.models = set(settings.vendor.models)
+        self.limits = Limits(settings)
+        self.finishing: set[asyncio.Task[None]] = set()
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -105,14 +111,21 @@ class Gateway:
         self.audit.start()
         self.metrics.start()
         await asyncio.to_thread(self.upstream.key.load)
+        await asyncio.to_thread(self.limits.connect)
+        if self.limits.enabled and self.limits.client is None:
+            log.warning(
+                "no Redis configured: rate limits run per process (fail mode %s)", self.settings.limits.fail_mode
+            )
         try:
             await self.auth.keys.refresh()
         except (httpx.HTTPError, ValueError) as error:  # keys are fetched again on the first request
             log.warning("could not prefetch the IdP's JWKS from %s: %s", self.settings.auth.jwks_url, error)
 
     async def stop(self) -> None:
+        await asyncio.gather(*self.finishing, return_exceptions=True)
         await self.client.aclose()
         await self.idp_client.aclose()
+        await self.limits.close()
         await asyncio.to_thread(self.audit.close)
         await asyncio.to_thread(self.metrics.close)
 
@@ -124,11 +137,14 @@ class Gateway:
             for sink in (self.audit, self.metrics)
         }
         healthy = all(s["ok"] for s in sinks.values())
+        # Redis out of reach is reported, not fatal: the fail mode decides what requests get.
+        redis = {"ok": await self.limits.reachable(), "fail_mode": self.settings.limits.fail_mode}
         body = {
             "status": "ok" if healthy else "unhealthy",
             "environment": self.settings.environment,
             "breaker": self.breaker.state.value,
             "in_flight": self.in_flight,
+            "redis": redis,
             **sinks,
         }
         return JSONResponse(body, status_code=200 if healthy else 503)
@@ -145,7 +161,7 @@ class Gateway:
         response.headers["x-request-id"] = exchange.request_id
         if not isinstance(response, _CheckedStream):  # a stream records itself when it ends
             exchange.status = response.status_code
-            self._record(exchange)
+            self._finish_soon(exchange)
         return response
 
     # -- the request path ----------------------------------------------------------------------
@@ -224,7 +240,83 @@ class Gateway:
         if scan.action == "redact":
             body = json.dumps(payload).encode()
         exchange.stream = action in STREAMS if action else isinstance(payload, dict) and bool(payload.get("stream"))
-        return action, body
+
+        refused = await self._check_limits(exchange, payload, body)
+        return refused or (action, body)
+
+    async def _check_limits(self, exchange: Exchange, payload: Any, body: bytes) -> Response | None:
+        """The fleet-wide rate limits, then the team's monthly budget (a reservation settled at the end)."""
+        user, team = exchange.user or "", exchange.team or ""
+        started = time.perf_counter()
+        decision = await self.limits.check_rate(user, team, exchange.request_id)
+        if decision.allowed:
+            worst_case = self._worst_case_usd(exchange, payload, body)
+            exchange.reservation = await self.limits.reserve(team, exchange.request_id, worst_case)
+        exchange.limits = {**decision.audit(), "check_ms": round((time.perf_counter() - started) * 1000, 3)}
+        if not decision.allowed:
+            return self._rate_refusal(exchange, decision)
+        reservation = exchange.reservation
+        if reservation is not None and not reservation.allowed:
+            if reservation.mode == "fail_closed":
+                return self._reject(
+                    exchange,
+                    503,
+                    "limits_unavailable",
+                    "redis",
+                    "Budgets cannot be checked right now; retry shortly.",
+                    headers={"retry-after": "1"},
+                )
+            return self._reject(
+                exchange, 402, "budget_exceeded", team,
+                f"Team {team} has used ${reservation.spent_usd:,.2f} of its ${reservation.cap_usd:,.2f} budget "
+                f"for {reservation.month}.",
+                extra={
+                    "team": team, "spent_usd": reservation.spent_usd, "cap_usd": reservation.cap_usd,
+                    "month": reservation.month,
+                },
+            )  # fmt: skip
+        return None
+
+    def _rate_refusal(self, exchange: Exchange, decision: RateDecision) -> Response:
+        if decision.mode == "fail_closed":
+            return self._reject(
+                exchange, 503, "limits_unavailable", "redis",
+                "The shared rate-limit counters are out of reach and this gateway fails closed; retry shortly.",
+                headers={"retry-after": "1"},
+            )  # fmt: skip
+        limits = self.settings.limits
+        allowed = {"user": limits.user_per_hour, "team": limits.team_per_hour, "org": limits.org_per_hour}[
+            decision.limit or "user"
+        ]
+        frees_at = datetime.fromtimestamp(self.limits.clock() + decision.retry_after_seconds, UTC).isoformat(
+            timespec="seconds"
+        )
+        who = {"user": exchange.user, "team": exchange.team, "org": "the organisation"}[decision.limit or "user"]
+        return self._reject(
+            exchange, 429, "rate_limited", decision.limit,
+            f"The {decision.limit} limit ({allowed} requests per rolling hour, {who}) is used up; "
+            f"it frees up in {decision.retry_after_seconds} s, at {frees_at}.",
+            headers={"retry-after": str(decision.retry_after_seconds)},
+            extra={
+                "limit": decision.limit, "retry_after_seconds": decision.retry_after_seconds,
+                "frees_at": frees_at, "mode": decision.mode,
+            },
+        )  # fmt: skip
+
+    def _worst_case_usd(self, exchange: Exchange, payload: Any, body: bytes) -> float:
+        """What the request can cost at most: its input (estimated from its size) and all of max_tokens."""
+        price = self.settings.vendor.prices.get(_model_id(exchange.model or ""))
+        if price is None:
+            return 0.0
+        max_tokens = None
+        if isinstance(payload, dict):
+            config = payload.get("inferenceConfig")
+            max_tokens = payload.get("max_tokens") or (config.get("maxTokens") if isinstance(config, dict) else None)
+        output_tokens = (
+            max_tokens if isinstance(max_tokens, int) and max_tokens > 0 else self.settings.limits.default_max_tokens
+        )
+        input_tokens = math.ceil(len(body) / 3)  # fewer than one token per 3 bytes of JSON, in practice
+        return input_tokens / 1000 * price.input_per_1k_usd + output_tokens / 1000 * price.output_per_1k_usd
 
     async def _forward(self, request: Request, exchange: Exchange, action: str | None, body: bytes) -> Response:
         """A slot, the breaker, the vendor, and the answer checked on its way back."""
@@ -372,7 +464,7 @@ class Gateway:
         exchange.usage = transform.usage
         exchange.completion = ["".join(transform.text)]
         exchange.note_policy("completion", transform.scan)
-        self._record(exchange)
+        await self._finish(exchange)
 
     async def _read_body(self, request: Request) -> bytes | None:
         """The body, or None as soon as it passes the size limit (checked before any rule runs)."""
@@ -398,12 +490,34 @@ class Gateway:
         reason: str | None,
         message: str,
         headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> JSONResponse:
         exchange.status, exchange.outcome, exchange.reason = status, outcome, reason
-        body = {"error": outcome, "reason": reason, "message": message, "request_id": exchange.request_id}
+        body = {
+            "error": outcome,
+            "reason": reason,
+            "message": message,
+            "request_id": exchange.request_id,
+            **(extra or {}),
+        }
         return JSONResponse(body, status_code=status, headers=headers)
 
     # -- records -------------------------------------------------------------------------------
+
+    async def _finish(self, exchange: Exchange) -> None:
+        """Settle the budget reservation to what the request really cost, then record it."""
+        try:
+            if exchange.reservation is not None:
+                await self.limits.settle(exchange.reservation, self._cost(exchange))
+        finally:
+            self._record(exchange)
+
+    def _finish_soon(self, exchange: Exchange) -> None:
+        """Finish off the request path: the answer does not wait for the settlement round trip.
+        Shutdown waits for these before it flushes the audit file."""
+        task = asyncio.create_task(self._finish(exchange))
+        self.finishing.add(task)
+        task.add_done_callback(self.finishing.discard)
 
     def _record(self, exchange: Exchange) -> None:
         if exchange.recorded:
@@ -436,6 +550,8 @@ class Gateway:
                 "first_byte_ms": _rounded(exchange.first_byte_ms),
                 "upstream_ms": _rounded(exchange.upstream_ms),
                 "breaker": self.breaker.state.value,
+                "limits": exchange.limits,
+                "budget": exchange.reservation.audit() if exchange.reservation else None,
                 "prompt": prompt,
                 "completion": completion,
                 "truncated": prompt_cut or completion_cut,
@@ -454,6 +570,7 @@ class Gateway:
 
     def _metrics_line(self, exchange: Exchange, latency_ms: float, cost: float) -> dict[str, Any]:
         """A CloudWatch embedded-metric-format line: the agent turns it into metrics, no API calls here."""
+        limits = exchange.limits or {}
         metrics = {
             "Requests": (1, "Count"),
             "Rejections": (0 if exchange.outcome == "ok" else 1, "Count"),
@@ -462,6 +579,10 @@ class Gateway:
             "EstimatedCostUsd": (cost, "None"),
             "Latency": (latency_ms, "Milliseconds"),
             "BreakerOpen": (0 if self.breaker.state is BreakerState.CLOSED else 1, "Count"),
+            "RateLimited": (1 if exchange.outcome == "rate_limited" else 0, "Count"),
+            "BudgetRefused": (1 if exchange.outcome == "budget_exceeded" else 0, "Count"),
+            "LimitFailOpen": (1 if limits.get("mode") == "fail_open" else 0, "Count"),
+            "OrgSoftCapExceeded": (1 if limits.get("org_over_soft_cap") else 0, "Count"),
         }
         if exchange.first_byte_ms is not None:
             metrics["UpstreamFirstByte"] = (round(exchange.first_byte_ms, 2), "Milliseconds")
@@ -471,7 +592,13 @@ class Gateway:
                 "CloudWatchMetrics": [
                     {
                         "Namespace": self.settings.metrics_namespace,
-                        "Dimensions": [["Environment"], ["Environment", "Team"], ["Environment", "Outcome"]],
+                        "Dimensions": [
+                            ["Environment"],
+                            ["Environment", "Team"],
+                            ["Environment", "Outcome"],
+                            ["Environment", "Limit"],
+                            ["Environment", "LimitMode"],
+                        ],
                         "Metrics": [{"Name": name, "Unit": unit} for name, (_, unit) in metrics.items()],
                     }
                 ],
@@ -479,6 +606,8 @@ class Gateway:
             "Environment": self.settings.environment,
             "Team": exchange.team or "unauthenticated",
             "Outcome": exchange.outcome,
+            "Limit": (exchange.reason if exchange.outcome == "rate_limited" else None) or "none",
+            "LimitMode": limits.get("mode") or "none",
             "Model": exchange.model,
             "RequestId": exchange.request_id,
             **{name: value for name, (value, _) in metrics.items()},

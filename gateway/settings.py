@@ -139,6 +139,41 @@ class VendorSettings(_Model):
     api_key_header: str = "x-api-key"
 
 
+class RateLimits(_Model):
+    """Requests per rolling hour, fleet-wide, and what happens when the shared counters are out of reach."""
+
+    enabled: bool = True
+    user_per_hour: PositiveInt = 120
+    team_per_hour: PositiveInt = 800
+    # Soft by default: over it, requests pass and are flagged in the audit record and metrics.
+    org_per_hour: PositiveInt = 5000
+    org_cap: Literal["soft", "hard"] = "soft"
+    # Redis unreachable: "open" falls back to a per-process limiter at each limit / the fleet's
+    # minimum size and flags every such decision; "closed" refuses with 503.
+    fail_mode: Literal["open", "closed"] = "open"
+    # A team at its monthly budget: "enforce" refuses with 402, "warn" lets it through, flagged.
+    budget_mode: Literal["enforce", "warn"] = "enforce"
+    # A reservation never settled (its process died) stops counting after this long. Longer than a stream.
+    reservation_ttl_seconds: Annotated[int, Field(ge=60, le=86_400)] = 900
+    # Worst case for a request that names no max_tokens.
+    default_max_tokens: PositiveInt = 4096
+
+
+class RedisSettings(_Model):
+    """The shared counters (ElastiCache in AWS, a local redis-server in tests)."""
+
+    host: str | None = None  # None: filled in by the fleet from its ElastiCache endpoint
+    port: Annotated[int, Field(ge=1, le=65535)] = 6379
+    tls: bool = True
+    # The AUTH token: a Secrets Manager secret in AWS, an environment variable locally.
+    auth_token_secret_id: str | None = None
+    auth_token_env: str | None = None
+    # Each command's budget; a Redis that does not answer in time counts as unreachable.
+    timeout_seconds: Annotated[float, Field(gt=0, le=5)] = 0.25
+    # After a failure, requests skip Redis (fail mode) this long before trying it again.
+    retry_after_seconds: Annotated[float, Field(ge=0, le=60)] = 1.0
+
+
 class FileSink(_Model):
     path: Path
     queue_size: Annotated[int, Field(ge=100, le=1_000_000)] = 20_000
@@ -148,6 +183,7 @@ class GatewayOptions(_Model):
     """The part of `config/<env>.yaml` (section `gateway`) that is the service's own."""
 
     auth: AuthSettings
+    redis: RedisSettings = RedisSettings()
     policy: PolicySettings = PolicySettings()
     upstream: UpstreamSettings = UpstreamSettings()
     audit: FileSink = FileSink(path=Path("/var/log/aigw/audit.jsonl"))
@@ -162,6 +198,10 @@ class GatewaySettings(GatewayOptions):
 
     environment: str
     vendor: VendorSettings
+    limits: RateLimits = RateLimits()
+    # Monthly caps in US dollars, per team (teams without one are not capped).
+    team_budgets_usd: dict[str, float] = Field(default_factory=dict)
+    fleet_min_instances: Annotated[int, Field(ge=1)] = 2
 
     @classmethod
     def read(cls, path: Path) -> GatewaySettings:

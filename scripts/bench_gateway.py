@@ -1,5 +1,6 @@
-"""Benchmark: the gateway against the fake vendor answering at once, and the fake vendor directly,
-in the same run; plus the content policy's scan speed on a 1 MiB prompt with every shipped rule.
+"""Benchmark: the fake vendor answering at once, called directly, through the gateway with limits off,
+and through the gateway with limits on (a real redis-server), in the same run; plus the content
+policy's scan speed on a 1 MiB prompt with every shipped rule.
 
     python scripts/bench_gateway.py [--requests 2000] [--concurrency 32] [--rounds 3]
 
@@ -16,6 +17,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 from botocore.auth import SigV4Auth
@@ -30,6 +32,7 @@ from gateway.policy import Policy  # noqa: E402
 from tests.gateway import fake_vendor, harness, token_issuer  # noqa: E402
 from tests.gateway.conftest import MODEL, prompt  # noqa: E402
 
+SEQUENTIAL = 300
 BODY = json.dumps(prompt("Write a haiku about private networks.")).encode()
 
 
@@ -64,6 +67,10 @@ async def run(url: str, headers: dict[str, str], requests: int, concurrency: int
         return requests / (time.perf_counter() - started), latencies
 
 
+def audit_records(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
@@ -94,23 +101,46 @@ def main() -> None:
         keys.add("bench")
         vendor = harness.start_vendor(workdir)
         issuer = harness.start_issuer(workdir, keys.folder)
-        settings = harness.settings_for(workdir, vendor.url, issuer.url, upstream__max_concurrency=1024)
-        gateway = harness.start_gateway(workdir, settings)
+        redis = harness.RedisServer(workdir).start()
+        processes = [vendor, issuer]
         try:
-            via_gateway = f"{gateway.url}/model/{MODEL}/invoke"
+            # Limits far above what the run sends: every request takes the full check, none is refused.
+            common: dict[str, Any] = {
+                "upstream__max_concurrency": 1024,
+                "limits__user_per_hour": 10**9,
+                "limits__team_per_hour": 10**9,
+                "limits__org_per_hour": 10**9,
+            }
+            gateways = {}
+            for name, limits in (
+                ("gateway, limits off", {"limits__enabled": False}),
+                ("gateway, limits on", {"limits__enabled": True, **redis.settings()}),
+            ):
+                folder = workdir / name.replace(", ", "-").replace(" ", "-")
+                folder.mkdir()
+                settings = harness.settings_for(folder, vendor.url, issuer.url, **common, **limits)
+                gateways[name] = harness.start_gateway(folder, settings)
+                limits_audit = settings.audit.path
+                processes.append(gateways[name])
             direct = f"{vendor.url}/model/{MODEL}/invoke"
             auth = {"authorization": f"Bearer {keys.token('bench')}", "content-type": "application/json"}
             # Signed once and reused (valid for minutes): the client does no more work on this path.
-            signed = signed_headers(direct)
-            asyncio.run(run(via_gateway, auth, 200, args.concurrency))  # warm up both
-            asyncio.run(run(direct, signed, 200, args.concurrency))
-            results: dict[str, list[tuple[float, list[float]]]] = {"gateway": [], "direct": []}
+            targets = {"direct": (direct, signed_headers(direct))}
+            targets.update({name: (f"{g.url}/model/{MODEL}/invoke", auth) for name, g in gateways.items()})
+            for url, headers in targets.values():  # warm up
+                asyncio.run(run(url, headers, 200, args.concurrency))
+            results: dict[str, list[tuple[float, list[float]]]] = {name: [] for name in targets}
             for _ in range(args.rounds):
-                results["direct"].append(asyncio.run(run(direct, signed, args.requests, args.concurrency)))
-                results["gateway"].append(asyncio.run(run(via_gateway, auth, args.requests, args.concurrency)))
+                for name, (url, headers) in targets.items():
+                    results[name].append(asyncio.run(run(url, headers, args.requests, args.concurrency)))
+            # One at a time: the check's own cost, without waiting for a busy event loop.
+            asyncio.run(run(*targets["gateway, limits on"], SEQUENTIAL, 1))
         finally:
-            for process in (gateway, issuer, vendor):
-                process.stop()
+            for process in reversed(processes):
+                process.stop()  # flushes the audit files
+            redis.kill()
+        checks = [r["limits"]["check_ms"] for r in audit_records(limits_audit) if r.get("limits")]
+        loaded, alone = checks[:-SEQUENTIAL], checks[-SEQUENTIAL:]
 
     summary = {}
     for path, rounds in results.items():
@@ -121,12 +151,15 @@ def main() -> None:
             percentile(latencies, 0.99),
         )
     print(f"{args.rounds} rounds x {args.requests} InvokeModel requests, {args.concurrency} concurrent, loopback")
-    print(f"{'':22}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
-    for path in ("direct", "gateway"):
-        rps, p50, p99 = summary[path]
-        print(f"{path + (' (fake vendor)' if path == 'direct' else ''):22}{rps:10.0f}{p50:10.2f}{p99:10.2f}")
-    (d_rps, d_p50, d_p99), (g_rps, g_p50, g_p99) = summary["direct"], summary["gateway"]
-    print(f"{'ratio gateway/direct':22}{g_rps / d_rps:10.2f}{g_p50 / d_p50:10.2f}{g_p99 / d_p99:10.2f}")
+    print(f"{'':28}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
+    for path, (rps, p50, p99) in summary.items():
+        print(f"{path:28}{rps:10.0f}{p50:10.2f}{p99:10.2f}")
+    (d_rps, d_p50, d_p99), (g_rps, g_p50, g_p99), (_, l_p50, l_p99) = summary.values()
+    print(f"{'ratio gateway/direct':28}{g_rps / d_rps:10.2f}{g_p50 / d_p50:10.2f}{g_p99 / d_p99:10.2f}")
+    print(f"{'limits on - off, client':28}{'':10}{l_p50 - g_p50:10.2f}{l_p99 - g_p99:10.2f}")
+    for label, sample in (("limit check, under load", loaded), ("limit check, one at a time", alone)):
+        print(f"{label:28}{'':10}{percentile(sample, 0.5):10.2f}{percentile(sample, 0.99):10.2f}")
+    print("  (limit check: the rate-limit script and the budget reservation on Redis, timed inside the gateway)")
     rules = len(load_config("dev").gateway.policy.rules)
     print(f"policy scan, 1 MiB prompt, {rules} shipped rules: {policy_speed():.1f} MB/s")
 

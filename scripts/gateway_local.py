@@ -37,9 +37,10 @@ def main(argv: list[str] | None = None) -> int:
         kid = keys.add("local")
         vendor = harness.start_vendor(workdir)
         issuer = harness.start_issuer(workdir, keys.folder)
+        redis = harness.RedisServer(workdir).start()  # the shared counters of the rate limits
         processes = [vendor, issuer]
         try:
-            settings = harness.settings_for(workdir, vendor.url, issuer.url, environment=args.env)
+            settings = harness.settings_for(workdir, vendor.url, issuer.url, environment=args.env, **redis.settings())
             gateway = harness.start_gateway(workdir, settings, port=args.port)
             processes.append(gateway)
             token = keys.token(kid, user="you@example.com", team="platform")
@@ -52,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"gateway  {gateway.url}   (settings: config/{args.env}.yaml, rendered)")
             print(f"vendor   {vendor.url}   (fake Bedrock, checks SigV4)")
             print(f"issuer   {issuer.url}{token_issuer.JWKS_PATH}")
+            print(f"redis    127.0.0.1:{redis.port}   (rate limits and budgets)")
             print(f"audit    {settings.audit.path}")
             print("\nTry it:\n")
             print(curl + "\n", flush=True)
@@ -66,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             for process in reversed(processes):
                 process.stop()
+            redis.kill()
 
 
 if __name__ == "__main__":

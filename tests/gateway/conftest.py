@@ -134,12 +134,15 @@ def make_stack(
     issuer: harness.Process,
     keys: token_issuer.KeyFolder,
 ) -> Iterator[StackFactory]:
-    """Start a gateway with the dev settings and the given changes (`upstream__breaker__failures=2`)."""
+    """Start a gateway with the dev settings and the given changes (`upstream__breaker__failures=2`).
+
+    Rate limits and budgets are off unless a test turns them on (`limits__enabled=True`, with a Redis):
+    the other tests send far more than one user's hourly allowance."""
     started: list[harness.Process] = []
 
     def make(env: dict[str, str] | None = None, **changes: Any) -> Stack:
         workdir = tmp_path_factory.mktemp("gw")
-        settings = harness.settings_for(workdir, vendor.url, issuer.url, **changes)
+        settings = harness.settings_for(workdir, vendor.url, issuer.url, **{"limits__enabled": False, **changes})
         process = harness.start_gateway(workdir, settings, env=env)
         started.append(process)
         return Stack(process, vendor, keys, workdir, settings)
@@ -147,3 +150,19 @@ def make_stack(
     yield make
     for process in started:
         process.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(gateway_workdir: Path) -> Iterator[harness.RedisServer]:
+    server = harness.RedisServer(gateway_workdir).start()
+    yield server
+    server.kill()
+
+
+@pytest.fixture
+def fresh_redis(redis_server: harness.RedisServer) -> harness.RedisServer:
+    """The shared redis-server, running and empty."""
+    if not redis_server.ping():
+        redis_server.start()
+    redis_server.flush()
+    return redis_server

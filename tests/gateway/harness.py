@@ -4,6 +4,7 @@ the fake vendor, the token issuer and the gateway itself, each a `python -m …`
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -139,3 +140,60 @@ def start_vendor(workdir: Path) -> Process:
 
 def start_issuer(workdir: Path, keys: Path) -> Process:
     return start("issuer", "tests.gateway.token_issuer", ["--keys", str(keys)], token_issuer.JWKS_PATH, workdir)
+
+
+class RedisServer:
+    """A real redis-server on a loopback port of its own, with no persistence; it can be killed
+    (as a crash would) and started again on the same port."""
+
+    def __init__(self, workdir: Path) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed: `make test` installs Debian's package")
+        self.binary = binary
+        self.workdir = workdir
+        self.port = free_port()
+        self.popen: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> RedisServer:
+        log = (self.workdir / "redis.log").open("ab")
+        options = {
+            "port": str(self.port),
+            "bind": "127.0.0.1",
+            "save": "",
+            "appendonly": "no",
+            "dir": str(self.workdir),
+        }
+        self.popen = subprocess.Popen(
+            [self.binary, *(part for name, value in options.items() for part in (f"--{name}", value))],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 10
+        while not self.ping():
+            if self.popen.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server did not start: {(self.workdir / 'redis.log').read_text()[-2000:]}")
+            time.sleep(0.02)
+        return self
+
+    def kill(self) -> None:
+        if self.popen is not None and self.popen.poll() is None:
+            self.popen.kill()
+            self.popen.wait()
+
+    def ping(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def flush(self) -> None:
+        with socket.create_connection(("127.0.0.1", self.port), timeout=2) as sock:
+            sock.sendall(b"FLUSHALL\r\n")
+            assert sock.recv(16).startswith(b"+OK")
+
+    def settings(self) -> dict[str, Any]:
+        """Settings changes (for settings_for) that point a gateway at this server."""
+        return {"redis__host": "127.0.0.1", "redis__port": self.port, "redis__tls": False}

@@ -1,0 +1,205 @@
+"""Rate limits and budgets against a real redis-server, with the clock injected (no sleeps).
+
+Two `Limits` objects stand for two gateway processes: each has its own Redis connection and its own
+fallback, and they share only what is in Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from config import load_config
+from config.render import gateway_settings
+from gateway.limits import Limits
+from gateway.settings import GatewaySettings
+from tests.gateway.harness import RedisServer
+
+T0 = datetime(2026, 11, 26, 10, 59, 0, tzinfo=UTC).timestamp()  # a minute before the top of the hour
+
+
+class Clock:
+    def __init__(self, now: float = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def settings_for(redis: RedisServer, **limits: Any) -> GatewaySettings:
+    data = gateway_settings(load_config("dev")).model_dump(mode="json")
+    data["environment"] = f"t{uuid.uuid4().hex[:8]}"  # keys of one test only
+    data["redis"].update(host="127.0.0.1", port=redis.port, tls=False, retry_after_seconds=0)
+    data["limits"].update(limits)
+    return GatewaySettings.model_validate(data)
+
+
+def run(redis: RedisServer, test: Callable[..., Awaitable[None]], *, processes: int = 2, **limits: Any) -> None:
+    """Run `test(clock, limits_a, limits_b, …)` with `processes` Limits sharing one Redis."""
+    settings = settings_for(redis, **limits)
+    clock = Clock()
+
+    async def main() -> None:
+        instances = [Limits(settings, clock) for _ in range(processes)]
+        for instance in instances:
+            instance.connect()
+        try:
+            await test(clock, *instances)
+        finally:
+            for instance in instances:
+                await instance.close()
+
+    asyncio.run(main())
+
+
+def rid() -> str:
+    return uuid.uuid4().hex
+
+
+def test_121st_request_of_a_user_is_refused_whichever_process_serves_it(fresh_redis: RedisServer) -> None:
+    async def test(clock: Clock, a: Limits, b: Limits) -> None:
+        for i in range(120):
+            decision = await (a if i % 2 else b).check_rate("ana", "payments", rid())
+            assert decision.allowed and decision.mode == "shared"
+            clock.now += 1
+        for process in (a, b):
+            refused = await process.check_rate("ana", "payments", rid())
+            assert (refused.allowed, refused.limit, refused.mode) == (False, "user", "shared")
+            assert refused.retry_after_seconds == 3600 - 120  # when the first of the 120 leaves the hour
+        assert (await a.check_rate("ben", "payments", rid())).allowed  # other users are not affected
+
+    run(fresh_redis, test)
+
+
+def test_the_rolling_hour_is_exact_at_the_boundary(fresh_redis: RedisServer) -> None:
+    async def test(clock: Clock, a: Limits, b: Limits) -> None:
+        for _ in range(120):  # all at 10:59:00
+            assert (await a.check_rate("ana", "payments", rid())).allowed
+        clock.now = T0 + 61  # 11:00:01: a fixed hourly window would have reset here
+        assert not (await b.check_rate("ana", "payments", rid())).allowed
+        clock.now = T0 + 3599.999
+        assert not (await b.check_rate("ana", "payments", rid())).allowed
+        clock.now = T0 + 3600  # exactly an hour after: those 120 no longer count
+        assert (await b.check_rate("ana", "payments", rid())).allowed
+
+    run(fresh_redis, test)
+
+
+def test_a_request_refused_by_the_team_limit_uses_up_nothing(fresh_redis: RedisServer) -> None:
+    async def test(clock: Clock, a: Limits, b: Limits) -> None:
+        assert (await a.check_rate("ana", "payments", rid())).allowed
+        assert (await a.check_rate("ana", "payments", rid())).allowed
+        assert (await b.check_rate("ben", "payments", rid())).allowed  # the team's 3 are used
+        refused = await b.check_rate("ana", "payments", rid())
+        assert (refused.allowed, refused.limit) == (False, "team")
+        # Had the refused request counted against ana (2 + 1 = 3), this would be refused as "user".
+        assert (await a.check_rate("ana", "platform", rid())).allowed
+
+    run(fresh_redis, test, user_per_hour=3, team_per_hour=3)
+
+
+def test_org_soft_cap_flags_and_hard_cap_refuses(fresh_redis: RedisServer) -> None:
+    async def soft(clock: Clock, a: Limits, b: Limits) -> None:
+        for user in ("u1", "u2"):
+            decision = await a.check_rate(user, "payments", rid())
+            assert decision.allowed and not decision.org_over_soft_cap
+        over = await b.check_rate("u3", "platform", rid())
+        assert over.allowed and over.org_over_soft_cap
+
+    async def hard(clock: Clock, a: Limits, b: Limits) -> None:
+        for user in ("u1", "u2"):
+            assert (await a.check_rate(user, "payments", rid())).allowed
+        refused = await b.check_rate("u3", "platform", rid())
+        assert (refused.allowed, refused.limit) == (False, "org")
+
+    run(fresh_redis, soft, org_per_hour=2, org_cap="soft")
+    run(fresh_redis, hard, org_per_hour=2, org_cap="hard")
+
+
+def test_budget_reservations_of_concurrent_requests_never_overspend(fresh_redis: RedisServer) -> None:
+    cap = load_config("dev").budgets.team_monthly_usd["payments"]
+    worst_case = cap * 0.3
+
+    async def test(clock: Clock, a: Limits, b: Limits) -> None:
+        reservations = await asyncio.gather(
+            *(process.reserve("payments", rid(), worst_case) for process in (a, b) * 10)
+        )
+        admitted = [r for r in reservations if r is not None and r.allowed]
+        refused = [r for r in reservations if r is not None and not r.allowed]
+        assert len(admitted) == 4 and len(refused) == 16  # 0, .3, .6, .9 of the cap were free; then it is reached
+        month = datetime.fromtimestamp(T0, UTC).strftime("%Y-%m")
+        settled, reserved = await a.spent("payments", month)
+        assert settled == 0 and reserved == pytest.approx(4 * worst_case)
+        assert reserved <= cap + worst_case  # at most one request's reservation beyond the cap
+        assert all(r.spent_usd >= cap for r in refused) and refused[0].cap_usd == cap
+        for reservation in admitted:
+            await (a if reservation.id[0] < "8" else b).settle(reservation, 12.34)
+        settled, reserved = await a.spent("payments", month)
+        assert settled == pytest.approx(4 * 12.34) and reserved == 0
+        assert (await b.reserve("payments", rid(), worst_case)).allowed  # type: ignore[union-attr]
+
+    run(fresh_redis, test)
+
+
+def test_a_reservation_never_settled_expires(fresh_redis: RedisServer) -> None:
+    async def test(clock: Clock, a: Limits, b: Limits) -> None:
+        cap = a.settings.team_budgets_usd["payments"]
+        held = await a.reserve("payments", rid(), cap)  # then its process dies
+        assert held is not None and held.allowed
+        assert not (await b.reserve("payments", rid(), 1.0)).allowed  # type: ignore[union-attr]
+        clock.now += a.settings.limits.reservation_ttl_seconds + 1
+        assert (await b.reserve("payments", rid(), 1.0)).allowed  # type: ignore[union-attr]
+
+    run(fresh_redis, test)
+
+
+def test_warn_mode_lets_a_team_over_its_cap_through_flagged(fresh_redis: RedisServer) -> None:
+    async def test(clock: Clock, a: Limits, b: Limits) -> None:
+        cap = a.settings.team_budgets_usd["payments"]
+        await a.reserve("payments", rid(), cap)
+        over = await b.reserve("payments", rid(), 1.0)
+        assert over is not None and over.allowed and over.over_cap
+
+    run(fresh_redis, test, budget_mode="warn")
+
+
+def test_teams_without_a_budget_are_not_capped(fresh_redis: RedisServer) -> None:
+    async def test(clock: Clock, a: Limits) -> None:
+        assert await a.reserve("mobile", rid(), 10_000) is None
+
+    run(fresh_redis, test, processes=1)
+
+
+def test_fail_open_falls_back_to_a_per_process_share_and_recovers(fresh_redis: RedisServer) -> None:
+    async def test(clock: Clock, a: Limits, b: Limits) -> None:
+        assert (await a.check_rate("ana", "payments", rid())).mode == "shared"
+        fresh_redis.kill()
+        for _ in range(60):  # 120 per hour / a fleet of at least 2
+            decision = await a.check_rate("ana", "payments", rid())
+            assert decision.allowed and decision.mode == "fail_open"
+        refused = await a.check_rate("ana", "payments", rid())
+        assert (refused.allowed, refused.limit, refused.mode) == (False, "user", "fail_open")
+        assert (await b.check_rate("ana", "payments", rid())).allowed  # b has its own share
+        budget = await a.reserve("payments", rid(), 1.0)
+        assert budget is not None and budget.allowed and budget.mode == "fail_open"
+        fresh_redis.start()  # back: the next request uses the shared counters again
+        assert (await a.check_rate("ana", "payments", rid())).mode == "shared"
+
+    run(fresh_redis, test)
+
+
+def test_fail_closed_refuses_while_redis_is_away_and_recovers(fresh_redis: RedisServer) -> None:
+    async def test(clock: Clock, a: Limits) -> None:
+        fresh_redis.kill()
+        refused = await a.check_rate("ana", "payments", rid())
+        assert (refused.allowed, refused.mode) == (False, "fail_closed")
+        assert not await a.reachable()
+        fresh_redis.start()
+        assert await a.reachable()
+        assert (await a.check_rate("ana", "payments", rid())).allowed
+
+    run(fresh_redis, test, processes=1, fail_mode="closed")
