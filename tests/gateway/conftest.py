@@ -88,9 +88,12 @@ def prompt(text: str, **extra: Any) -> dict[str, Any]:
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The complete lines of a JSON-lines file that may be being written (a last line without its
+    newline is still on its way)."""
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line]
+    complete = path.read_text().rpartition("\n")[0]
+    return [json.loads(line) for line in complete.splitlines() if line]
 
 
 @pytest.fixture(scope="session")
