@@ -226,3 +226,23 @@ def test_bad_config_stops_synth_before_any_template(tmp_path: Path) -> None:
     assert "bad configuration, nothing was synthesized" in completed.stderr
     assert "config/staging.yaml: no such environment" in completed.stderr
     assert not list(outdir.glob("*.template.json"))
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "allowed"),
+    [("fail_mode", "maybe", "'open' or 'closed'"), ("budget_mode", "no", "'enforce' or 'warn'")],
+)
+def test_limit_modes_name_allowed_values(tmp_path: Path, field: str, value: str, allowed: str) -> None:
+    message = error_for(tmp_path, lambda c: c.update(limits={field: value}))
+    assert f"limits.{field}: Input should be {allowed}" in message
+
+
+def test_gateway_settings_render_from_the_same_config() -> None:
+    from config.render import gateway_settings
+
+    config = load_config("prod")
+    rendered = gateway_settings(config)
+    assert rendered.limits == config.limits and rendered.fleet_min_instances == config.fleet.min_instances
+    assert rendered.team_budgets_usd == config.budgets.team_monthly_usd
+    assert rendered.vendor.models == config.vendor.model_ids and rendered.vendor.kind == "bedrock"
+    assert rendered.upstream.first_byte_timeout_seconds == 12 and rendered.policy == config.gateway.policy

@@ -146,7 +146,8 @@ class RedisServer:
     """A real redis-server on a loopback port of its own, with no persistence; it can be killed
     (as a crash would) and started again on the same port."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, password: str | None = None) -> None:
+        self.password = password
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed: `make test` installs Debian's package")
@@ -164,6 +165,8 @@ class RedisServer:
             "appendonly": "no",
             "dir": str(self.workdir),
         }
+        if self.password:
+            options["requirepass"] = self.password
         self.popen = subprocess.Popen(
             [self.binary, *(part for name, value in options.items() for part in (f"--{name}", value))],
             stdout=log,
@@ -185,7 +188,7 @@ class RedisServer:
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
                 sock.sendall(b"PING\r\n")
-                return sock.recv(16).startswith(b"+PONG")
+                return sock.recv(64).startswith((b"+PONG", b"-NOAUTH"))
         except OSError:
             return False
 

@@ -9,6 +9,7 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -203,3 +204,25 @@ def test_fail_closed_refuses_while_redis_is_away_and_recovers(fresh_redis: Redis
         assert (await a.check_rate("ana", "payments", rid())).allowed
 
     run(fresh_redis, test, processes=1, fail_mode="closed")
+
+
+def test_the_auth_token_comes_from_the_configured_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Locally an environment variable; in AWS a Secrets Manager secret (same code path after reading)."""
+    server = RedisServer(tmp_path, password="s3cret-token").start()
+    try:
+        base = settings_for(server).model_dump(mode="json")
+        base["redis"]["auth_token_env"] = "AIGW_TEST_REDIS_TOKEN"
+
+        async def decide(token: str) -> str:
+            monkeypatch.setenv("AIGW_TEST_REDIS_TOKEN", token)
+            limits = Limits(GatewaySettings.model_validate(base), Clock())
+            limits.connect()
+            try:
+                return (await limits.check_rate("ana", "payments", rid())).mode
+            finally:
+                await limits.close()
+
+        assert asyncio.run(decide("s3cret-token")) == "shared"
+        assert asyncio.run(decide("wrong")) == "fail_open"  # refused AUTH: treated as out of reach
+    finally:
+        server.kill()
