@@ -117,7 +117,34 @@ class CompletionStream:
         return self._delta(rest, self.index or 0)
 
     def _delta(self, text: str, index: int) -> bytes:
+        """A text delta in this stream's format, for text released at the end of a block."""
+        return self._wrap(
+            {"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": text}}
+        )
+
+    def _wrap(self, inner: dict[str, Any]) -> bytes:
+        """An Anthropic Messages streaming event, framed as this stream frames it."""
         raise NotImplementedError
+
+    def _messages_event(self, inner: dict[str, Any], original: bytes) -> bytes:
+        """One Anthropic Messages streaming event (Bedrock InvokeModel streams and vendor SSE share
+        them): note usage, pass text through the scanner; returns what to send on."""
+        kind = inner.get("type")
+        if kind == "message_start":
+            usage = inner.get("message", {}).get("usage", {})
+            self.usage.update(usage.get("input_tokens"), usage.get("output_tokens"))
+        elif kind == "message_delta":
+            self.usage.update(output_tokens=inner.get("usage", {}).get("output_tokens"))
+        elif kind == "content_block_delta" and inner.get("delta", {}).get("type") == "text_delta":
+            self.index = inner.get("index", 0)
+            released = self._release(inner["delta"]["text"])
+            if not released:
+                return b""
+            inner["delta"]["text"] = released
+            return self._wrap(inner)
+        elif kind in ("content_block_stop", "message_stop"):
+            return self._flush() + original
+        return original
 
 
 class _EventStreamCompletion(CompletionStream):
@@ -146,41 +173,17 @@ class InvokeStream(_EventStreamCompletion):
     (Anthropic Messages streaming events)."""
 
     def _event(self, event: eventstream.Event) -> bytes:
+        original = eventstream.encode(event.headers, event.payload)
         if event.event_type != "chunk":
-            return eventstream.encode(event.headers, event.payload)
+            return original
         inner = json.loads(base64.b64decode(json.loads(event.payload)["bytes"]))
-        kind = inner.get("type")
         metrics = inner.get("amazon-bedrock-invocationMetrics")
         if isinstance(metrics, dict):
             self.usage.update(metrics.get("inputTokenCount"), metrics.get("outputTokenCount"))
-        if kind == "message_start":
-            usage = inner.get("message", {}).get("usage", {})
-            self.usage.update(usage.get("input_tokens"), usage.get("output_tokens"))
-        elif kind == "message_delta":
-            self.usage.update(output_tokens=inner.get("usage", {}).get("output_tokens"))
-        elif kind == "content_block_delta" and inner.get("delta", {}).get("type") == "text_delta":
-            self.index = inner.get("index", 0)
-            released = self._release(inner["delta"]["text"])
-            if not released:
-                return b""
-            inner["delta"]["text"] = released
-            return self._chunk(inner)
-        elif kind in ("content_block_stop", "message_stop"):
-            return self._flush() + self._chunk_bytes(event.payload)
-        return self._chunk_bytes(event.payload)
+        return self._messages_event(inner, original)
 
-    def _delta(self, text: str, index: int) -> bytes:
-        return self._chunk(
-            {"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": text}}
-        )
-
-    @staticmethod
-    def _chunk(inner: dict[str, Any]) -> bytes:
+    def _wrap(self, inner: dict[str, Any]) -> bytes:
         payload = json.dumps({"bytes": base64.b64encode(json.dumps(inner).encode()).decode()}).encode()
-        return eventstream.event("chunk", payload)
-
-    @staticmethod
-    def _chunk_bytes(payload: bytes) -> bytes:
         return eventstream.event("chunk", payload)
 
 
@@ -235,25 +238,7 @@ class ServerSentEventStream(CompletionStream):
             inner = json.loads(data) if data else None
         except json.JSONDecodeError:
             return raw
-        if not isinstance(inner, dict):
-            return raw
-        kind = inner.get("type")
-        if kind == "message_start":
-            usage = inner.get("message", {}).get("usage", {})
-            self.usage.update(usage.get("input_tokens"), usage.get("output_tokens"))
-        elif kind == "message_delta":
-            self.usage.update(output_tokens=inner.get("usage", {}).get("output_tokens"))
-        elif kind == "content_block_delta" and inner.get("delta", {}).get("type") == "text_delta":
-            self.index = inner.get("index", 0)
-            released = self._release(inner["delta"]["text"])
-            if not released:
-                return b""
-            inner["delta"]["text"] = released
-            return f"event: content_block_delta\ndata: {json.dumps(inner)}\n\n".encode()
-        elif kind in ("content_block_stop", "message_stop"):
-            return self._flush() + raw
-        return raw
+        return self._messages_event(inner, raw) if isinstance(inner, dict) else raw
 
-    def _delta(self, text: str, index: int) -> bytes:
-        inner = {"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": text}}
-        return f"event: content_block_delta\ndata: {json.dumps(inner)}\n\n".encode()
+    def _wrap(self, inner: dict[str, Any]) -> bytes:
+        return f"event: {inner['type']}\ndata: {json.dumps(inner)}\n\n".encode()

@@ -22,6 +22,14 @@ def breaker(clock: Clock) -> CircuitBreaker:
     return CircuitBreaker(BreakerSettings(failures=3, window_seconds=10, cooldown_seconds=30), clock)
 
 
+def opened(clock: Clock) -> CircuitBreaker:
+    b = breaker(clock)
+    for _ in range(3):
+        b.record_failure()
+    assert state(b) is BreakerState.OPEN
+    return b
+
+
 def test_opens_after_the_configured_failures_within_the_window() -> None:
     clock = Clock()
     b = breaker(clock)
@@ -45,9 +53,7 @@ def test_failures_outside_the_window_do_not_count() -> None:
 
 def test_one_probe_after_cooldown_closes_it_on_success() -> None:
     clock = Clock()
-    b = breaker(clock)
-    for _ in range(3):
-        b.record_failure()
+    b = opened(clock)
     clock.now += 29.9
     assert not b.allow()
     clock.now += 0.1
@@ -60,9 +66,7 @@ def test_one_probe_after_cooldown_closes_it_on_success() -> None:
 
 def test_a_failed_probe_opens_it_for_another_cooldown() -> None:
     clock = Clock()
-    b = breaker(clock)
-    for _ in range(3):
-        b.record_failure()
+    b = opened(clock)
     clock.now += 30
     assert b.allow()
     b.record_failure()
@@ -75,9 +79,7 @@ def test_a_failed_probe_opens_it_for_another_cooldown() -> None:
 
 def test_a_probe_that_ends_without_an_answer_frees_the_next_probe() -> None:
     clock = Clock()
-    b = breaker(clock)
-    for _ in range(3):
-        b.record_failure()
+    b = opened(clock)
     clock.now += 30
     assert b.allow()
     b.release_probe()
