@@ -94,7 +94,8 @@ def build_bundle(output_dir: Path, settings: GatewaySettings, cache_dir: Path = 
     (output_dir / "requirements.txt").write_text(LOCK.read_text() + own_pin)
     (output_dir / "gateway.json").write_text(settings.model_dump_json(indent=2) + "\n")
     (output_dir / "aigw-gateway.service").write_text(systemd_unit(settings))
-    shutil.copy2(DEPLOY / "install.sh", output_dir / "install.sh")
+    for name in ("install.sh", "lifecycle-watch.sh", "aigw-lifecycle-watch.service"):
+        shutil.copy2(DEPLOY / name, output_dir / name)
 
 
 def bundle_fingerprint(settings: GatewaySettings) -> str:

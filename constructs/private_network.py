@@ -12,7 +12,8 @@ from constructs import Construct
 from constructs.compliance import CFN_VALIDATE, acknowledge
 
 # The AWS APIs a proxy instance calls: Session Manager (ssm, ssmmessages, ec2messages), its logs and
-# metrics, KMS for the project key, STS for its role, Secrets Manager for the vendor key and Redis token.
+# metrics, KMS for the project key, STS for its role, Secrets Manager for the vendor key and Redis token,
+# Auto Scaling for its drain on termination.
 DEFAULT_INTERFACE_SERVICES: dict[str, ec2.InterfaceVpcEndpointAwsService] = {
     "Ssm": ec2.InterfaceVpcEndpointAwsService.SSM,
     "SsmMessages": ec2.InterfaceVpcEndpointAwsService.SSM_MESSAGES,
@@ -22,6 +23,8 @@ DEFAULT_INTERFACE_SERVICES: dict[str, ec2.InterfaceVpcEndpointAwsService] = {
     "Kms": ec2.InterfaceVpcEndpointAwsService.KMS,
     "Sts": ec2.InterfaceVpcEndpointAwsService.STS,
     "SecretsManager": ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER,
+    # A leaving instance tells its group it has drained (autoscaling:CompleteLifecycleAction).
+    "AutoScaling": ec2.InterfaceVpcEndpointAwsService.AUTOSCALING,
 }
 
 HTTPS = ec2.Port.tcp(443)

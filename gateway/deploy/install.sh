@@ -2,7 +2,7 @@
 # Install the aigw gateway from this bundle with no network at all: every wheel is in wheels/,
 # pinned by hash in requirements.txt (pip refuses anything else).
 #   sh install.sh            install into $AIGW_PREFIX (default /opt/aigw)
-#   sh install.sh --system   also create the aigw user, its log folder and the systemd service, and start it
+#   sh install.sh --system   also create the aigw user, its log folder and the systemd services, and start them
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 prefix="${AIGW_PREFIX:-/opt/aigw}"
@@ -18,6 +18,8 @@ if [ "${1:-}" = "--system" ]; then
   id aigw >/dev/null 2>&1 || useradd --system --no-create-home --shell /sbin/nologin aigw
   install -d -o aigw -g aigw -m 0750 /var/log/aigw
   install -m 0644 "$here/aigw-gateway.service" /etc/systemd/system/aigw-gateway.service
+  install -m 0755 "$here/lifecycle-watch.sh" /usr/local/bin/aigw-lifecycle-watch
+  install -m 0644 "$here/aigw-lifecycle-watch.service" /etc/systemd/system/aigw-lifecycle-watch.service
   systemctl daemon-reload
-  systemctl enable --now aigw-gateway.service
+  systemctl enable --now aigw-gateway.service aigw-lifecycle-watch.service
 fi

@@ -8,7 +8,17 @@ from aws_cdk.assertions import Match
 
 from tests.conftest import Synthesized
 
-INTERFACE_SERVICES = {"ssm", "ssmmessages", "ec2messages", "logs", "monitoring", "kms", "sts", "secretsmanager"}
+INTERFACE_SERVICES = {
+    "ssm",
+    "ssmmessages",
+    "ec2messages",
+    "logs",
+    "monitoring",
+    "kms",
+    "sts",
+    "secretsmanager",
+    "autoscaling",
+}
 
 
 def resources(synthesized: Synthesized, resource_type: str) -> dict[str, Any]:

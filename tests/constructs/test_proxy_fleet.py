@@ -1,0 +1,171 @@
+"""ProxyFleet in a small app of its own, with every compliance pack on."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_cdk import App, Environment, Stack
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sns as sns
+from aws_cdk.assertions import Template
+from constructs.compliance import add_compliance_packs, unacknowledged_findings
+from constructs.encrypted_log_group import EncryptedLogGroup
+from constructs.gateway_bundle import GatewayBundle
+from constructs.private_network import PrivateNetwork
+from constructs.project_key import ProjectKey
+from constructs.proxy_fleet import ProxyFleet, agent_config, user_data_script
+
+from config import load_config
+from config.render import gateway_settings
+from tests.conftest import BareStack
+
+MODEL = "arn:aws:bedrock:eu-west-1::foundation-model/anthropic.claude-sonnet-4-5-20250929-v1:0"
+
+
+class FleetStack(Stack):
+    def __init__(self, app: App) -> None:
+        super().__init__(
+            app, "Fleet", env=Environment(account="123456789012", region="eu-west-1"), analytics_reporting=False
+        )
+        key = ProjectKey(self, "Key", alias="alias/test", description="test")
+        flow_logs = EncryptedLogGroup(self, "FlowLogs", log_group_name="/t/flow", retention_days=90, key=key)
+        audit = EncryptedLogGroup(self, "Audit", log_group_name="/t/audit", retention_days=90, key=key)
+        metrics = EncryptedLogGroup(self, "Metrics", log_group_name="/t/metrics", retention_days=90, key=key)
+        network = PrivateNetwork(
+            self, "Network", availability_zones=BareStack.AZS, cidr="10.0.0.0/16", flow_log_group=flow_logs.log_group
+        )
+        group = ec2.SecurityGroup(self, "Proxies", vpc=network.vpc, allow_all_outbound=False)
+        alerts = sns.Topic(self, "Alerts", master_key=key.key, enforce_ssl=True)
+        self.fleet = ProxyFleet(
+            self, "Fleet", vpc=network.vpc, subnets=network.workload_subnets, security_group=group,
+            bundle=GatewayBundle(self, "Bundle", settings=gateway_settings(load_config("dev"))), alerts=alerts,
+            audit_log_group=audit.log_group, metrics_log_group=metrics.log_group, metrics_namespace="aigw",
+            model_arns=[MODEL], secret_arns=["arn:aws:secretsmanager:eu-west-1:123456789012:secret:aigw/redis-AbCdEf"],
+        )  # fmt: skip
+
+    @property
+    def availability_zones(self) -> list[str]:
+        return list(BareStack.AZS)
+
+
+@pytest.fixture(scope="module")
+def synthesized(tmp_path_factory: pytest.TempPathFactory) -> tuple[Template, Path]:
+    outdir = tmp_path_factory.mktemp("fleet")
+    app = App(outdir=str(outdir), context={"aws:cdk:bundling-stacks": []})
+    stack = FleetStack(app)
+    add_compliance_packs(app)
+    app.synth()
+    return Template.from_stack(stack), outdir
+
+
+def resources(template: Template, resource_type: str) -> list[dict[str, Any]]:
+    return [dict(resource) for resource in template.find_resources(resource_type).values()]
+
+
+def test_zero_unacknowledged_findings(synthesized: tuple[Template, Path]) -> None:
+    assert unacknowledged_findings(synthesized[1]) == []
+
+
+def test_group_spans_every_az_and_keeps_full_capacity_on_replacement(synthesized: tuple[Template, Path]) -> None:
+    template, _ = synthesized
+    (group,) = resources(template, "AWS::AutoScaling::AutoScalingGroup")
+    assert len(group["Properties"]["VPCZoneIdentifier"]) == 3
+    assert (group["Properties"]["MinSize"], group["Properties"]["MaxSize"]) == ("2", "6")
+    assert group["Properties"]["HealthCheckType"] == "ELB" and group["Properties"]["HealthCheckGracePeriod"] == 300
+    assert group["Properties"]["CapacityRebalance"] is True
+    rolling = group["UpdatePolicy"]["AutoScalingRollingUpdate"]
+    assert (rolling["MaxBatchSize"], rolling["MinInstancesInService"]) == (1, 2)
+    assert group["Properties"]["NotificationConfigurations"]
+
+
+def test_launch_template_imdsv2_encrypted_no_key_pair(synthesized: tuple[Template, Path]) -> None:
+    template, _ = synthesized
+    (launch,) = resources(template, "AWS::EC2::LaunchTemplate")
+    data = launch["Properties"]["LaunchTemplateData"]
+    assert (
+        data["MetadataOptions"]["HttpTokens"] == "required" and data["MetadataOptions"]["HttpPutResponseHopLimit"] == 1
+    )
+    (device,) = data["BlockDeviceMappings"]
+    assert device["Ebs"]["Encrypted"] is True and device["Ebs"]["VolumeType"] == "gp3"
+    assert "KeyName" not in data and data["Monitoring"]["Enabled"] is True
+    assert data["InstanceType"] == "c6i.xlarge"
+    parameters = template.to_json()["Parameters"]
+    assert any(
+        p.get("Default") == "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+        for p in parameters.values()
+    )
+
+
+def test_drain_lifecycle_hook_outlasts_a_stream(synthesized: tuple[Template, Path]) -> None:
+    (hook,) = resources(synthesized[0], "AWS::AutoScaling::LifecycleHook")
+    assert hook["Properties"]["LifecycleTransition"] == "autoscaling:EC2_INSTANCE_TERMINATING"
+    assert hook["Properties"]["HeartbeatTimeout"] >= 630
+    assert hook["Properties"]["LifecycleHookName"] == ProxyFleet.LIFECYCLE_HOOK
+
+
+def test_instance_role_has_no_unconditioned_wildcard(synthesized: tuple[Template, Path]) -> None:
+    template, _ = synthesized
+    template.resource_count_is("AWS::IAM::Policy", 0)
+    fleet_policies = [
+        p
+        for p in resources(template, "AWS::IAM::ManagedPolicy")
+        if p["Properties"].get("Description") == "aigw proxy instances"
+    ]
+    (policy,) = fleet_policies
+    for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+        targets = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        if "*" in targets:
+            assert statement.get("Condition"), statement["Sid"]
+    invoke = next(
+        s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Sid"] == "InvokeConfiguredModels"
+    )
+    assert invoke["Resource"] == MODEL
+
+
+def test_no_ssh_and_nothing_open_to_the_world(synthesized: tuple[Template, Path]) -> None:
+    template, _ = synthesized
+    rules = [
+        r
+        for g in resources(template, "AWS::EC2::SecurityGroup")
+        for r in g["Properties"].get("SecurityGroupIngress", [])
+    ]
+    rules += [r["Properties"] for r in resources(template, "AWS::EC2::SecurityGroupIngress")]
+    assert not [r for r in rules if r.get("CidrIp") == "0.0.0.0/0" or r.get("FromPort") == 22]
+
+
+def test_user_data_installs_offline_and_ships_both_files() -> None:
+    script = user_data_script(
+        bundle_s3_url="s3://bucket/abc.zip", region="eu-west-1", audit_log_group="/a", metrics_log_group="/m"
+    )
+    assert "dnf install -y python3.11 amazon-cloudwatch-agent" in script
+    assert 'aws s3 cp s3://bucket/abc.zip "$work/bundle.zip"' in script
+    assert 'install.sh" --system' in script and "pip install" not in script  # pip runs only in install.sh, offline
+    files = agent_config("/a", "/m")["logs"]["logs_collected"]["files"]["collect_list"]  # type: ignore[index]
+    assert [(f["file_path"], f["log_group_name"]) for f in files] == [
+        ("/var/log/aigw/audit.jsonl", "/a"),
+        ("/var/log/aigw/metrics.jsonl", "/m"),
+    ]
+    assert json.loads(script.split("<<'AGENT'\n", 1)[1].split("\nAGENT", 1)[0]) == agent_config("/a", "/m")
+
+
+def test_one_az_is_refused() -> None:
+    stack = BareStack()
+    subnets = [ec2.SubnetConfiguration(name="Workload", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)]
+    vpc = ec2.Vpc(stack, "Vpc", availability_zones=[BareStack.AZS[0]], subnet_configuration=subnets)
+    with pytest.raises(ValueError, match="at least 2 AZs"):
+        ProxyFleet(
+            stack,
+            "Fleet",
+            vpc=vpc,
+            subnets=ec2.SubnetSelection(subnet_group_name="Workload"),
+            security_group=ec2.SecurityGroup(stack, "Proxies", vpc=vpc),
+            bundle=GatewayBundle(stack, "Bundle", settings=gateway_settings(load_config("dev"))),
+            alerts=sns.Topic(stack, "Alerts"),
+            audit_log_group=logs.LogGroup(stack, "Audit"),
+            metrics_log_group=logs.LogGroup(stack, "Metrics"),
+            metrics_namespace="aigw",
+        )
