@@ -8,13 +8,15 @@ from aws_cdk import App
 from constructs.compliance import REPORT_FILE, add_compliance_packs, unacknowledged_findings
 from constructs.cost_allocation import tag_for_cost_allocation
 
-from config import AigwConfig, ConfigError, load_config
+from config import AigwConfig, ConfigError, load_config, with_context
+from stacks.gateway_stack import GatewayStack
 from stacks.network_stack import NetworkStack
 
 
 def build(app: App, config: AigwConfig) -> None:
     """Every stack of one environment, tagged for cost allocation and checked by the compliance packs."""
-    NetworkStack(app, "Network", config=config)
+    network = NetworkStack(app, "Network", config=config)
+    GatewayStack(app, "Gateway", config=config, network=network)
 
     tag_for_cost_allocation(
         app,
@@ -27,6 +29,7 @@ def main() -> None:
     app = App()
     try:
         config = load_config(app.node.try_get_context("env") or "dev")
+        config = with_context(config, {"certificate_arn": app.node.try_get_context("certificate_arn")})
     except ConfigError as error:
         sys.exit(f"aigw: bad configuration, nothing was synthesized:\n{error}")
     build(app, config)

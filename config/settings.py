@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -175,6 +176,10 @@ class FleetConfig(_Model):
     # At least 2: one instance is one AZ, and one AZ was a 47-minute outage.
     min_instances: Annotated[int, Field(ge=2)] = 2
     max_instances: PositiveInt = 6
+    # Target tracking: average CPU, and ALB requests per instance per minute.
+    cpu_target_percent: Annotated[int, Field(ge=10, le=90)] = 60
+    requests_per_instance_per_minute: PositiveInt = 600
+    health_check_grace_seconds: Annotated[int, Field(ge=60, le=3600)] = 300
 
     @model_validator(mode="after")
     def _min_le_max(self) -> FleetConfig:
@@ -190,6 +195,40 @@ class Budgets(_Model):
 
     org_monthly_usd: PositiveFloat = 41_000
     team_monthly_usd: dict[str, PositiveFloat] = Field(default_factory=dict)
+
+
+class LoadBalancerConfig(_Model):
+    """The internal ALB clients connect to."""
+
+    certificate_arn: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}$")]
+    # Where the IDE plugins connect from (corporate networks, VPN); nothing else reaches the gateway.
+    client_cidrs: Annotated[tuple[ipaddress.IPv4Network, ...], Field(min_length=1)]
+    deletion_protection: bool = False
+
+    @field_validator("client_cidrs")
+    @classmethod
+    def _not_everyone(cls, value: tuple[ipaddress.IPv4Network, ...]) -> tuple[ipaddress.IPv4Network, ...]:
+        if any(cidr.prefixlen == 0 for cidr in value):
+            raise ValueError("0.0.0.0/0 is not a corporate network: list the networks the IDE plugins connect from")
+        return value
+
+
+class AlertsConfig(_Model):
+    emails: tuple[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")], ...] = ()
+
+
+class AuditConfig(_Model):
+    # The field report kept 90 days of prompts and completions immediately queryable.
+    hot_days: int = 90
+
+    @field_validator("hot_days")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        if value not in LOG_RETENTION_DAYS:
+            raise ValueError(
+                f"{value} is not a CloudWatch Logs retention; allowed: {', '.join(map(str, LOG_RETENTION_DAYS))}"
+            )
+        return value
 
 
 TeamName = Annotated[str, Field(pattern=NAME_RE)]
@@ -208,6 +247,9 @@ class AigwConfig(_Model):
     teams: tuple[TeamName, ...] = ()
     budgets: Budgets = Budgets()
     gateway: GatewayOptions
+    load_balancer: LoadBalancerConfig
+    alerts: AlertsConfig = AlertsConfig()
+    audit: AuditConfig = AuditConfig()
 
     @field_validator("account", mode="before")
     @classmethod
@@ -304,3 +346,13 @@ def load_config(environment: str, directory: Path = CONFIG_DIR) -> AigwConfig:
     except ValidationError as error:
         problems = "\n".join(f"{shown}: {_describe(e, AigwConfig)}" for e in error.errors())
         raise ConfigError(problems) from error
+
+
+def with_context(config: AigwConfig, context: Mapping[str, Any]) -> AigwConfig:
+    """The few settings a synth may take from `-c KEY=VALUE` instead of the file: `certificate_arn`,
+    which `make deploy-local` uses for the self-signed certificate it imports into the emulator."""
+    certificate = context.get("certificate_arn")
+    if not certificate:
+        return config
+    load_balancer = config.load_balancer.model_copy(update={"certificate_arn": str(certificate)})
+    return config.model_copy(update={"load_balancer": load_balancer})

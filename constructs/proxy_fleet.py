@@ -8,13 +8,15 @@ leaving instance finish its streams and flush its audit file before it goes.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from aws_cdk import Duration, Stack, Tags
 from aws_cdk import aws_autoscaling as autoscaling
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from constructs import Construct
@@ -55,13 +57,21 @@ def agent_config(audit_log_group: str, metrics_log_group: str) -> dict[str, obje
     return {"logs": {"logs_collected": {"files": {"collect_list": files}}}}
 
 
-def user_data_script(*, bundle_s3_url: str, region: str, audit_log_group: str, metrics_log_group: str) -> str:
+def user_data_script(
+    *, bundle_s3_url: str, region: str, audit_log_group: str, metrics_log_group: str, environment: Mapping[str, str]
+) -> str:
     """First boot: OS packages from the AL2023 repositories and the gateway from its bundle, both
-    through the S3 gateway endpoint; nothing from the internet."""
+    through the S3 gateway endpoint; nothing from the internet. `environment` is what the gateway
+    learns only at deploy time (its service reads it as an EnvironmentFile)."""
     config = json.dumps(agent_config(audit_log_group, metrics_log_group), indent=2)
+    variables = "\n".join(f"{name}={value}" for name, value in {"AWS_REGION": region, **environment}.items())
     return f"""#!/bin/bash
 set -euo pipefail
 export AWS_REGION={region}
+mkdir -p {PREFIX}/etc
+cat > {PREFIX}/etc/environment <<'ENVIRONMENT'
+{variables}
+ENVIRONMENT
 dnf install -y python3.11 amazon-cloudwatch-agent
 work=$(mktemp -d)
 aws s3 cp {bundle_s3_url} "$work/bundle.zip"
@@ -95,6 +105,8 @@ class ProxyFleet(Construct):
         metrics_namespace: str,
         model_arns: Sequence[str] = (),
         secret_arns: Sequence[str] = (),
+        secret_keys: Sequence[kms.IKey] = (),
+        environment: Mapping[str, str] | None = None,
         drain_seconds: int = 630,
         sizing: FleetSizing = FleetSizing(),
     ) -> None:
@@ -116,6 +128,7 @@ class ProxyFleet(Construct):
                 region=stack.region,
                 audit_log_group=audit_log_group.log_group_name,
                 metrics_log_group=metrics_log_group.log_group_name,
+                environment=environment or {},
             )
         )
         self.launch_template = ec2.LaunchTemplate(
@@ -173,7 +186,22 @@ class ProxyFleet(Construct):
             heartbeat_timeout=Duration.seconds(drain_seconds + 60),
             default_result=autoscaling.DefaultResult.CONTINUE,
         )
-        self._grant(stack, bundle, audit_log_group, metrics_log_group, metrics_namespace, model_arns, secret_arns)
+        self._grant(
+            stack, bundle, audit_log_group, metrics_log_group, metrics_namespace, model_arns, secret_arns, secret_keys
+        )
+
+    def serve(self, target_group: elbv2.ApplicationTargetGroup, requests_per_instance_per_minute: int) -> None:
+        """Register with the load balancer's target group and scale on its requests per instance."""
+        # Attached by ARN, not attach_to_application_target_group(): that also writes the load balancer's
+        # rule into the fleet's security group, whose stack must not depend on the balancer's.
+        group = self.group.node.default_child
+        assert isinstance(group, autoscaling.CfnAutoScalingGroup)
+        group.target_group_arns = [target_group.target_group_arn]
+        self.group.scale_to_track_metric(
+            "Requests",
+            metric=target_group.metrics.request_count_per_target(period=Duration.minutes(1), statistic="Sum"),
+            target_value=requests_per_instance_per_minute,
+        )
 
     def _grant(
         self,
@@ -184,6 +212,7 @@ class ProxyFleet(Construct):
         metrics_namespace: str,
         model_arns: Sequence[str],
         secret_arns: Sequence[str],
+        secret_keys: Sequence[kms.IKey],
     ) -> None:
         """Least privilege, as a customer-managed policy (no inline policies, no AWS-managed ones)."""
         statements = [
@@ -234,6 +263,15 @@ class ProxyFleet(Construct):
                     sid="InvokeConfiguredModels",
                     actions=["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"],
                     resources=list(model_arns),
+                )
+            )
+        if secret_keys:
+            statements.append(
+                iam.PolicyStatement(
+                    sid="DecryptOwnSecrets",
+                    actions=["kms:Decrypt"],
+                    resources=[key.key_arn for key in secret_keys],
+                    conditions={"StringEquals": {"kms:ViaService": f"secretsmanager.{stack.region}.amazonaws.com"}},
                 )
             )
         if secret_arns:

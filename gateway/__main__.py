@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from pathlib import Path
 
 import uvicorn
@@ -24,7 +25,7 @@ def main() -> None:
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args()
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    settings = GatewaySettings.read(args.settings)
+    settings = GatewaySettings.read(args.settings).with_environment(os.environ)
     uvicorn.run(
         create_app(settings),
         host=args.host,

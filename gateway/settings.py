@@ -5,6 +5,7 @@ stops `cdk synth`, not a proxy instance at boot.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -206,3 +207,19 @@ class GatewaySettings(GatewayOptions):
     @classmethod
     def read(cls, path: Path) -> GatewaySettings:
         return cls.model_validate_json(path.read_text())
+
+    def with_environment(self, environ: Mapping[str, str]) -> GatewaySettings:
+        """What is known only once the stack is deployed (the counters' endpoint and token secret)
+        reaches an instance as environment variables; the rest of the file stays as rendered."""
+        redis = {
+            field: environ[name]
+            for field, name in (
+                ("host", "AIGW_REDIS_HOST"),
+                ("port", "AIGW_REDIS_PORT"),
+                ("auth_token_secret_id", "AIGW_REDIS_AUTH_SECRET_ID"),
+            )
+            if environ.get(name)
+        }
+        if not redis:
+            return self
+        return self.model_copy(update={"redis": RedisSettings.model_validate({**self.redis.model_dump(), **redis})})

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
 import json
 import os
 import socket
@@ -26,11 +27,16 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from config import ConfigError, load_config  # noqa: E402
+from scripts.moto_server import STAND_IN_PREFIX  # noqa: E402
 
 CDK = ["npx", "--no-install", "cdk"]
 DONE_STATUSES = {"CREATE_COMPLETE", "UPDATE_COMPLETE"}
@@ -127,6 +133,31 @@ class Clients:
         return self.session.client(service, endpoint_url=self.endpoint)
 
 
+def import_certificate(clients: Clients, region: str) -> str:
+    """The emulator's ALB accepts an HTTPS listener only with a certificate its ACM holds: import a
+    self-signed one (the real environments name theirs in config)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"aigw.{region}.local")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    private_key = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    response = clients("acm").import_certificate(
+        Certificate=certificate.public_bytes(serialization.Encoding.PEM), PrivateKey=private_key
+    )
+    return str(response["CertificateArn"])
+
+
 def resource_details(clients: Clients) -> dict[str, str]:
     """Physical id -> what proves the resource is the one we meant (a subnet's AZ, an endpoint's service)."""
     ec2 = clients("ec2")
@@ -138,6 +169,11 @@ def resource_details(clients: Clients) -> dict[str, str]:
         }
     )
     details.update({v["VpcId"]: v["CidrBlock"] for v in ec2.describe_vpcs()["Vpcs"]})
+    for group in clients("autoscaling").describe_auto_scaling_groups()["AutoScalingGroups"]:
+        azs = sorted(instance["AvailabilityZone"] for instance in group["Instances"])
+        details[group["AutoScalingGroupName"]] = f"{len(azs)} instances in {', '.join(azs)}"
+    for balancer in clients("elbv2").describe_load_balancers()["LoadBalancers"]:
+        details[balancer["LoadBalancerArn"]] = f"{balancer['Scheme']} {balancer['DNSName']}"
     return details
 
 
@@ -202,22 +238,23 @@ def main(argv: list[str] | None = None) -> int:
         with moto_server(config.account, log_path) as endpoint:
             env = local_aws_environment(endpoint, config.region)
             print(f"local AWS (moto) at {endpoint}, account {config.account}, region {config.region}", flush=True)
-            context = ["-c", f"env={args.env}"]
-            run(
-                [*CDK, "bootstrap", f"aws://{config.account}/{config.region}", *context, "--output", str(assembly)], env
-            )
-            run(
-                [*CDK, "deploy", "--all", "--require-approval", "never", *context, "--output", str(assembly)],
-                env,
-            )
             session = boto3.Session(
                 aws_access_key_id="testing", aws_secret_access_key="testing", region_name=config.region
             )
-            rows, skipped, failed = read_back(Clients(session, endpoint), stack_artifacts(assembly))
+            clients = Clients(session, endpoint)
+            context = ["-c", f"env={args.env}", "-c", f"certificate_arn={import_certificate(clients, config.region)}"]
+            output = ["--output", str(assembly)]
+            run([*CDK, "bootstrap", f"aws://{config.account}/{config.region}", *context, *output], env)
+            run([*CDK, "deploy", "--all", "--require-approval", "never", *context, *output], env)
+            rows, skipped, failed = read_back(clients, stack_artifacts(assembly))
 
     print()
     print_table(rows)
     print()
+    stood_in = sorted({row.resource_type for row in rows if row.detail.startswith(STAND_IN_PREFIX)})
+    if stood_in:
+        print(f"Stand-ins for types moto lacks ({', '.join(stood_in)}): CloudFormation completes, nothing runs;")
+        print("scripts/moto_server.py answers their attributes so the stacks that read them can deploy.")
     custom = sorted({row.resource_type for row in rows if row.resource_type.startswith("Custom::")})
     if custom:
         print(f"Custom resources ({', '.join(custom)}) report CREATE_COMPLETE, but moto runs no Lambda: their")

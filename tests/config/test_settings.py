@@ -246,3 +246,22 @@ def test_gateway_settings_render_from_the_same_config() -> None:
     assert rendered.team_budgets_usd == config.budgets.team_monthly_usd
     assert rendered.vendor.models == config.vendor.model_ids and rendered.vendor.kind == "bedrock"
     assert rendered.upstream.first_byte_timeout_seconds == 12 and rendered.policy == config.gateway.policy
+
+
+def test_load_balancer_refuses_the_whole_internet(tmp_path: Path) -> None:
+    message = error_for(tmp_path, lambda c: c["load_balancer"].update(client_cidrs=["0.0.0.0/0"]))
+    assert "load_balancer.client_cidrs: 0.0.0.0/0 is not a corporate network" in message
+
+
+def test_load_balancer_needs_an_acm_certificate_arn(tmp_path: Path) -> None:
+    message = error_for(tmp_path, lambda c: c["load_balancer"].update(certificate_arn="my-cert"))
+    assert "load_balancer.certificate_arn: String should match pattern" in message
+
+
+def test_certificate_may_come_from_the_synth_context() -> None:
+    from config import with_context
+
+    config = load_config("dev")
+    arn = "arn:aws:acm:eu-west-1:123456789012:certificate/00000000-1111-2222-3333-444444444444"
+    assert with_context(config, {"certificate_arn": arn}).load_balancer.certificate_arn == arn
+    assert with_context(config, {"certificate_arn": None}) is config

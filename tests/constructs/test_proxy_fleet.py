@@ -139,8 +139,14 @@ def test_no_ssh_and_nothing_open_to_the_world(synthesized: tuple[Template, Path]
 
 def test_user_data_installs_offline_and_ships_both_files() -> None:
     script = user_data_script(
-        bundle_s3_url="s3://bucket/abc.zip", region="eu-west-1", audit_log_group="/a", metrics_log_group="/m"
+        bundle_s3_url="s3://bucket/abc.zip",
+        region="eu-west-1",
+        audit_log_group="/a",
+        metrics_log_group="/m",
+        environment={"AIGW_REDIS_HOST": "counters.local"},
     )
+    assert "AWS_REGION=eu-west-1\nAIGW_REDIS_HOST=counters.local\n" in script
+    assert script.index("/opt/aigw/etc/environment") < script.index("install.sh")  # before the service starts
     assert "dnf install -y python3.11 amazon-cloudwatch-agent" in script
     assert 'aws s3 cp s3://bucket/abc.zip "$work/bundle.zip"' in script
     assert 'install.sh" --system' in script and "pip install" not in script  # pip runs only in install.sh, offline

@@ -48,7 +48,21 @@ def test_local_deploy_creates_the_network_and_reports_what_moto_skipped(tmp_path
 
     assert [row for row in rows if row[1] == "AWS::Logs::LogGroup" and row[4] == "/aigw-dev/vpc-flow-logs"]
     # moto's CloudFormation does not model security-group egress rules: the report must say so.
-    assert re.search(r"emulator skipped.*\n\s+AWS::EC2::SecurityGroupEgress: aigw-dev-network/", output)
+    skipped = dict(re.findall(r"^  (AWS::\S+): (.+)$", output.split("emulator skipped", 1)[1], re.MULTILINE))
+    assert "aigw-dev-network/" in skipped["AWS::EC2::SecurityGroupEgress"]
+    assert "AWS::CloudWatch::Alarm" in skipped and "AWS::AutoScaling::LifecycleHook" in skipped
+
+    gateway = {
+        row[1]: row
+        for row in (line.split(None, 4) for line in output.splitlines() if line.startswith("aigw-dev-gateway "))
+    }
+    instances = gateway["AWS::AutoScaling::AutoScalingGroup"][4]
+    assert re.match(r"2 instances in eu-west-1\w, eu-west-1\w$", instances) and len(set(instances.split(", "))) == 2
+    assert gateway["AWS::ElasticLoadBalancingV2::LoadBalancer"][4].startswith("internal ")
+    assert {"AWS::ElasticLoadBalancingV2::Listener", "AWS::ElasticLoadBalancingV2::TargetGroup"} <= set(gateway)
+    # moto lacks ElastiCache replication groups: the report says the one it shows is a stand-in.
+    assert gateway["AWS::ElastiCache::ReplicationGroup"][4].startswith("moto-stand-in-")
+    assert "Stand-ins for types moto lacks (AWS::ElastiCache::ReplicationGroup)" in output
 
 
 def test_a_bad_environment_deploys_nothing() -> None:

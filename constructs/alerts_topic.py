@@ -1,0 +1,20 @@
+"""The alerts topic every alarm and notification of aigw goes to."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from constructs import Construct
+
+
+class AlertsTopic(Construct):
+    """KMS-encrypted, TLS-only; each configured address is subscribed by e-mail."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, key: kms.IKey, emails: Sequence[str] = ()) -> None:
+        super().__init__(scope, construct_id)
+        self.topic = sns.Topic(self, "Topic", master_key=key, enforce_ssl=True, display_name="aigw alerts")
+        for email in emails:
+            self.topic.add_subscription(subscriptions.EmailSubscription(email))

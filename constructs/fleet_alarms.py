@@ -1,0 +1,142 @@
+"""Alarms on the proxy fleet, all to the alerts topic: the symptoms of the field report's incidents."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aws_cdk import Duration
+from aws_cdk import aws_autoscaling as autoscaling
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from aws_cdk import aws_sns as sns
+from constructs import Construct
+
+MINUTE = Duration.minutes(1)
+
+
+class FleetAlarms(Construct):
+    """Unhealthy hosts per AZ, fewer instances in service than the minimum, the 5xx rate, p99 above
+    8 s (slow answers were a ticket category), the gateway's breaker open, and Redis out of reach."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        group: autoscaling.AutoScalingGroup,
+        load_balancer: elbv2.ApplicationLoadBalancer,
+        target_group: elbv2.ApplicationTargetGroup,
+        availability_zones: Sequence[str],
+        min_instances: int,
+        namespace: str,
+        environment: str,
+        topic: sns.ITopic,
+        slow_seconds: float = 8,
+        error_rate_percent: float = 1,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.alarms: list[cloudwatch.Alarm] = []
+        for az in availability_zones:
+            unhealthy = cloudwatch.Metric(
+                namespace="AWS/ApplicationELB",
+                metric_name="UnHealthyHostCount",
+                dimensions_map={
+                    "LoadBalancer": load_balancer.load_balancer_full_name,
+                    "TargetGroup": target_group.target_group_full_name,
+                    "AvailabilityZone": az,
+                },
+                statistic="Maximum",
+                period=MINUTE,
+            )
+            self._alarm(f"UnhealthyHosts-{az}", unhealthy, 1, f"unhealthy gateway instances in {az}", periods=3)
+        in_service = cloudwatch.Metric(
+            namespace="AWS/AutoScaling",
+            metric_name="GroupInServiceInstances",
+            dimensions_map={"AutoScalingGroupName": group.auto_scaling_group_name},
+            statistic="Minimum",
+            period=MINUTE,
+        )
+        self._alarm(
+            "InServiceBelowMinimum",
+            in_service,
+            min_instances,
+            f"fewer than {min_instances} instances in service",
+            periods=3,
+            comparison=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+            missing=cloudwatch.TreatMissingData.BREACHING,
+        )
+        error_rate = cloudwatch.MathExpression(
+            expression="100 * (elb5xx + target5xx) / MAX([requests, 1])",
+            using_metrics={
+                "elb5xx": load_balancer.metrics.http_code_elb(elbv2.HttpCodeElb.ELB_5XX_COUNT, statistic="Sum"),
+                "target5xx": target_group.metrics.http_code_target(
+                    elbv2.HttpCodeTarget.TARGET_5XX_COUNT, statistic="Sum"
+                ),
+                "requests": load_balancer.metrics.request_count(statistic="Sum"),
+            },
+            period=Duration.minutes(5),
+            label="5xx rate (%)",
+        )
+        self._alarm(
+            "ErrorRate",
+            error_rate,
+            error_rate_percent,
+            f"more than {error_rate_percent}% of answers are 5xx",
+            periods=2,
+        )
+        p99 = target_group.metrics.target_response_time(statistic="p99", period=MINUTE)
+        self._alarm("SlowAnswers", p99, slow_seconds, f"p99 response time above {slow_seconds:g} s", periods=5)
+        gateway = {"Environment": environment}
+        breaker = cloudwatch.Metric(
+            namespace=namespace, metric_name="BreakerOpen", dimensions_map=gateway, statistic="Maximum", period=MINUTE
+        )
+        self._alarm("BreakerOpen", breaker, 1, "the gateway's circuit breaker is open: the AI vendor is degraded")
+        redis_down = cloudwatch.MathExpression(
+            expression="failopen + closed",
+            using_metrics={
+                "failopen": cloudwatch.Metric(
+                    namespace=namespace,
+                    metric_name="LimitFailOpen",
+                    dimensions_map=gateway,
+                    statistic="Sum",
+                    period=MINUTE,
+                ),
+                "closed": cloudwatch.Metric(
+                    namespace=namespace, metric_name="Rejections", statistic="Sum", period=MINUTE,
+                    dimensions_map={**gateway, "Outcome": "limits_unavailable"},
+                ),
+            },
+            period=MINUTE,
+            label="decisions without the shared counters",
+        )  # fmt: skip
+        self._alarm(
+            "RedisUnreachable", redis_down, 1, "the gateway cannot reach Redis: limits run per instance or refuse"
+        )
+        action = actions.SnsAction(topic)
+        for alarm in self.alarms:
+            alarm.add_alarm_action(action)
+            alarm.add_ok_action(action)
+
+    def _alarm(
+        self,
+        name: str,
+        metric: cloudwatch.IMetric,
+        threshold: float,
+        description: str,
+        *,
+        periods: int = 1,
+        comparison: cloudwatch.ComparisonOperator = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        missing: cloudwatch.TreatMissingData = cloudwatch.TreatMissingData.NOT_BREACHING,
+    ) -> None:
+        alarm = cloudwatch.Alarm(
+            self,
+            name,
+            metric=metric,
+            threshold=threshold,
+            evaluation_periods=periods,
+            comparison_operator=comparison,
+            treat_missing_data=missing,
+            alarm_description=f"aigw: {description}",
+        )
+        self.alarms.append(alarm)

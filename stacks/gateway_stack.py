@@ -1,0 +1,108 @@
+"""GatewayStack: the proxy fleet behind its internal load balancer, its shared counters, and alarms."""
+
+from __future__ import annotations
+
+from aws_cdk import aws_ec2 as ec2
+from constructs import Construct
+from constructs.alerts_topic import AlertsTopic
+from constructs.encrypted_log_group import EncryptedLogGroup
+from constructs.fleet_alarms import FleetAlarms
+from constructs.gateway_bundle import PORT, GatewayBundle
+from constructs.gateway_load_balancer import GatewayLoadBalancer
+from constructs.project_key import ProjectKey
+from constructs.proxy_fleet import FleetSizing, ProxyFleet
+from constructs.shared_counters import SharedCounters
+
+from config import AigwConfig
+from config.render import gateway_settings
+from stacks.environment_stack import EnvironmentStack
+from stacks.network_stack import NetworkStack
+
+
+class GatewayStack(EnvironmentStack):
+    def __init__(self, scope: Construct, construct_id: str, *, config: AigwConfig, network: NetworkStack) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            config=config,
+            description="aigw gateway: proxy fleet, internal load balancer, shared counters, alarms",
+        )
+        prefix = f"aigw-{config.environment}"
+        vpc, subnets, proxies = network.network.vpc, network.network.workload_subnets, network.proxy_security_group
+        settings = gateway_settings(config)
+        stream_seconds = int(settings.upstream.stream_timeout_seconds) + 30  # the stream cap plus margin
+
+        self.key = ProjectKey(
+            self, "GatewayKey", alias=f"alias/{prefix}/gateway", description=f"{prefix}: gateway data"
+        )
+        self.audit_logs = EncryptedLogGroup(
+            self, "AuditLogs", log_group_name=f"/{prefix}/audit", retention_days=config.audit.hot_days, key=self.key
+        )
+        self.metrics_logs = EncryptedLogGroup(
+            self, "MetricsLogs", log_group_name=f"/{prefix}/metrics", retention_days=config.audit.hot_days, key=self.key
+        )
+        self.alerts = AlertsTopic(self, "Alerts", key=self.key.key, emails=config.alerts.emails)
+        self.counters = SharedCounters(self, "Counters", vpc=vpc, subnets=subnets, clients=proxies, key=self.key.key)
+        self.fleet = ProxyFleet(
+            self,
+            "Fleet",
+            vpc=vpc,
+            subnets=subnets,
+            security_group=proxies,
+            bundle=GatewayBundle(self, "Bundle", settings=settings),
+            alerts=self.alerts.topic,
+            audit_log_group=self.audit_logs.log_group,
+            metrics_log_group=self.metrics_logs.log_group,
+            metrics_namespace=settings.metrics_namespace,
+            model_arns=config.vendor.model_arns,
+            secret_arns=[self.counters.auth_token.secret_arn],
+            secret_keys=[self.key.key],
+            environment={
+                "AIGW_REDIS_HOST": self.counters.address,
+                "AIGW_REDIS_PORT": str(self.counters.port),
+                "AIGW_REDIS_AUTH_SECRET_ID": self.counters.auth_token.secret_arn,
+            },
+            drain_seconds=stream_seconds,
+            sizing=FleetSizing(
+                instance_type=config.fleet.instance_type,
+                min_instances=config.fleet.min_instances,
+                max_instances=config.fleet.max_instances,
+                cpu_target_percent=config.fleet.cpu_target_percent,
+                health_check_grace_seconds=config.fleet.health_check_grace_seconds,
+            ),
+        )
+        self.load_balancer = GatewayLoadBalancer(
+            self,
+            "LoadBalancer",
+            vpc=vpc,
+            subnets=subnets,
+            certificate_arn=config.load_balancer.certificate_arn,
+            client_cidrs=[str(cidr) for cidr in config.load_balancer.client_cidrs],
+            target_port=PORT,
+            stream_seconds=stream_seconds,
+            deletion_protection=config.load_balancer.deletion_protection,
+        )
+        self.fleet.serve(self.load_balancer.target_group, config.fleet.requests_per_instance_per_minute)
+        # Rules that name this stack's groups live in this stack (remote_rule): NetworkStack must not depend on it.
+        balancer_group = self.load_balancer.security_group
+        proxies.add_ingress_rule(
+            balancer_group, ec2.Port.tcp(PORT), "the gateway's port from the load balancer", remote_rule=True
+        )
+        balancer_group.add_egress_rule(proxies, ec2.Port.tcp(PORT), "the gateway's port on the proxy fleet")
+        proxies.add_egress_rule(
+            self.counters.security_group, ec2.Port.tcp(self.counters.port), "Redis (TLS)", remote_rule=True
+        )
+        # Only the VPC's endpoints answer on 443 here: the subnets have no route to the internet.
+        proxies.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to the VPC and S3 gateway endpoints")
+        FleetAlarms(
+            self,
+            "Alarms",
+            group=self.fleet.group,
+            load_balancer=self.load_balancer.load_balancer,
+            target_group=self.load_balancer.target_group,
+            availability_zones=config.availability_zones,
+            min_instances=config.fleet.min_instances,
+            namespace=settings.metrics_namespace,
+            environment=config.environment,
+            topic=self.alerts.topic,
+        )
