@@ -57,3 +57,39 @@ class ProjectKey(Construct):
             )
         )
         return log_group_arn
+
+    def allow_alert_publishers(self) -> None:
+        """Let CloudWatch alarms and Auto Scaling notifications publish to a topic this key encrypts.
+
+        Auto Scaling publishes as its service-linked role, which may not exist yet in a new account
+        (KMS refuses a key policy naming a missing role), so that statement names it by condition.
+        """
+        stack = Stack.of(self)
+        actions = ["kms:Decrypt", "kms:GenerateDataKey"]
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=actions,
+                resources=["*"],
+                conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
+            )
+        )
+        auto_scaling_role = stack.format_arn(
+            service="iam",
+            region="",
+            resource="role",
+            resource_name="aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling",
+        )
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AutoScalingNotificationsPublish",
+                principals=[iam.AnyPrincipal()],
+                actions=actions,
+                resources=["*"],
+                conditions={
+                    "ArnEquals": {"aws:PrincipalArn": auto_scaling_role},
+                    "StringEquals": {"kms:CallerAccount": stack.account},
+                },
+            )
+        )

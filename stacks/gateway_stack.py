@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from aws_cdk import ArnFormat
 from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 from constructs.alerts_topic import AlertsTopic
@@ -41,7 +42,7 @@ class GatewayStack(EnvironmentStack):
         self.metrics_logs = EncryptedLogGroup(
             self, "MetricsLogs", log_group_name=f"/{prefix}/metrics", retention_days=config.audit.hot_days, key=self.key
         )
-        self.alerts = AlertsTopic(self, "Alerts", key=self.key.key, emails=config.alerts.emails)
+        self.alerts = AlertsTopic(self, "Alerts", key=self.key, emails=config.alerts.emails)
         self.counters = SharedCounters(self, "Counters", vpc=vpc, subnets=subnets, clients=proxies, key=self.key.key)
         self.fleet = ProxyFleet(
             self,
@@ -55,7 +56,7 @@ class GatewayStack(EnvironmentStack):
             metrics_log_group=self.metrics_logs.log_group,
             metrics_namespace=settings.metrics_namespace,
             model_arns=config.vendor.model_arns,
-            secret_arns=[self.counters.auth_token.secret_arn],
+            secret_arns=[self.counters.auth_token.secret_arn, *self._vendor_key_arns(config)],
             secret_keys=[self.key.key],
             environment={
                 "AIGW_REDIS_HOST": self.counters.address,
@@ -106,3 +107,19 @@ class GatewayStack(EnvironmentStack):
             environment=config.environment,
             topic=self.alerts.topic,
         )
+
+    def _vendor_key_arns(self, config: AigwConfig) -> list[str]:
+        """A vendor endpoint service's API key secret (Secrets Manager appends 6 characters to its name)."""
+        name = config.vendor.api_key_secret_id
+        if name is None:
+            return []
+        if name.startswith("arn:"):
+            return [name]
+        return [
+            self.format_arn(
+                service="secretsmanager",
+                resource="secret",
+                resource_name=f"{name}-??????",
+                arn_format=ArnFormat.COLON_RESOURCE_NAME,
+            )
+        ]

@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 from typing import Any
 
-from tests.conftest import Synthesized
+import yaml
+from aws_cdk import App, Stack
+from aws_cdk.assertions import Template
+from constructs.compliance import unacknowledged_findings
+
+import app as aigw_app
+from config import load_config
+from config.settings import CONFIG_DIR
+from tests.conftest import Synthesized, cli_context
 
 
 def resources(synthesized: Synthesized, resource_type: str) -> list[dict[str, Any]]:
@@ -79,3 +89,38 @@ def test_every_alarm_notifies_the_alerts_topic(each_environment: Synthesized) ->
     descriptions = " ".join(a["Properties"]["AlarmDescription"] for a in alarms)
     for symptom in ("unhealthy", "fewer than", "5xx", "p99 response time above 8 s", "circuit breaker", "Redis"):
         assert symptom in descriptions
+
+
+def test_with_a_vendor_endpoint_service_the_role_reads_its_key_secret(tmp_path: Path) -> None:
+    raw = yaml.safe_load((CONFIG_DIR / "dev.yaml").read_text())
+    raw["vendor"] = {
+        "service": "com.amazonaws.vpce.eu-west-1.vpce-svc-0123456789abcdef0",
+        "url": "https://api.vendor.example",
+        "api_key_secret_id": "aigw/dev/vendor-key",
+    }
+    (tmp_path / "dev.yaml").write_text(yaml.safe_dump(raw))
+    shutil.copy(CONFIG_DIR / "policy-rules.yaml", tmp_path / "policy-rules.yaml")
+    app = App(outdir=str(tmp_path / "cdk.out"), context={**cli_context("dev"), "aws:cdk:bundling-stacks": []})
+    aigw_app.build(app, load_config("dev", tmp_path))
+    app.synth()
+    assert unacknowledged_findings(tmp_path / "cdk.out") == []
+    gateway = app.node.find_child("Gateway")
+    assert isinstance(gateway, Stack)
+    (policy,) = [
+        p
+        for p in Template.from_stack(gateway).find_resources("AWS::IAM::ManagedPolicy").values()
+        if p["Properties"].get("Description") == "aigw proxy instances"
+    ]
+    statements = {s["Sid"]: s for s in policy["Properties"]["PolicyDocument"]["Statement"]}
+    assert "InvokeConfiguredModels" not in statements  # no Bedrock here
+    secrets = json.dumps(statements["ReadOwnSecrets"]["Resource"])
+    assert ":secret:aigw/dev/vendor-key-??????" in secrets
+
+
+def test_alarms_and_auto_scaling_may_use_the_alerts_topic_key(dev: Synthesized) -> None:
+    (key,) = resources(dev, "AWS::KMS::Key")
+    statements = {s.get("Sid"): s for s in key["Properties"]["KeyPolicy"]["Statement"]}
+    assert statements["CloudWatchAlarmsPublish"]["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    auto_scaling = statements["AutoScalingNotificationsPublish"]
+    assert "AWSServiceRoleForAutoScaling" in json.dumps(auto_scaling["Condition"]["ArnEquals"])
+    assert auto_scaling["Condition"]["StringEquals"] == {"kms:CallerAccount": dev.config.account}
