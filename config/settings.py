@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -34,6 +35,17 @@ LOG_RETENTION_DAYS = (
     1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731,
     1096, 1827, 2192, 2557, 2922, 3288, 3653,
 )  # fmt: skip
+
+
+def _log_retention(value: int) -> int:
+    if value not in LOG_RETENTION_DAYS:
+        raise ValueError(
+            f"{value} is not a CloudWatch Logs retention; allowed: {', '.join(map(str, LOG_RETENTION_DAYS))}"
+        )
+    return value
+
+
+LogRetentionDays = Annotated[int, AfterValidator(_log_retention)]
 
 ENDPOINT_SERVICE_RE = re.compile(r"^com\.amazonaws\.vpce\.(?P<region>[a-z0-9-]+)\.vpce-svc-[0-9a-f]{8,17}$")
 BEDROCK_ARN_RE = re.compile(
@@ -65,22 +77,13 @@ class NetworkConfig(_Model):
     cidr: ipaddress.IPv4Network = ipaddress.IPv4Network("10.40.0.0/16")
     # Off by default: the proxies reach the vendor and AWS only through endpoints.
     egress: bool = False
-    flow_log_retention_days: int = 90
+    flow_log_retention_days: LogRetentionDays = 90
 
     @field_validator("cidr")
     @classmethod
     def _cidr_size(cls, value: ipaddress.IPv4Network) -> ipaddress.IPv4Network:
         if not 16 <= value.prefixlen <= 20:
             raise ValueError(f"prefix /{value.prefixlen} not allowed: use /16 to /20 (room for 3 AZs x 2 tiers)")
-        return value
-
-    @field_validator("flow_log_retention_days")
-    @classmethod
-    def _retention(cls, value: int) -> int:
-        if value not in LOG_RETENTION_DAYS:
-            raise ValueError(
-                f"{value} is not a CloudWatch Logs retention; allowed: {', '.join(map(str, LOG_RETENTION_DAYS))}"
-            )
         return value
 
 
@@ -219,16 +222,7 @@ class AlertsConfig(_Model):
 
 class AuditConfig(_Model):
     # The field report kept 90 days of prompts and completions immediately queryable.
-    hot_days: int = 90
-
-    @field_validator("hot_days")
-    @classmethod
-    def _retention(cls, value: int) -> int:
-        if value not in LOG_RETENTION_DAYS:
-            raise ValueError(
-                f"{value} is not a CloudWatch Logs retention; allowed: {', '.join(map(str, LOG_RETENTION_DAYS))}"
-            )
-        return value
+    hot_days: LogRetentionDays = 90
 
 
 TeamName = Annotated[str, Field(pattern=NAME_RE)]

@@ -3,53 +3,36 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_cdk import App, Environment, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk.assertions import Template
-from constructs.compliance import add_compliance_packs, unacknowledged_findings
-from constructs.encrypted_log_group import EncryptedLogGroup
+from constructs.compliance import unacknowledged_findings
 from constructs.gateway_load_balancer import GatewayLoadBalancer
-from constructs.private_network import PrivateNetwork
-from constructs.project_key import ProjectKey
 
 from tests.conftest import BareStack
+from tests.constructs.conftest import NetworkedStack, synth_with_packs
 
 CERTIFICATE = "arn:aws:acm:eu-west-1:123456789012:certificate/11111111-2222-3333-4444-555555555555"
 
 
-class LoadBalancerStack(Stack):
-    def __init__(self, app: App, *, deletion_protection: bool = True) -> None:
-        super().__init__(
-            app, "Lb", env=Environment(account="123456789012", region="eu-west-1"), analytics_reporting=False
-        )
-        key = ProjectKey(self, "Key", alias="alias/test", description="test")
-        flow_logs = EncryptedLogGroup(self, "FlowLogs", log_group_name="/t/flow", retention_days=90, key=key)
-        network = PrivateNetwork(
-            self, "Network", availability_zones=BareStack.AZS, cidr="10.0.0.0/16", flow_log_group=flow_logs.log_group
-        )
-        GatewayLoadBalancer(
-            self, "Gateway", vpc=network.vpc, subnets=network.workload_subnets,
+def load_balancer(deletion_protection: bool) -> Callable[[NetworkedStack], GatewayLoadBalancer]:
+    def build(stack: NetworkedStack) -> GatewayLoadBalancer:
+        return GatewayLoadBalancer(
+            stack, "Gateway", vpc=stack.network.vpc, subnets=stack.network.workload_subnets,
             certificate_arn=CERTIFICATE, client_cidrs=["10.0.0.0/8", "172.16.0.0/12"], target_port=8080,
             stream_seconds=630, deletion_protection=deletion_protection,
         )  # fmt: skip
 
-    @property
-    def availability_zones(self) -> list[str]:
-        return list(BareStack.AZS)
+    return build
 
 
 @pytest.fixture(scope="module")
 def synthesized(tmp_path_factory: pytest.TempPathFactory) -> tuple[Template, Path]:
-    outdir = tmp_path_factory.mktemp("lb")
-    app = App(outdir=str(outdir))
-    stack = LoadBalancerStack(app)
-    add_compliance_packs(app)
-    app.synth()
-    return Template.from_stack(stack), outdir
+    return synth_with_packs(tmp_path_factory.mktemp("lb"), load_balancer(deletion_protection=True))
 
 
 def one(template: Template, resource_type: str) -> dict[str, Any]:
@@ -63,10 +46,7 @@ def test_zero_unacknowledged_findings(synthesized: tuple[Template, Path]) -> Non
 
 def test_without_deletion_protection_the_choice_is_acknowledged(tmp_path: Path) -> None:
     """Outside prod the balancer may be deleted with its stack; the evidence says so, with the reason."""
-    app = App(outdir=str(tmp_path))
-    LoadBalancerStack(app, deletion_protection=False)
-    add_compliance_packs(app)
-    app.synth()
+    synth_with_packs(tmp_path, load_balancer(deletion_protection=False))
     assert unacknowledged_findings(tmp_path) == []
     report = json.loads((tmp_path / "validation-report.json").read_text())
     reasons = [

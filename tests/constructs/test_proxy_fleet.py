@@ -7,59 +7,38 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_cdk import App, Environment, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk.assertions import Template
-from constructs.compliance import add_compliance_packs, unacknowledged_findings
+from constructs.compliance import unacknowledged_findings
 from constructs.encrypted_log_group import EncryptedLogGroup
 from constructs.gateway_bundle import GatewayBundle
-from constructs.private_network import PrivateNetwork
-from constructs.project_key import ProjectKey
 from constructs.proxy_fleet import ProxyFleet, agent_config, user_data_script
 
 from config import load_config
 from config.render import gateway_settings
 from tests.conftest import BareStack
+from tests.constructs.conftest import NetworkedStack, synth_with_packs
 
 MODEL = "arn:aws:bedrock:eu-west-1::foundation-model/anthropic.claude-sonnet-4-5-20250929-v1:0"
 
 
-class FleetStack(Stack):
-    def __init__(self, app: App) -> None:
-        super().__init__(
-            app, "Fleet", env=Environment(account="123456789012", region="eu-west-1"), analytics_reporting=False
-        )
-        key = ProjectKey(self, "Key", alias="alias/test", description="test")
-        flow_logs = EncryptedLogGroup(self, "FlowLogs", log_group_name="/t/flow", retention_days=90, key=key)
-        audit = EncryptedLogGroup(self, "Audit", log_group_name="/t/audit", retention_days=90, key=key)
-        metrics = EncryptedLogGroup(self, "Metrics", log_group_name="/t/metrics", retention_days=90, key=key)
-        network = PrivateNetwork(
-            self, "Network", availability_zones=BareStack.AZS, cidr="10.0.0.0/16", flow_log_group=flow_logs.log_group
-        )
-        group = ec2.SecurityGroup(self, "Proxies", vpc=network.vpc, allow_all_outbound=False)
-        alerts = sns.Topic(self, "Alerts", master_key=key.key, enforce_ssl=True)
-        self.fleet = ProxyFleet(
-            self, "Fleet", vpc=network.vpc, subnets=network.workload_subnets, security_group=group,
-            bundle=GatewayBundle(self, "Bundle", settings=gateway_settings(load_config("dev"))), alerts=alerts,
+@pytest.fixture(scope="module")
+def synthesized(tmp_path_factory: pytest.TempPathFactory) -> tuple[Template, Path]:
+    def build(stack: NetworkedStack) -> ProxyFleet:
+        audit = EncryptedLogGroup(stack, "Audit", log_group_name="/t/audit", retention_days=90, key=stack.key)
+        metrics = EncryptedLogGroup(stack, "Metrics", log_group_name="/t/metrics", retention_days=90, key=stack.key)
+        return ProxyFleet(
+            stack, "Fleet", vpc=stack.network.vpc, subnets=stack.network.workload_subnets,
+            security_group=ec2.SecurityGroup(stack, "Proxies", vpc=stack.network.vpc, allow_all_outbound=False),
+            bundle=GatewayBundle(stack, "Bundle", settings=gateway_settings(load_config("dev"))),
+            alerts=sns.Topic(stack, "Alerts", master_key=stack.key.key, enforce_ssl=True),
             audit_log_group=audit.log_group, metrics_log_group=metrics.log_group, metrics_namespace="aigw",
             model_arns=[MODEL], secret_arns=["arn:aws:secretsmanager:eu-west-1:123456789012:secret:aigw/redis-AbCdEf"],
         )  # fmt: skip
 
-    @property
-    def availability_zones(self) -> list[str]:
-        return list(BareStack.AZS)
-
-
-@pytest.fixture(scope="module")
-def synthesized(tmp_path_factory: pytest.TempPathFactory) -> tuple[Template, Path]:
-    outdir = tmp_path_factory.mktemp("fleet")
-    app = App(outdir=str(outdir), context={"aws:cdk:bundling-stacks": []})
-    stack = FleetStack(app)
-    add_compliance_packs(app)
-    app.synth()
-    return Template.from_stack(stack), outdir
+    return synth_with_packs(tmp_path_factory.mktemp("fleet"), build)
 
 
 def resources(template: Template, resource_type: str) -> list[dict[str, Any]]:

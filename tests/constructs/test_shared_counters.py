@@ -6,46 +6,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_cdk import App, Environment, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk.assertions import Template
-from constructs.compliance import add_compliance_packs, unacknowledged_findings
-from constructs.encrypted_log_group import EncryptedLogGroup
-from constructs.private_network import PrivateNetwork
-from constructs.project_key import ProjectKey
+from constructs.compliance import unacknowledged_findings
 from constructs.shared_counters import PORT, SharedCounters
 
-from tests.conftest import BareStack
-
-
-class CountersStack(Stack):
-    def __init__(self, app: App) -> None:
-        super().__init__(
-            app, "Counters", env=Environment(account="123456789012", region="eu-west-1"), analytics_reporting=False
-        )
-        key = ProjectKey(self, "Key", alias="alias/test", description="test")
-        flow_logs = EncryptedLogGroup(self, "FlowLogs", log_group_name="/t/flow", retention_days=90, key=key)
-        network = PrivateNetwork(
-            self, "Network", availability_zones=BareStack.AZS, cidr="10.0.0.0/16", flow_log_group=flow_logs.log_group
-        )
-        self.proxies = ec2.SecurityGroup(self, "Proxies", vpc=network.vpc, allow_all_outbound=False)
-        SharedCounters(
-            self, "Counters", vpc=network.vpc, subnets=network.workload_subnets, clients=self.proxies, key=key.key
-        )
-
-    @property
-    def availability_zones(self) -> list[str]:
-        return list(BareStack.AZS)
+from tests.constructs.conftest import NetworkedStack, synth_with_packs
 
 
 @pytest.fixture(scope="module")
 def synthesized(tmp_path_factory: pytest.TempPathFactory) -> tuple[Template, Path]:
-    outdir = tmp_path_factory.mktemp("counters")
-    app = App(outdir=str(outdir))
-    stack = CountersStack(app)
-    add_compliance_packs(app)
-    app.synth()
-    return Template.from_stack(stack), outdir
+    def build(stack: NetworkedStack) -> None:
+        proxies = ec2.SecurityGroup(stack, "Proxies", vpc=stack.network.vpc, allow_all_outbound=False)
+        vpc, subnets = stack.network.vpc, stack.network.workload_subnets
+        SharedCounters(stack, "Counters", vpc=vpc, subnets=subnets, clients=proxies, key=stack.key.key)
+
+    return synth_with_packs(tmp_path_factory.mktemp("counters"), build)
 
 
 def one(template: Template, resource_type: str) -> dict[str, Any]:
