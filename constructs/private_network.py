@@ -30,6 +30,15 @@ DEFAULT_INTERFACE_SERVICES: dict[str, ec2.InterfaceVpcEndpointAwsService] = {
 HTTPS = ec2.Port.tcp(443)
 
 
+def selected_subnets(vpc: ec2.IVpc, selection: ec2.SubnetSelection) -> ec2.SelectedSubnets:
+    """A selection resolved against its VPC (a jsii struct's `_values` are exactly the fields it sets)."""
+    return vpc.select_subnets(**selection._values)
+
+
+def availability_zones_of(vpc: ec2.IVpc, selection: ec2.SubnetSelection) -> list[str]:
+    return sorted({subnet.availability_zone for subnet in selected_subnets(vpc, selection).subnets})
+
+
 class PrivateNetwork(Construct):
     """The VPC the proxies live in.
 

@@ -22,6 +22,7 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 from constructs.compliance import AWS_SOLUTIONS, acknowledge
 from constructs.gateway_bundle import PREFIX, GatewayBundle
+from constructs.private_network import availability_zones_of
 
 # Amazon Linux 2023's public SSM parameter: resolved by CloudFormation at deploy, not looked up at synth.
 AL2023_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
@@ -112,7 +113,7 @@ class ProxyFleet(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
-        azs = {subnet.availability_zone for subnet in vpc.select_subnets(**subnets._values).subnets}
+        azs = availability_zones_of(vpc, subnets)
         if len(azs) < 2:
             raise ValueError(f"ProxyFleet needs subnets in at least 2 AZs, got {sorted(azs)}")
 

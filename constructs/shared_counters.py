@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_elasticache as elasticache
@@ -11,6 +9,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 from constructs.compliance import AWS_SOLUTIONS, NIST_R5, acknowledge
+from constructs.private_network import availability_zones_of, selected_subnets
 
 # Not Redis's well-known 6379 (AwsSolutions-AEC5): one fewer thing a scanner inside the VPC guesses.
 PORT = 6380
@@ -36,8 +35,7 @@ class SharedCounters(Construct):
         engine_version: str = "7.1",
     ) -> None:
         super().__init__(scope, construct_id)
-        selected = vpc.select_subnets(**subnets._values)
-        azs: Sequence[str] = sorted({subnet.availability_zone for subnet in selected.subnets})
+        azs = availability_zones_of(vpc, subnets)
         if len(azs) < 2:
             raise ValueError(f"SharedCounters needs subnets in at least 2 AZs for its replica, got {list(azs)}")
 
@@ -65,7 +63,7 @@ class SharedCounters(Construct):
             "clients switch over; Secrets Manager's single-step rotation would lock the fleet out mid-way.",
         )
         subnet_group = elasticache.CfnSubnetGroup(
-            self, "Subnets", description="aigw shared counters", subnet_ids=selected.subnet_ids
+            self, "Subnets", description="aigw shared counters", subnet_ids=selected_subnets(vpc, subnets).subnet_ids
         )
         self.replication_group = elasticache.CfnReplicationGroup(
             self,
