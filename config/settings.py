@@ -223,6 +223,16 @@ class AlertsConfig(_Model):
 class AuditConfig(_Model):
     # The field report kept 90 days of prompts and completions immediately queryable.
     hot_days: LogRetentionDays = 90
+    # PCI DSS v4.0.1 10.5.1: 12 months of audit history, the latest 3 immediately available.
+    retention_days: PositiveInt = 365
+
+    @model_validator(mode="after")
+    def _retention_covers_hot_period(self) -> AuditConfig:
+        if self.retention_days < self.hot_days:
+            raise ValueError(
+                f"retention_days ({self.retention_days}) must not be shorter than hot_days ({self.hot_days})"
+            )
+        return self
 
 
 TeamName = Annotated[str, Field(pattern=NAME_RE)]

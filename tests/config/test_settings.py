@@ -265,3 +265,8 @@ def test_certificate_may_come_from_the_synth_context() -> None:
     arn = "arn:aws:acm:eu-west-1:123456789012:certificate/00000000-1111-2222-3333-444444444444"
     assert with_context(config, {"certificate_arn": arn}).load_balancer.certificate_arn == arn
     assert with_context(config, {"certificate_arn": None}) is config
+
+
+def test_audit_retention_shorter_than_the_hot_period(tmp_path: Path) -> None:
+    message = error_for(tmp_path, lambda c: c.update(audit={"hot_days": 90, "retention_days": 30}))
+    assert "audit: retention_days (30) must not be shorter than hot_days (90)" in message

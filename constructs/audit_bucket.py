@@ -1,0 +1,120 @@
+"""The audit bucket: every prompt and completion record, encrypted, locked and kept a year.
+
+The field report kept 90 days; a payments company owes 12 months of audit history with the latest
+three immediately available (PCI DSS v4.0.1, 10.5.1). So: `hot_days` in S3 Standard (queryable at
+once), then an archive storage class, and gone only after `retention_days`, which Object Lock
+(governance mode) covers whole.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+from constructs.compliance import AWS_SOLUTIONS, NIST_R5, PCI_DSS, acknowledge
+
+
+class AuditBucket(Construct):
+    """Exposes `bucket` (the audit records) and `access_logs` (its server access logs)."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        key: kms.IKey,
+        hot_days: int = 90,
+        retention_days: int = 365,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        if retention_days < hot_days:
+            raise ValueError(f"AuditBucket: retention_days ({retention_days}) is shorter than hot_days ({hot_days})")
+
+        self.access_logs = s3.Bucket(
+            self,
+            "AccessLogs",
+            encryption=s3.BucketEncryption.S3_MANAGED,  # S3 server access logs cannot be delivered SSE-KMS
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            versioned=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    expiration=Duration.days(retention_days), noncurrent_version_expiration=Duration.days(30)
+                )
+            ],
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        access_logs = self.access_logs.node.default_child
+        acknowledge(
+            access_logs,  # type: ignore[arg-type]
+            f"{AWS_SOLUTIONS}-S1",
+            f"{PCI_DSS}-S3BucketLoggingEnabled",
+            f"{NIST_R5}-S3BucketLoggingEnabled",
+            reason="This bucket receives the audit bucket's server access logs; logging it too would only log "
+            "the log delivery, one bucket further.",
+        )
+        acknowledge(
+            access_logs,  # type: ignore[arg-type]
+            f"{PCI_DSS}-S3DefaultEncryptionKMS",
+            f"{NIST_R5}-S3DefaultEncryptionKMS",
+            reason="S3 server access log delivery supports only SSE-S3 (AES-256) target buckets, not SSE-KMS.",
+        )
+        acknowledge(
+            access_logs,  # type: ignore[arg-type]
+            f"{PCI_DSS}-S3BucketReplicationEnabled",
+            f"{NIST_R5}-S3BucketReplicationEnabled",
+            reason="Access logs of the audit bucket are kept in-region for the same year as the records; the "
+            "records themselves are under Object Lock.",
+        )
+
+        self.bucket = s3.Bucket(
+            self,
+            "Bucket",
+            encryption=s3.BucketEncryption.KMS,
+            encryption_key=key,
+            bucket_key_enabled=True,
+            versioned=True,
+            object_lock_enabled=True,
+            object_lock_default_retention=s3.ObjectLockRetention.governance(Duration.days(retention_days)),
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            server_access_logs_bucket=self.access_logs,
+            server_access_logs_prefix="audit-bucket/",
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="hot-then-archive-then-expire",
+                    transitions=[
+                        s3.Transition(storage_class=s3.StorageClass.GLACIER, transition_after=Duration.days(hot_days))
+                    ],
+                    expiration=Duration.days(retention_days),
+                    noncurrent_version_expiration=Duration.days(retention_days),
+                    abort_incomplete_multipart_upload_after=Duration.days(7),
+                )
+            ],
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        # Uploads that ask for another encryption, or another key, are refused (the default covers the rest).
+        for condition in (
+            {"StringNotEqualsIfExists": {"s3:x-amz-server-side-encryption": "aws:kms"}},
+            {"StringNotEqualsIfExists": {"s3:x-amz-server-side-encryption-aws-kms-key-id": key.key_arn}},
+        ):
+            self.bucket.add_to_resource_policy(
+                iam.PolicyStatement(
+                    effect=iam.Effect.DENY,
+                    principals=[iam.AnyPrincipal()],
+                    actions=["s3:PutObject"],
+                    resources=[self.bucket.arn_for_objects("*")],
+                    conditions=condition,
+                )
+            )
+        acknowledge(
+            self.bucket.node.default_child,  # type: ignore[arg-type]
+            f"{PCI_DSS}-S3BucketReplicationEnabled",
+            f"{NIST_R5}-S3BucketReplicationEnabled",
+            reason="Audit records stay in the environment's region (data residency); versioning and Object Lock "
+            "in governance mode protect them against deletion for the whole retention period.",
+        )
