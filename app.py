@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from aws_cdk import App
-from constructs.compliance import REPORT_FILE, add_compliance_packs, unacknowledged_findings
+from constructs.compliance import REPORT_FILE, add_compliance_packs, record_packs, unacknowledged_findings
 from constructs.cost_allocation import tag_for_cost_allocation
 
 from config import AigwConfig, ConfigError, load_config, with_context
@@ -39,6 +39,7 @@ def main() -> None:
         if "ValidationFailed" not in str(error):
             raise
         sys.exit(f"aigw: compliance gate failed: findings above are not acknowledged ({app.outdir}/{REPORT_FILE})")
+    record_packs(assembly_dir)
     findings = unacknowledged_findings(assembly_dir)
     if findings:
         sys.exit("aigw: compliance gate failed: unacknowledged warnings:\n" + "\n".join(findings))

@@ -17,6 +17,7 @@ CFN_VALIDATE = "CloudFormation-Validate"  # the CDK's built-in template validati
 
 COMPLIANCE_PACKS = (AwsSolutionsChecks, PCIDSS321Checks, NIST80053R5Checks)
 REPORT_FILE = "validation-report.json"
+PACKS_FILE = "aigw-compliance.json"  # which packs ran: the validation report omits packs with nothing to say
 MIN_REASON_LENGTH = 40
 
 
@@ -53,3 +54,9 @@ def unacknowledged_findings(assembly_dir: str | Path) -> list[str]:
         for violation in plugin["violations"]
         for construct in violation["violatingConstructs"]
     ]
+
+
+def record_packs(assembly_dir: str | Path) -> None:
+    """Write which compliance packs ran next to the validation report, for the evidence report."""
+    names = [pack().read_pack_name for pack in COMPLIANCE_PACKS]
+    (Path(assembly_dir) / PACKS_FILE).write_text(json.dumps({"packs": names}, indent=2) + "\n")

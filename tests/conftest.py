@@ -14,6 +14,7 @@ os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 import pytest
 from aws_cdk import App, Environment, Stack, cx_api
 from aws_cdk.assertions import Template
+from constructs.compliance import record_packs
 
 import app as aigw_app
 from config import AigwConfig, load_config
@@ -63,6 +64,7 @@ def synthesize(environment: str, outdir: Path) -> Synthesized:
     app = App(outdir=str(outdir), context=cli_context(environment))
     aigw_app.build(app, config)
     assembly = app.synth()
+    record_packs(assembly.directory)  # as app.py's main does after synth
     return Synthesized(config=config, app=app, assembly=assembly)
 
 

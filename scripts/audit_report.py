@@ -1,0 +1,423 @@
+"""The compliance evidence an auditor reads, written from a cloud assembly alone.
+
+    python scripts/audit_report.py [CDK_OUT]        (default: cdk.out)
+
+Reads the synthesized templates and validation-report.json (never the config: it shows what will be
+deployed), writes audit-report.md and audit-report.html into that folder, and exits 1 when any
+control FAILs. For each control: the resources that implement it, by stack and logical id, with the
+property values that prove it, or a FAIL naming the resource and what is missing.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+HOT_DAYS = 90  # the field report's immediately-queryable period
+AUDIT_RETENTION_DAYS = 365  # PCI DSS v4.0.1 10.5.1: 12 months of audit history
+STRONG_TLS_POLICIES = ("ELBSecurityPolicy-TLS13-", "ELBSecurityPolicy-TLS-1-2-", "ELBSecurityPolicy-FS-1-2-")
+PACKS_FILE = "aigw-compliance.json"  # written by the compliance gate: which packs ran
+
+
+@dataclass(frozen=True)
+class Resource:
+    stack: str
+    logical_id: str
+    type: str
+    properties: dict[str, Any]
+    raw: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return f"{self.stack}/{self.logical_id}"
+
+
+@dataclass(frozen=True)
+class Finding:
+    resource: str
+    proof: str
+    passed: bool
+
+
+Control = Callable[[list[Resource]], Iterator[Finding]]
+
+
+def load_resources(assembly: Path) -> list[Resource]:
+    manifest = json.loads((assembly / "manifest.json").read_text())
+    resources = []
+    for artifact_id, artifact in manifest["artifacts"].items():
+        if artifact["type"] != "aws:cloudformation:stack":
+            continue
+        template = json.loads((assembly / artifact["properties"]["templateFile"]).read_text())
+        for logical_id, resource in template.get("Resources", {}).items():
+            resources.append(
+                Resource(artifact_id, logical_id, resource["Type"], resource.get("Properties", {}), resource)
+            )
+    return resources
+
+
+def of_type(resources: list[Resource], *types: str) -> list[Resource]:
+    return [r for r in resources if r.type in types]
+
+
+def show(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+def check(resource: Resource, passed: bool, proof: str) -> Finding:
+    return Finding(resource.name, proof, passed)
+
+
+# -- controls --------------------------------------------------------------------------------------
+
+
+def encryption_at_rest(resources: list[Resource]) -> Iterator[Finding]:
+    for r in of_type(resources, "AWS::S3::Bucket"):
+        rules = r.properties.get("BucketEncryption", {}).get("ServerSideEncryptionConfiguration", [])
+        algorithms = [rule.get("ServerSideEncryptionByDefault", {}).get("SSEAlgorithm") for rule in rules]
+        yield check(r, bool(algorithms) and all(algorithms), f"SSEAlgorithm={show(algorithms or None)}")
+    for r in of_type(resources, "AWS::Logs::LogGroup"):
+        yield check(r, "KmsKeyId" in r.properties, f"KmsKeyId={show(r.properties.get('KmsKeyId'))}")
+    for r in of_type(resources, "AWS::SNS::Topic"):
+        yield check(r, "KmsMasterKeyId" in r.properties, f"KmsMasterKeyId={show(r.properties.get('KmsMasterKeyId'))}")
+    for r in of_type(resources, "AWS::SecretsManager::Secret"):
+        yield check(r, "KmsKeyId" in r.properties, f"KmsKeyId={show(r.properties.get('KmsKeyId'))}")
+    for r in of_type(resources, "AWS::ElastiCache::ReplicationGroup"):
+        enabled = r.properties.get("AtRestEncryptionEnabled") is True
+        yield check(r, enabled, f"AtRestEncryptionEnabled={show(r.properties.get('AtRestEncryptionEnabled'))}")
+    for r in of_type(resources, "AWS::EC2::LaunchTemplate"):
+        volumes = r.properties.get("LaunchTemplateData", {}).get("BlockDeviceMappings", [])
+        encrypted = [v.get("Ebs", {}).get("Encrypted") for v in volumes]
+        yield check(r, bool(encrypted) and all(e is True for e in encrypted), f"Ebs.Encrypted={show(encrypted)}")
+    for r in of_type(resources, "AWS::KMS::Key"):
+        yield check(
+            r,
+            r.properties.get("EnableKeyRotation") is True,
+            f"EnableKeyRotation={show(r.properties.get('EnableKeyRotation'))}",
+        )
+
+
+def encryption_in_transit(resources: list[Resource]) -> Iterator[Finding]:
+    for r in of_type(resources, "AWS::ElasticLoadBalancingV2::Listener"):
+        protocol, policy = r.properties.get("Protocol"), r.properties.get("SslPolicy", "")
+        ok = protocol == "HTTPS" and str(policy).startswith(STRONG_TLS_POLICIES)
+        yield check(r, ok, f"Protocol={protocol}, SslPolicy={policy or None}")
+    for r in of_type(resources, "AWS::ElastiCache::ReplicationGroup"):
+        ok = r.properties.get("TransitEncryptionEnabled") is True
+        yield check(r, ok, f"TransitEncryptionEnabled={show(r.properties.get('TransitEncryptionEnabled'))}")
+    tls_only = {
+        _policy_target(p)
+        for p in of_type(resources, "AWS::S3::BucketPolicy", "AWS::SNS::TopicPolicy")
+        if _denies_plain_http(p)
+    }
+    for r in of_type(resources, "AWS::S3::Bucket", "AWS::SNS::Topic"):
+        yield check(
+            r,
+            r.logical_id in tls_only,
+            "a policy denies requests with aws:SecureTransport=false"
+            if r.logical_id in tls_only
+            else "no TLS-only policy",
+        )
+
+
+def _policy_target(policy: Resource) -> str | None:
+    target = policy.properties.get("Bucket") or (policy.properties.get("Topics") or [None])[0]
+    return target.get("Ref") if isinstance(target, dict) else None
+
+
+def _denies_plain_http(policy: Resource) -> bool:
+    statements = policy.properties.get("PolicyDocument", {}).get("Statement", [])
+    return any(
+        s.get("Effect") == "Deny" and s.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport") == "false"
+        for s in statements
+    )
+
+
+def retention(resources: list[Resource]) -> Iterator[Finding]:
+    for r in of_type(resources, "AWS::Logs::LogGroup"):
+        days = r.properties.get("RetentionInDays")
+        yield check(
+            r, isinstance(days, int) and days >= HOT_DAYS, f"RetentionInDays={show(days)} (at least {HOT_DAYS})"
+        )
+    for r in of_type(resources, "AWS::S3::Bucket"):
+        rules = r.properties.get("LifecycleConfiguration", {}).get("Rules", [])
+        expirations = [rule["ExpirationInDays"] for rule in rules if "ExpirationInDays" in rule]
+        locked = r.properties.get("ObjectLockEnabled") is True
+        floor = AUDIT_RETENTION_DAYS if locked else HOT_DAYS
+        proof = (
+            f"ExpirationInDays={show(expirations or None)} (at least {floor}{', an audit bucket' if locked else ''})"
+        )
+        if locked:
+            lock_days = (
+                r.properties.get("ObjectLockConfiguration", {}).get("Rule", {}).get("DefaultRetention", {}).get("Days")
+            )
+            proof += f", ObjectLock DefaultRetention.Days={show(lock_days)}"
+            ok = bool(expirations) and min(expirations) >= floor and isinstance(lock_days, int) and lock_days >= floor
+        else:
+            ok = bool(expirations) and min(expirations) >= floor
+        yield check(r, ok, proof)
+
+
+def network_isolation(resources: list[Resource]) -> Iterator[Finding]:
+    for r in of_type(
+        resources, "AWS::EC2::InternetGateway", "AWS::EC2::NatGateway", "AWS::EC2::EgressOnlyInternetGateway"
+    ):
+        yield check(r, False, f"{r.type} gives the network a path to the internet")
+    for r in of_type(resources, "AWS::EC2::VPC"):
+        yield check(
+            r,
+            True,
+            "no internet or NAT gateway in the templates"
+            if not of_type(resources, "AWS::EC2::InternetGateway", "AWS::EC2::NatGateway")
+            else "see the gateways above",
+        )
+    for r in of_type(resources, "AWS::ElasticLoadBalancingV2::LoadBalancer"):
+        scheme = r.properties.get("Scheme", "internet-facing")
+        yield check(r, scheme == "internal", f"Scheme={scheme}")
+    for r in of_type(resources, "AWS::EC2::VPCEndpoint"):
+        service = show(r.properties.get("ServiceName"))
+        if "bedrock" not in service:
+            continue
+        statements = r.properties.get("PolicyDocument", {}).get("Statement", [])
+        wildcard = any("*" in _as_list(s.get("Resource")) or "*" in _as_list(s.get("Action")) for s in statements)
+        actions = sorted({a for s in statements for a in _as_list(s.get("Action"))})
+        yield check(
+            r,
+            bool(statements) and not wildcard,
+            f"ServiceName={service}, policy actions={show(actions)}, no '*'={not wildcard}",
+        )
+    for r in of_type(resources, "AWS::EC2::SecurityGroup", "AWS::EC2::SecurityGroupIngress"):
+        rules = r.properties.get("SecurityGroupIngress", []) if r.type == "AWS::EC2::SecurityGroup" else [r.properties]
+        open_rules = [rule for rule in rules if rule.get("CidrIp") == "0.0.0.0/0" or rule.get("CidrIpv6") == "::/0"]
+        if open_rules:
+            yield check(r, False, f"ingress from anywhere: {show(open_rules)}")
+
+
+def multi_az(resources: list[Resource]) -> Iterator[Finding]:
+    azs = sorted(
+        {
+            r.properties["AvailabilityZone"]
+            for r in of_type(resources, "AWS::EC2::Subnet")
+            if isinstance(r.properties.get("AvailabilityZone"), str)
+        }
+    )
+    for r in of_type(resources, "AWS::EC2::VPC"):
+        yield check(r, len(azs) >= 2, f"subnets in {len(azs)} AZs: {', '.join(azs)}")
+    for r in of_type(resources, "AWS::AutoScaling::AutoScalingGroup"):
+        subnets = r.properties.get("VPCZoneIdentifier", [])
+        yield check(
+            r, len(subnets) >= 2, f"VPCZoneIdentifier: {len(subnets)} subnets, MinSize={r.properties.get('MinSize')}"
+        )
+    for r in of_type(resources, "AWS::ElasticLoadBalancingV2::LoadBalancer"):
+        subnets = r.properties.get("Subnets", [])
+        yield check(r, len(subnets) >= 2, f"Subnets: {len(subnets)}")
+    for r in of_type(resources, "AWS::ElastiCache::ReplicationGroup"):
+        ok = r.properties.get("MultiAZEnabled") is True and int(r.properties.get("NumCacheClusters", 1)) >= 2
+        yield check(
+            r,
+            ok,
+            ", ".join(
+                f"{key}={show(r.properties.get(key))}"
+                for key in ("MultiAZEnabled", "NumCacheClusters", "AutomaticFailoverEnabled")
+            ),
+        )
+
+
+def least_privilege(resources: list[Resource]) -> Iterator[Finding]:
+    for r in of_type(resources, "AWS::IAM::ManagedPolicy", "AWS::IAM::Policy", "AWS::IAM::Role"):
+        documents = (
+            [r.properties["PolicyDocument"]]
+            if "PolicyDocument" in r.properties
+            else [p["PolicyDocument"] for p in r.properties.get("Policies", [])]
+        )
+        statements = [s for d in documents for s in d.get("Statement", []) if s.get("Effect") == "Allow"]
+        if not statements and r.type == "AWS::IAM::Role":
+            continue
+        unconditioned = [
+            s.get("Sid", "?") for s in statements if "*" in _as_list(s.get("Resource")) and not s.get("Condition")
+        ]
+        any_action = [s.get("Sid", "?") for s in statements if "*" in _as_list(s.get("Action"))]
+        ok = not unconditioned and not any_action
+        proof = (
+            f"{len(statements)} statements; every '*' resource has a condition"
+            if ok
+            else f"unconditioned '*': {show(unconditioned + any_action)}"
+        )
+        yield check(r, ok, proof)
+
+
+def logging(resources: list[Resource]) -> Iterator[Finding]:
+    flow_logged = {show(r.properties.get("ResourceId")) for r in of_type(resources, "AWS::EC2::FlowLog")}
+    for r in of_type(resources, "AWS::EC2::VPC"):
+        ok = show({"Ref": r.logical_id}) in flow_logged
+        yield check(r, ok, "VPC flow logs (ALL traffic) to CloudWatch Logs" if ok else "no flow log")
+    for r in of_type(resources, "AWS::ElasticLoadBalancingV2::LoadBalancer"):
+        attributes = {a["Key"]: a["Value"] for a in r.properties.get("LoadBalancerAttributes", [])}
+        yield check(
+            r,
+            attributes.get("access_logs.s3.enabled") == "true",
+            f"access_logs.s3.enabled={attributes.get('access_logs.s3.enabled')}",
+        )
+    audit_groups = [
+        r for r in of_type(resources, "AWS::Logs::LogGroup") if "/audit" in show(r.properties.get("LogGroupName"))
+    ]
+    for r in audit_groups:
+        yield check(r, True, f"LogGroupName={r.properties.get('LogGroupName')}: the gateway's audit records")
+    if not audit_groups:
+        yield Finding("(none)", "no audit log group in the templates", False)
+
+
+CONTROLS: dict[str, Control] = {
+    "Encryption at rest": encryption_at_rest,
+    "Encryption in transit": encryption_in_transit,
+    "Retention": retention,
+    "Network isolation": network_isolation,
+    "Multi-AZ": multi_az,
+    "Least privilege": least_privilege,
+    "Logging": logging,
+}
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+# -- the compliance packs --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pack:
+    name: str
+    violations: int
+    acknowledgments: list[tuple[str, str, str]]  # rule, where, reason
+
+
+def packs(assembly: Path) -> list[Pack]:
+    report = json.loads((assembly / "validation-report.json").read_text())
+    by_name = {p["pluginName"]: p for p in report["pluginReports"]}
+    packs_file = assembly / PACKS_FILE
+    names = json.loads(packs_file.read_text())["packs"] if packs_file.exists() else []
+    names += [name for name in by_name if name not in names]
+    result = []
+    for name in names:
+        plugin = by_name.get(name, {"violations": [], "suppressedViolations": []})
+        acknowledged = [
+            (s["ruleName"], s.get("acknowledgedAt") or c.get("constructPath", "?"), s["reason"])
+            for s in plugin.get("suppressedViolations", [])
+            for c in s.get("violatingConstructs", [{}])
+        ]
+        result.append(Pack(name, sum(len(v["violatingConstructs"]) for v in plugin["violations"]), acknowledged))
+    return result
+
+
+# -- rendering -------------------------------------------------------------------------------------
+
+
+def evaluate(resources: list[Resource]) -> dict[str, list[Finding]]:
+    return {name: list(control(resources)) for name, control in CONTROLS.items()}
+
+
+def markdown(results: dict[str, list[Finding]], pack_results: list[Pack], assembly: Path) -> str:
+    lines = [
+        "# aigw compliance evidence",
+        "",
+        f"From the cloud assembly `{assembly.name}` (templates and validation report).",
+        "",
+    ]
+    failed = sum(not f.passed for findings in results.values() for f in findings)
+    lines += [f"**Result: {'FAIL' if failed else 'PASS'}** ({failed} failing findings)", ""]
+    for name, findings in results.items():
+        status = "FAIL" if any(not f.passed for f in findings) or not findings else "PASS"
+        lines += [f"## {name}: {status}", "", "| | resource | evidence |", "|---|---|---|"]
+        lines += [
+            f"| {'PASS' if f.passed else '**FAIL**'} | `{f.resource}` | {f.proof.replace('|', '/')} |" for f in findings
+        ]
+        if not findings:
+            lines.append("| **FAIL** | (none) | no resource in the templates implements this control |")
+        lines.append("")
+    lines += ["## Compliance packs", ""]
+    for pack in pack_results:
+        lines += [
+            f"### {pack.name}: {'FAIL' if pack.violations else 'PASS'} ({pack.violations} unacknowledged findings)",
+            "",
+        ]
+        if pack.acknowledgments:
+            lines += ["| rule | acknowledged on | reason |", "|---|---|---|"]
+            lines += [
+                f"| {rule} | `{where}` | {reason.replace('|', '/')} |" for rule, where, reason in pack.acknowledgments
+            ]
+        else:
+            lines.append("No acknowledgments.")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def to_html(markdown_text: str) -> str:
+    """The same report as a standalone page (headings, tables, paragraphs; nothing else is used)."""
+    body, table = [], False
+    for line in markdown_text.splitlines():
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if set("".join(cells)) <= {"-"}:
+                continue
+            if not table:
+                body.append("<table>")
+                table = True
+                body.append("<tr>" + "".join(f"<th>{_inline(c)}</th>" for c in cells) + "</tr>")
+            else:
+                body.append("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in cells) + "</tr>")
+            continue
+        if table:
+            body.append("</table>")
+            table = False
+        if line.startswith("#"):
+            level = len(line) - len(line.lstrip("#"))
+            body.append(f"<h{level}>{_inline(line[level:].strip())}</h{level}>")
+        elif line:
+            body.append(f"<p>{_inline(line)}</p>")
+    if table:
+        body.append("</table>")
+    style = (
+        "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}"
+    )
+    head = f"<meta charset='utf-8'><title>aigw compliance evidence</title><style>{style}</style>"
+    return f"<!doctype html><html><head>{head}</head><body>{''.join(body)}</body></html>\n"
+
+
+def _inline(text: str) -> str:
+    escaped = html.escape(text)
+    for marker, tag in (("**", "strong"), ("`", "code")):
+        parts = escaped.split(marker)
+        escaped = "".join(f"<{tag}>{p}</{tag}>" if i % 2 else p for i, p in enumerate(parts))
+    return escaped
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    assembly = Path(args[0] if args else "cdk.out")
+    if not (assembly / "manifest.json").is_file() or not (assembly / "validation-report.json").is_file():
+        print(f"audit-report: {assembly} is not a synthesized cloud assembly (run `make synth` first)", file=sys.stderr)
+        return 2
+    results = evaluate(load_resources(assembly))
+    pack_results = packs(assembly)
+    text = markdown(results, pack_results, assembly)
+    (assembly / "audit-report.md").write_text(text + "\n")
+    (assembly / "audit-report.html").write_text(to_html(text))
+    failing = [
+        f"{name}: {f.resource}: {f.proof}" for name, findings in results.items() for f in findings if not f.passed
+    ]
+    failing += [f"{p.name}: {p.violations} unacknowledged findings" for p in pack_results if p.violations]
+    print(f"wrote {assembly / 'audit-report.md'} and {assembly / 'audit-report.html'}")
+    for line in failing:
+        print(f"FAIL {line}")
+    return 1 if failing else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
