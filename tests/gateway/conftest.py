@@ -20,8 +20,8 @@ MODEL = "anthropic.claude-sonnet-4-5-20250929-v1:0"
 
 
 @dataclass
-class Stack:
-    """A running gateway with the vendor and issuer it talks to."""
+class RunningGateway:
+    """A gateway process with the fake vendor and token issuer it talks to."""
 
     gateway: harness.Process
     vendor: harness.Process
@@ -127,7 +127,7 @@ def reset_vendor(vendor: harness.Process) -> None:
     httpx.post(vendor.url + "/_control", json={"reset": True}).raise_for_status()
 
 
-StackFactory = Callable[..., Stack]
+GatewayFactory = Callable[..., RunningGateway]
 
 
 @pytest.fixture(scope="module")
@@ -136,19 +136,19 @@ def make_stack(
     vendor: harness.Process,
     issuer: harness.Process,
     keys: token_issuer.KeyFolder,
-) -> Iterator[StackFactory]:
+) -> Iterator[GatewayFactory]:
     """Start a gateway with the dev settings and the given changes (`upstream__breaker__failures=2`).
 
     Rate limits and budgets are off unless a test turns them on (`limits__enabled=True`, with a Redis):
     the other tests send far more than one user's hourly allowance."""
     started: list[harness.Process] = []
 
-    def make(env: dict[str, str] | None = None, **changes: Any) -> Stack:
+    def make(env: dict[str, str] | None = None, **changes: Any) -> RunningGateway:
         workdir = tmp_path_factory.mktemp("gw")
         settings = harness.settings_for(workdir, vendor.url, issuer.url, **{"limits__enabled": False, **changes})
         process = harness.start_gateway(workdir, settings, env=env)
         started.append(process)
-        return Stack(process, vendor, keys, workdir, settings)
+        return RunningGateway(process, vendor, keys, workdir, settings)
 
     yield make
     for process in started:

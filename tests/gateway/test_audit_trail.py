@@ -15,12 +15,12 @@ import httpx
 import pytest
 
 from tests.gateway import harness
-from tests.gateway.conftest import MODEL, Stack, StackFactory, prompt
+from tests.gateway.conftest import MODEL, GatewayFactory, RunningGateway, prompt
 
 pytestmark = pytest.mark.usefixtures("reset_vendor")
 
 
-def mixed_requests(stack: Stack, count: int) -> list[dict[str, Any]]:
+def mixed_requests(stack: RunningGateway, count: int) -> list[dict[str, Any]]:
     """Every outcome the gateway has short of vendor trouble, in a fixed mix."""
     token, expired = stack.token(), stack.keys.token("k1", issued_ago=9 * 3600, lifetime=8 * 3600)
     kinds = [
@@ -90,7 +90,7 @@ def wait_for(condition: Callable[[], bool], timeout: float = 20) -> None:
 ROOMY = {"upstream__max_concurrency": 1000}
 
 
-def test_500_concurrent_requests_give_500_records(make_stack: StackFactory) -> None:
+def test_500_concurrent_requests_give_500_records(make_stack: GatewayFactory) -> None:
     stack = make_stack(**ROOMY)
     responses = asyncio.run(send_all(mixed_requests(stack, 500)))
     assert expected_statuses(responses) == {200: 314, 403: 124, 401: 62}
@@ -105,7 +105,7 @@ def test_500_concurrent_requests_give_500_records(make_stack: StackFactory) -> N
     assert all(by_id[r.headers["x-request-id"]]["status"] == r.status_code for r in responses)
 
 
-def test_graceful_restart_loses_and_duplicates_no_record(make_stack: StackFactory) -> None:
+def test_graceful_restart_loses_and_duplicates_no_record(make_stack: GatewayFactory) -> None:
     stack = make_stack(**ROOMY)
     stack.vendor_control(chunk_delay_seconds=0.05, chunk_chars=4)  # streams take ~0.4 s: in flight at SIGTERM
     port = int(stack.gateway.url.rsplit(":", 1)[1])

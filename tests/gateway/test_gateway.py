@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from gateway import eventstream
-from tests.gateway.conftest import MODEL, Stack, StackFactory, prompt, read_jsonl
+from tests.gateway.conftest import MODEL, GatewayFactory, RunningGateway, prompt, read_jsonl
 from tests.gateway.token_issuer import KeyFolder
 
 CARD = "4000 0012 3456 7899"
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.usefixtures("reset_vendor")
 
 
 @pytest.fixture(scope="module")
-def stack(make_stack: StackFactory) -> Stack:
+def stack(make_stack: GatewayFactory) -> RunningGateway:
     return make_stack(auth__jwks_min_refresh_seconds=1)
 
 
@@ -38,7 +38,7 @@ def streamed_text(response: httpx.Response) -> tuple[str, list[eventstream.Event
     return "".join(text), events
 
 
-def test_healthz_needs_no_token(stack: Stack) -> None:
+def test_healthz_needs_no_token(stack: RunningGateway) -> None:
     response = httpx.get(stack.gateway.url + "/healthz")
     assert response.status_code == 200
     body = response.json()
@@ -69,7 +69,7 @@ def _header(kid: str) -> str:
     )
 
 
-def test_each_auth_failure_has_its_own_reason(stack: Stack) -> None:
+def test_each_auth_failure_has_its_own_reason(stack: RunningGateway) -> None:
     before = stack.vendor_last()["requests"]
     seen = {}
     for expected, token in auth_cases(stack.keys).items():
@@ -85,19 +85,19 @@ def test_each_auth_failure_has_its_own_reason(stack: Stack) -> None:
     assert stack.vendor_last()["requests"] == before  # nothing reached the vendor
 
 
-def test_expired_token_says_when_and_how_to_refresh(stack: Stack) -> None:
+def test_expired_token_says_when_and_how_to_refresh(stack: RunningGateway) -> None:
     response = stack.call(token=stack.keys.token("k1", issued_ago=9 * 3600, lifetime=8 * 3600))
     message = response.json()["message"]
     assert message.startswith("Your token expired at ")
     assert stack.settings.auth.refresh_hint in message
 
 
-def test_leeway_accepts_a_token_just_past_expiry(stack: Stack) -> None:
+def test_leeway_accepts_a_token_just_past_expiry(stack: RunningGateway) -> None:
     token = stack.keys.token("k1", issued_ago=3600 + 30, lifetime=3600)  # expired 30 s ago; leeway is 60 s
     assert stack.call(token=token).status_code == 200
 
 
-def test_a_new_signing_key_is_picked_up_on_first_sight(stack: Stack) -> None:
+def test_a_new_signing_key_is_picked_up_on_first_sight(stack: RunningGateway) -> None:
     stack.keys.add("k2")
     # The JWKS is fetched again at most once per jwks_min_refresh_seconds (1 s here): let the last
     # fetch (an earlier test's unknown kid) age past it.
@@ -110,7 +110,7 @@ def test_a_new_signing_key_is_picked_up_on_first_sight(stack: Stack) -> None:
 # -- forwarding ----------------------------------------------------------------------------------
 
 
-def test_invoke_is_signed_forwarded_and_audited(stack: Stack) -> None:
+def test_invoke_is_signed_forwarded_and_audited(stack: RunningGateway) -> None:
     response = stack.call("invoke", prompt("Say hello."), headers={"x-aigw-repository": "mobile-app"})
     assert response.status_code == 200, response.text
     assert response.json()["content"][0]["text"] == "Hello from the fake vendor."
@@ -128,7 +128,7 @@ def test_invoke_is_signed_forwarded_and_audited(stack: Stack) -> None:
     assert record["prompt"] == "Say hello." and record["completion"] == "Hello from the fake vendor."
 
 
-def test_converse(stack: Stack) -> None:
+def test_converse(stack: RunningGateway) -> None:
     body = {"messages": [{"role": "user", "content": [{"text": "Say hello."}]}], "system": [{"text": "Be brief."}]}
     response = stack.call("converse", body)
     assert response.status_code == 200
@@ -138,7 +138,7 @@ def test_converse(stack: Stack) -> None:
 
 
 @pytest.mark.parametrize("action", ["invoke-with-response-stream", "converse-stream"])
-def test_streams_pass_through(stack: Stack, action: str) -> None:
+def test_streams_pass_through(stack: RunningGateway, action: str) -> None:
     response = stack.call(action, prompt("Say hello."))
     assert response.status_code == 200
     assert response.headers["content-type"] == eventstream.CONTENT_TYPE
@@ -149,25 +149,25 @@ def test_streams_pass_through(stack: Stack, action: str) -> None:
     assert record["input_tokens"] > 0 and record["output_tokens"] == 4
 
 
-def test_model_arn_in_the_path_is_the_same_model(stack: Stack) -> None:
+def test_model_arn_in_the_path_is_the_same_model(stack: RunningGateway) -> None:
     arn = f"arn:aws:bedrock:eu-west-1::foundation-model/{MODEL}"
     response = stack.call(model=arn.replace("/", "%2F"))
     assert response.status_code == 200, response.text
 
 
-def test_a_model_that_is_not_enabled_is_refused(stack: Stack) -> None:
+def test_a_model_that_is_not_enabled_is_refused(stack: RunningGateway) -> None:
     response = stack.call(model="anthropic.claude-opus-4-1-20250805-v1:0")
     assert response.status_code == 403
     assert response.json()["error"] == "model_not_allowed"
 
 
-def test_unknown_path_is_404_and_audited(stack: Stack) -> None:
+def test_unknown_path_is_404_and_audited(stack: RunningGateway) -> None:
     response = stack.call("/v1/messages")
     assert response.status_code == 404
     assert stack.audit(response.headers["x-request-id"])["outcome"] == "not_found"
 
 
-def test_vendor_errors_pass_through(stack: Stack) -> None:
+def test_vendor_errors_pass_through(stack: RunningGateway) -> None:
     stack.vendor_control(fail_status=429)
     response = stack.call()
     assert response.status_code == 429
@@ -175,7 +175,7 @@ def test_vendor_errors_pass_through(stack: Stack) -> None:
     assert (record["status"], record["outcome"]) == (429, "vendor_error")
 
 
-def test_a_wrong_signature_is_refused_by_the_vendor(make_stack: StackFactory) -> None:
+def test_a_wrong_signature_is_refused_by_the_vendor(make_stack: GatewayFactory) -> None:
     wrong = make_stack(env={"AWS_SECRET_ACCESS_KEY": "not-the-right-secret"})
     response = wrong.call()
     assert response.status_code == 403
@@ -185,7 +185,7 @@ def test_a_wrong_signature_is_refused_by_the_vendor(make_stack: StackFactory) ->
 # -- content policy ------------------------------------------------------------------------------
 
 
-def test_prompt_block_never_reaches_the_vendor(stack: Stack) -> None:
+def test_prompt_block_never_reaches_the_vendor(stack: RunningGateway) -> None:
     before = stack.vendor_last()["requests"]
     response = stack.call(body=prompt("deploy with AKIAZ7QXMP3VBN2LKW4R please"))
     assert response.status_code == 403
@@ -196,7 +196,7 @@ def test_prompt_block_never_reaches_the_vendor(stack: Stack) -> None:
     assert record["policy"] == {"prompt": {"action": "block", "matches": {"aws-access-key-id": 1}}}
 
 
-def test_prompt_redaction_is_what_the_vendor_sees(stack: Stack) -> None:
+def test_prompt_redaction_is_what_the_vendor_sees(stack: RunningGateway) -> None:
     response = stack.call(body=prompt(f"refund card {CARD} for alice@bank.co.uk", system="You are helpful."))
     assert response.status_code == 200
     sent = json.loads(stack.vendor_last()["last"]["body"])
@@ -207,7 +207,7 @@ def test_prompt_redaction_is_what_the_vendor_sees(stack: Stack) -> None:
     assert record["policy"]["prompt"] == {"action": "redact", "matches": {"card-number": 1, "email-address": 1}}
 
 
-def test_log_rules_count_and_change_nothing(stack: Stack) -> None:
+def test_log_rules_count_and_change_nothing(stack: RunningGateway) -> None:
     response = stack.call(body=prompt("mail alice@bank.co.uk"))
     assert response.status_code == 200
     assert json.loads(stack.vendor_last()["last"]["body"])["messages"][0]["content"] == "mail alice@bank.co.uk"
@@ -215,7 +215,7 @@ def test_log_rules_count_and_change_nothing(stack: Stack) -> None:
 
 
 @pytest.mark.parametrize("action", ["invoke-with-response-stream", "converse-stream"])
-def test_streamed_completion_is_redacted_across_chunks(stack: Stack, action: str) -> None:
+def test_streamed_completion_is_redacted_across_chunks(stack: RunningGateway, action: str) -> None:
     completion = f"The card on file is {CARD}, ending 7899. " + "More words follow here. " * 40
     stack.vendor_control(completion=completion, chunk_chars=3)
     response = stack.call(action)
@@ -226,7 +226,7 @@ def test_streamed_completion_is_redacted_across_chunks(stack: Stack, action: str
     assert record["policy"]["completion"] == {"action": "redact", "matches": {"card-number": 1}}
 
 
-def test_streamed_completion_block_ends_the_stream_with_an_exception(stack: Stack) -> None:
+def test_streamed_completion_block_ends_the_stream_with_an_exception(stack: RunningGateway) -> None:
     completion = (
         "Here is the deploy key you asked for. " * 30 + "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXk=\n"
     )
@@ -241,7 +241,7 @@ def test_streamed_completion_block_ends_the_stream_with_an_exception(stack: Stac
     assert (record["status"], record["outcome"], record["reason"]) == (200, "completion_blocked", "private-key")
 
 
-def test_buffered_completion_block_is_refused(stack: Stack) -> None:
+def test_buffered_completion_block_is_refused(stack: RunningGateway) -> None:
     stack.vendor_control(completion="token: ghp_" + "A1b2C3d4E5" * 3 + "F6g7H8")
     response = stack.call("converse", {"messages": [{"role": "user", "content": [{"text": "hi"}]}]})
     assert response.status_code == 403
@@ -249,7 +249,7 @@ def test_buffered_completion_block_is_refused(stack: Stack) -> None:
     assert stack.audit(response.headers["x-request-id"])["completion"] == ""
 
 
-def test_repository_scope(stack: Stack) -> None:
+def test_repository_scope(stack: RunningGateway) -> None:
     before = stack.vendor_last()["requests"]
     response = stack.call(headers={"x-aigw-repository": "payments-core"})
     assert response.status_code == 403
@@ -259,7 +259,7 @@ def test_repository_scope(stack: Stack) -> None:
     assert stack.vendor_last()["requests"] == before
 
 
-def test_size_limit_is_checked_before_any_rule(stack: Stack) -> None:
+def test_size_limit_is_checked_before_any_rule(stack: RunningGateway) -> None:
     before = stack.vendor_last()["requests"]
     too_big = json.dumps(prompt("x" * (stack.settings.policy.max_request_bytes + 1))).encode()
     response = stack.call(body=too_big)
@@ -269,12 +269,12 @@ def test_size_limit_is_checked_before_any_rule(stack: Stack) -> None:
     assert stack.audit(response.headers["x-request-id"])["policy"] == {}
 
 
-def test_malformed_json_is_400(stack: Stack) -> None:
+def test_malformed_json_is_400(stack: RunningGateway) -> None:
     response = stack.call(body=b"{not json")
     assert response.status_code == 400 and response.json()["error"] == "malformed_body"
 
 
-def test_metrics_line_is_embedded_metric_format(stack: Stack) -> None:
+def test_metrics_line_is_embedded_metric_format(stack: RunningGateway) -> None:
     response = stack.call()
     line = stack.metrics(response.headers["x-request-id"])
     (directive,) = line["_aws"]["CloudWatchMetrics"]
@@ -298,7 +298,7 @@ def test_metrics_line_is_embedded_metric_format(stack: Stack) -> None:
 # -- timeouts, breaker, concurrency --------------------------------------------------------------
 
 
-def test_slow_vendor_times_out_opens_the_breaker_and_recovers(make_stack: StackFactory) -> None:
+def test_slow_vendor_times_out_opens_the_breaker_and_recovers(make_stack: GatewayFactory) -> None:
     stack = make_stack(
         upstream__first_byte_timeout_seconds=1,
         upstream__breaker__failures=2,
@@ -330,7 +330,7 @@ def test_slow_vendor_times_out_opens_the_breaker_and_recovers(make_stack: StackF
     assert httpx.get(stack.gateway.url + "/healthz").json()["breaker"] == "closed"
 
 
-def test_excess_requests_get_503_at_once_instead_of_queueing(make_stack: StackFactory) -> None:
+def test_excess_requests_get_503_at_once_instead_of_queueing(make_stack: GatewayFactory) -> None:
     stack = make_stack(upstream__max_concurrency=2)
     stack.vendor_control(delay_seconds=1)
 
@@ -348,7 +348,7 @@ def test_excess_requests_get_503_at_once_instead_of_queueing(make_stack: StackFa
     assert all(stack.audit(r.headers["x-request-id"])["latency_ms"] < 500 for r in busy)
 
 
-def test_unwritable_audit_file_shows_on_healthz_and_loses_nothing(make_stack: StackFactory, tmp_path: Path) -> None:
+def test_unwritable_audit_file_shows_on_healthz_and_loses_nothing(make_stack: GatewayFactory, tmp_path: Path) -> None:
     blocker = tmp_path / "blocked"
     blocker.write_text("a file where the audit folder should be")
     broken = make_stack(audit__path=str(blocker / "audit.jsonl"))
@@ -366,7 +366,7 @@ def test_unwritable_audit_file_shows_on_healthz_and_loses_nothing(make_stack: St
     assert len(read_jsonl(broken.settings.audit.path)) == 1
 
 
-def test_a_client_leaving_mid_stream_frees_its_slot_and_is_recorded(stack: Stack) -> None:
+def test_a_client_leaving_mid_stream_frees_its_slot_and_is_recorded(stack: RunningGateway) -> None:
     stack.vendor_control(completion="word " * 200, chunk_chars=5, chunk_delay_seconds=0.05)
     headers = {"authorization": f"Bearer {stack.token()}", "content-type": "application/json"}
     url = f"{stack.gateway.url}/model/{MODEL}/invoke-with-response-stream"

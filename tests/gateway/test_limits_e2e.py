@@ -8,22 +8,22 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.gateway.conftest import Stack, StackFactory, prompt
+from tests.gateway.conftest import GatewayFactory, RunningGateway, prompt
 from tests.gateway.harness import RedisServer
 
 pytestmark = pytest.mark.usefixtures("reset_vendor")
 
 
-def pair(make_stack: StackFactory, redis: RedisServer, **changes: Any) -> tuple[Stack, Stack]:
+def pair(make_stack: GatewayFactory, redis: RedisServer, **changes: Any) -> tuple[RunningGateway, RunningGateway]:
     settings = {"limits__enabled": True, "redis__retry_after_seconds": 0.2, **redis.settings(), **changes}
     return make_stack(**settings), make_stack(**settings)
 
 
-def call(stack: Stack, user: str, team: str = "payments", **kwargs: Any) -> httpx.Response:
+def call(stack: RunningGateway, user: str, team: str = "payments", **kwargs: Any) -> httpx.Response:
     return stack.call(token=stack.keys.token("k1", user=user, team=team), **kwargs)
 
 
-def test_the_121st_request_is_refused_by_either_gateway(make_stack: StackFactory, fresh_redis: RedisServer) -> None:
+def test_the_121st_request_is_refused_by_either_gateway(make_stack: GatewayFactory, fresh_redis: RedisServer) -> None:
     a, b = pair(make_stack, fresh_redis)
     for i in range(120):
         response = call(a if i % 2 else b, "ana@example.com")
@@ -43,7 +43,7 @@ def test_the_121st_request_is_refused_by_either_gateway(make_stack: StackFactory
     assert call(a, "ben@example.com").status_code == 200
 
 
-def test_team_and_org_limits_across_gateways(make_stack: StackFactory, fresh_redis: RedisServer) -> None:
+def test_team_and_org_limits_across_gateways(make_stack: GatewayFactory, fresh_redis: RedisServer) -> None:
     a, b = pair(make_stack, fresh_redis, limits__team_per_hour=3, limits__org_per_hour=5, limits__org_cap="hard")
     for i, user in enumerate(("u1", "u2", "u3")):
         assert call(a if i % 2 else b, user).status_code == 200
@@ -55,7 +55,7 @@ def test_team_and_org_limits_across_gateways(make_stack: StackFactory, fresh_red
     assert (org_refused.status_code, org_refused.json()["limit"]) == (429, "org")
 
 
-def test_soft_org_cap_passes_and_is_flagged(make_stack: StackFactory, fresh_redis: RedisServer) -> None:
+def test_soft_org_cap_passes_and_is_flagged(make_stack: GatewayFactory, fresh_redis: RedisServer) -> None:
     (a, _) = pair(make_stack, fresh_redis, limits__org_per_hour=1, limits__org_cap="soft")
     assert call(a, "u1").status_code == 200
     over = call(a, "u2")
@@ -64,7 +64,7 @@ def test_soft_org_cap_passes_and_is_flagged(make_stack: StackFactory, fresh_redi
     assert a.metrics(over.headers["x-request-id"])["OrgSoftCapExceeded"] == 1
 
 
-def test_a_team_at_its_budget_gets_402(make_stack: StackFactory, fresh_redis: RedisServer) -> None:
+def test_a_team_at_its_budget_gets_402(make_stack: GatewayFactory, fresh_redis: RedisServer) -> None:
     # A cap below one request's real cost: the first request (nothing spent yet) passes and settles past
     # the cap; the next is refused.
     cap = 0.0001
@@ -83,7 +83,7 @@ def test_a_team_at_its_budget_gets_402(make_stack: StackFactory, fresh_redis: Re
     assert call(b, "cy@example.com", team="mobile").status_code == 200  # no cap for mobile
 
 
-def test_fail_open_when_redis_dies_then_recovers(make_stack: StackFactory, fresh_redis: RedisServer) -> None:
+def test_fail_open_when_redis_dies_then_recovers(make_stack: GatewayFactory, fresh_redis: RedisServer) -> None:
     a, b = pair(make_stack, fresh_redis, limits__user_per_hour=6)
     assert call(a, "ana@example.com").status_code == 200
     fresh_redis.kill()
@@ -106,7 +106,7 @@ def test_fail_open_when_redis_dies_then_recovers(make_stack: StackFactory, fresh
     assert httpx.get(b.gateway.url + "/healthz").json()["redis"]["ok"] is True
 
 
-def test_fail_closed_when_redis_dies_then_recovers(make_stack: StackFactory, fresh_redis: RedisServer) -> None:
+def test_fail_closed_when_redis_dies_then_recovers(make_stack: GatewayFactory, fresh_redis: RedisServer) -> None:
     a, _ = pair(make_stack, fresh_redis, limits__fail_mode="closed")
     assert call(a, "ana@example.com").status_code == 200
     fresh_redis.kill()

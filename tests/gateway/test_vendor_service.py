@@ -13,7 +13,7 @@ import pytest
 
 from scripts.deploy_local import moto_server
 from tests.gateway import fake_vendor
-from tests.gateway.conftest import Stack, StackFactory
+from tests.gateway.conftest import GatewayFactory, RunningGateway
 
 SECRET_ID = "aigw/dev/vendor-api-key"
 pytestmark = pytest.mark.usefixtures("reset_vendor")
@@ -31,7 +31,7 @@ def secrets_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def stack(make_stack: StackFactory, secrets_endpoint: str) -> Stack:
+def stack(make_stack: GatewayFactory, secrets_endpoint: str) -> RunningGateway:
     return make_stack(
         env={"AWS_ENDPOINT_URL": secrets_endpoint},
         vendor__kind="endpoint_service",
@@ -50,7 +50,7 @@ def messages_body(stream: bool = False) -> dict[str, object]:
     }
 
 
-def test_api_path_passes_through_with_the_key_from_secrets_manager(stack: Stack) -> None:
+def test_api_path_passes_through_with_the_key_from_secrets_manager(stack: RunningGateway) -> None:
     response = stack.call("/v1/messages", messages_body())
     assert response.status_code == 200, response.text
     assert response.json()["content"][0]["text"] == "Hello from the fake vendor."
@@ -62,7 +62,7 @@ def test_api_path_passes_through_with_the_key_from_secrets_manager(stack: Stack)
     assert (record["path"], record["status"], record["output_tokens"]) == ("/v1/messages", 200, 4)
 
 
-def test_server_sent_events_are_checked_as_they_stream(stack: Stack) -> None:
+def test_server_sent_events_are_checked_as_they_stream(stack: RunningGateway) -> None:
     stack.vendor_control(completion="Your SSN is 536-22-8765, keep it safe. " + "ok " * 200, chunk_chars=4)
     response = stack.call("/v1/messages", messages_body(stream=True), headers={"accept": "text/event-stream"})
     assert response.status_code == 200
@@ -78,7 +78,7 @@ def test_server_sent_events_are_checked_as_they_stream(stack: Stack) -> None:
     assert record["stream"] is True and record["policy"]["completion"]["matches"] == {"us-ssn": 1}
 
 
-def test_without_the_key_the_vendor_refuses(make_stack: StackFactory, tmp_path: Path) -> None:
+def test_without_the_key_the_vendor_refuses(make_stack: GatewayFactory, tmp_path: Path) -> None:
     keyless = make_stack(
         vendor__kind="endpoint_service",
         vendor__models=[],
