@@ -13,7 +13,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
-from constructs.compliance import AWS_SOLUTIONS, NIST_R5, PCI_DSS, acknowledge
+from constructs.compliance import NIST_R5, PCI_DSS, acknowledge
+from constructs.log_delivery_bucket import LogDeliveryBucket
 
 
 class AuditBucket(Construct):
@@ -32,43 +33,13 @@ class AuditBucket(Construct):
         if retention_days < hot_days:
             raise ValueError(f"AuditBucket: retention_days ({retention_days}) is shorter than hot_days ({hot_days})")
 
-        self.access_logs = s3.Bucket(
+        self.access_logs = LogDeliveryBucket(
             self,
             "AccessLogs",
-            encryption=s3.BucketEncryption.S3_MANAGED,  # S3 server access logs cannot be delivered SSE-KMS
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            versioned=True,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
-            lifecycle_rules=[
-                s3.LifecycleRule(
-                    expiration=Duration.days(retention_days), noncurrent_version_expiration=Duration.days(30)
-                )
-            ],
-            removal_policy=RemovalPolicy.RETAIN,
-        )
-        access_logs = self.access_logs.node.default_child
-        acknowledge(
-            access_logs,  # type: ignore[arg-type]
-            f"{AWS_SOLUTIONS}-S1",
-            f"{PCI_DSS}-S3BucketLoggingEnabled",
-            f"{NIST_R5}-S3BucketLoggingEnabled",
-            reason="This bucket receives the audit bucket's server access logs; logging it too would only log "
-            "the log delivery, one bucket further.",
-        )
-        acknowledge(
-            access_logs,  # type: ignore[arg-type]
-            f"{PCI_DSS}-S3DefaultEncryptionKMS",
-            f"{NIST_R5}-S3DefaultEncryptionKMS",
-            reason="S3 server access log delivery supports only SSE-S3 (AES-256) target buckets, not SSE-KMS.",
-        )
-        acknowledge(
-            access_logs,  # type: ignore[arg-type]
-            f"{PCI_DSS}-S3BucketReplicationEnabled",
-            f"{NIST_R5}-S3BucketReplicationEnabled",
-            reason="Access logs of the audit bucket are kept in-region for the same year as the records; the "
-            "records themselves are under Object Lock.",
-        )
+            what="the audit bucket's server access logs",
+            retention_days=retention_days,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,  # S3 log delivery writes with ACLs
+        ).bucket
 
         self.bucket = s3.Bucket(
             self,

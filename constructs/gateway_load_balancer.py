@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
-from aws_cdk import aws_s3 as s3
 from constructs import Construct
-from constructs.compliance import AWS_SOLUTIONS, NIST_R5, PCI_DSS, acknowledge
+from constructs.compliance import NIST_R5, PCI_DSS, acknowledge
+from constructs.log_delivery_bucket import LogDeliveryBucket
 
 HTTPS = 443
 
@@ -47,40 +47,9 @@ class GatewayLoadBalancer(Construct):
         for cidr in client_cidrs:
             self.security_group.add_ingress_rule(ec2.Peer.ipv4(cidr), ec2.Port.tcp(HTTPS), f"HTTPS from {cidr}")
 
-        self.access_logs = s3.Bucket(
-            self,
-            "AccessLogs",
-            encryption=s3.BucketEncryption.S3_MANAGED,  # ALB access logs cannot be written with a customer key
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            versioned=True,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            lifecycle_rules=[
-                s3.LifecycleRule(expiration=Duration.days(365), noncurrent_version_expiration=Duration.days(30))
-            ],
-            removal_policy=RemovalPolicy.RETAIN,
-        )
-        acknowledge(
-            self.access_logs.node.default_child,  # type: ignore[arg-type]
-            f"{AWS_SOLUTIONS}-S1",
-            f"{PCI_DSS}-S3BucketLoggingEnabled",
-            f"{NIST_R5}-S3BucketLoggingEnabled",
-            reason="This bucket is itself the access-log destination of the load balancer; logging its own "
-            "object writes to another bucket would only log the log delivery.",
-        )
-        acknowledge(
-            self.access_logs.node.default_child,  # type: ignore[arg-type]
-            f"{PCI_DSS}-S3DefaultEncryptionKMS",
-            f"{NIST_R5}-S3DefaultEncryptionKMS",
-            reason="ALB access-log delivery supports only SSE-S3 (AES-256), not a customer-managed KMS key.",
-        )
-        acknowledge(
-            self.access_logs.node.default_child,  # type: ignore[arg-type]
-            f"{PCI_DSS}-S3BucketReplicationEnabled",
-            f"{NIST_R5}-S3BucketReplicationEnabled",
-            reason="Load-balancer access logs are operational telemetry kept one year in-region; the audit "
-            "trail of record is the gateway's own encrypted audit bucket.",
-        )
+        self.access_logs = LogDeliveryBucket(
+            self, "AccessLogs", what="the load balancer's access logs", retention_days=365
+        ).bucket
 
         self.load_balancer = elbv2.ApplicationLoadBalancer(
             self,
