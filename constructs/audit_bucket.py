@@ -83,7 +83,7 @@ class AuditBucket(Construct):
                 )
             )
         acknowledge(
-            self.bucket.node.default_child,  # type: ignore[arg-type]
+            self.bucket,
             f"{PCI_DSS}-S3BucketReplicationEnabled",
             f"{NIST_R5}-S3BucketReplicationEnabled",
             reason="Audit records stay in the environment's region (data residency); versioning and Object Lock "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from aws_cdk import Acknowledgment, App, Validations
+from aws_cdk import Acknowledgment, App, CfnResource, Validations
 from cdk_nag import AwsSolutionsChecks, NIST80053R5Checks, PCIDSS321Checks
 from constructs import IConstruct
 
@@ -32,13 +32,18 @@ def add_compliance_packs(app: App) -> None:
     )
 
 
-def acknowledge(scope: IConstruct, *rule_ids: str, reason: str) -> None:
-    """Acknowledge findings on `scope` and its children. cdk-nag accepts an empty reason; we do not."""
+def acknowledge(construct: IConstruct, *rule_ids: str, reason: str) -> None:
+    """Acknowledge findings on the CloudFormation resource of `construct` (itself, or an L2's default
+    child) and nowhere else: an acknowledgment on an L2 would spread to its policies and other parts.
+    cdk-nag accepts an empty reason; we do not."""
+    resource = construct if isinstance(construct, CfnResource) else construct.node.default_child
+    if not isinstance(resource, CfnResource):
+        raise TypeError(f"{construct.node.path}: has no CloudFormation resource to acknowledge findings on")
     if len(reason.strip()) < MIN_REASON_LENGTH:
         raise ValueError(
-            f"{scope.node.path}: acknowledging {', '.join(rule_ids)} needs a specific reason, got {reason!r}"
+            f"{construct.node.path}: acknowledging {', '.join(rule_ids)} needs a specific reason, got {reason!r}"
         )
-    Validations.of(scope).acknowledge(*(Acknowledgment(id=rule_id, reason=reason) for rule_id in rule_ids))
+    Validations.of(resource).acknowledge(*(Acknowledgment(id=rule_id, reason=reason) for rule_id in rule_ids))
 
 
 def unacknowledged_findings(assembly_dir: str | Path) -> list[str]:

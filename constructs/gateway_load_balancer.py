@@ -65,7 +65,7 @@ class GatewayLoadBalancer(Construct):
         )
         self.load_balancer.log_access_logs(self.access_logs)
         acknowledge(
-            self.load_balancer.node.default_child,  # type: ignore[arg-type]
+            self.load_balancer,
             f"{PCI_DSS}-ALBWAFEnabled",
             f"{NIST_R5}-ALBWAFEnabled",
             reason="Internal load balancer reachable only from the configured corporate CIDRs; the gateway "
@@ -74,7 +74,7 @@ class GatewayLoadBalancer(Construct):
         )
         if not deletion_protection:
             acknowledge(
-                self.load_balancer.node.default_child,  # type: ignore[arg-type]
+                self.load_balancer,
                 f"{NIST_R5}-ELBDeletionProtectionEnabled",
                 reason="A non-production environment (config turns deletion protection on for prod): its load "
                 "balancer is deleted with its stack when the environment is torn down.",

@@ -41,9 +41,8 @@ class LogDeliveryBucket(Construct):
             ],
             removal_policy=RemovalPolicy.RETAIN,
         )
-        resource = self.bucket.node.default_child
         acknowledge(
-            resource,  # type: ignore[arg-type]
+            self.bucket,
             f"{AWS_SOLUTIONS}-S1",
             f"{PCI_DSS}-S3BucketLoggingEnabled",
             f"{NIST_R5}-S3BucketLoggingEnabled",
@@ -51,13 +50,13 @@ class LogDeliveryBucket(Construct):
             "bucket would only log the log delivery.",
         )
         acknowledge(
-            resource,  # type: ignore[arg-type]
+            self.bucket,
             f"{PCI_DSS}-S3DefaultEncryptionKMS",
             f"{NIST_R5}-S3DefaultEncryptionKMS",
             reason=f"AWS delivers {what} only into SSE-S3 (AES-256) buckets, not ones with a customer-managed KMS key.",
         )
         acknowledge(
-            resource,  # type: ignore[arg-type]
+            self.bucket,
             f"{PCI_DSS}-S3BucketReplicationEnabled",
             f"{NIST_R5}-S3BucketReplicationEnabled",
             reason=f"{what[0].upper()}{what[1:]} are operational telemetry kept {retention_days} days in-region; "

@@ -285,7 +285,7 @@ class ProxyFleet(Construct):
             self, "Policy", description="aigw proxy instances", roles=[self.role], statements=statements
         )
         acknowledge(
-            self.policy.node.default_child,  # type: ignore[arg-type]
+            self.policy,
             f"{AWS_SOLUTIONS}-IAM5",
             f"{AWS_SOLUTIONS}-IAM5[Resource::*]",
             reason="Every '*' here carries a condition: cloudwatch:PutMetricData has no resource ARN (limited by "

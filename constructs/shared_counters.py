@@ -56,7 +56,7 @@ class SharedCounters(Construct):
             removal_policy=RemovalPolicy.DESTROY,
         )
         acknowledge(
-            self.auth_token.node.default_child,  # type: ignore[arg-type]
+            self.auth_token,
             f"{AWS_SOLUTIONS}-SMG4",
             f"{NIST_R5}-SecretsManagerRotationEnabled",
             reason="An ElastiCache AUTH token is rotated through ModifyReplicationGroup (ROTATE, then SET) while "
