@@ -108,8 +108,10 @@ def local_aws_environment(endpoint: str, region: str) -> dict[str, str]:
 
 
 def run(command: list[str], env: dict[str, str]) -> None:
-    print("$", " ".join(command), flush=True)
-    completed = subprocess.run(command, cwd=ROOT, env=env, check=False)
+    # The tools' progress goes to stderr (the CDK CLI writes it to stdout when CI is set): stdout
+    # carries only this script's report, which tests and users read.
+    print("$", " ".join(command), file=sys.stderr, flush=True)
+    completed = subprocess.run(command, cwd=ROOT, env=env, stdout=sys.stderr, check=False)
     if completed.returncode != 0:
         raise SystemExit(f"failed ({completed.returncode}): {' '.join(command)}")
 
