@@ -9,14 +9,16 @@ from constructs.compliance import REPORT_FILE, add_compliance_packs, record_pack
 from constructs.cost_allocation import tag_for_cost_allocation
 
 from config import AigwConfig, ConfigError, load_config, with_context
+from stacks.audit_stack import AuditStack
 from stacks.gateway_stack import GatewayStack
 from stacks.network_stack import NetworkStack
 
 
 def build(app: App, config: AigwConfig) -> None:
     """Every stack of one environment, tagged for cost allocation and checked by the compliance packs."""
-    network = NetworkStack(app, "Network", config=config)
-    GatewayStack(app, "Gateway", config=config, network=network)
+    audit = AuditStack(app, "Audit", config=config)
+    network = NetworkStack(app, "Network", config=config, key=audit.key)
+    GatewayStack(app, "Gateway", config=config, audit=audit, network=network)
 
     tag_for_cost_allocation(
         app,

@@ -225,6 +225,9 @@ class AuditConfig(_Model):
     hot_days: LogRetentionDays = 90
     # PCI DSS v4.0.1 10.5.1: 12 months of audit history, the latest 3 immediately available.
     retention_days: PositiveInt = 365
+    # Firehose writes an object to the audit bucket when either fills (Firehose's own bounds).
+    delivery_buffer_mib: Annotated[int, Field(ge=1, le=128)] = 64
+    delivery_buffer_seconds: Annotated[int, Field(ge=0, le=900)] = 300
 
     @model_validator(mode="after")
     def _retention_covers_hot_period(self) -> AuditConfig:
@@ -250,6 +253,8 @@ class AigwConfig(_Model):
     limits: RateLimits = RateLimits()
     teams: tuple[TeamName, ...] = ()
     budgets: Budgets = Budgets()
+    # Licensed seats of the AI assistant per team: the adoption queries report weekly active users against them.
+    licensed_seats: dict[TeamName, PositiveInt] = Field(default_factory=dict)
     gateway: GatewayOptions
     load_balancer: LoadBalancerConfig
     alerts: AlertsConfig = AlertsConfig()
@@ -294,10 +299,14 @@ class AigwConfig(_Model):
                 raise ValueError(
                     f"vendor.service: endpoint service is in {match['region']}, the environment in {self.region}"
                 )
-        unknown = sorted(set(self.budgets.team_monthly_usd) - set(self.teams))
-        if unknown:
-            allowed = ", ".join(self.teams) or "(no teams configured)"
-            raise ValueError(f"budgets.team_monthly_usd: unknown team {', '.join(unknown)}; teams are: {allowed}")
+        for field, per_team in (
+            ("budgets.team_monthly_usd", self.budgets.team_monthly_usd),
+            ("licensed_seats", self.licensed_seats),
+        ):
+            unknown = sorted(set(per_team) - set(self.teams))
+            if unknown:
+                allowed = ", ".join(self.teams) or "(no teams configured)"
+                raise ValueError(f"{field}: unknown team {', '.join(unknown)}; teams are: {allowed}")
         return self
 
 

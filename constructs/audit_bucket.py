@@ -8,7 +8,7 @@ once), then an archive storage class, and gone only after `retention_days`, whic
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Aws, Duration, RemovalPolicy
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
@@ -18,7 +18,12 @@ from constructs.log_delivery_bucket import LogDeliveryBucket
 
 
 class AuditBucket(Construct):
-    """Exposes `bucket` (the audit records) and `access_logs` (its server access logs)."""
+    """Exposes `bucket` (the audit records), `arn` (its ARN as text, from the name) and `access_logs`
+    (its server access logs).
+
+    The name is explicit: auditors find the bucket by it, a key policy can name it without depending
+    on the bucket (which depends on the key), and a retained bucket is never silently replaced.
+    """
 
     def __init__(
         self,
@@ -26,6 +31,7 @@ class AuditBucket(Construct):
         construct_id: str,
         *,
         key: kms.IKey,
+        bucket_name: str,
         hot_days: int = 90,
         retention_days: int = 365,
     ) -> None:
@@ -41,9 +47,11 @@ class AuditBucket(Construct):
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,  # S3 log delivery writes with ACLs
         ).bucket
 
+        self.arn = f"arn:{Aws.PARTITION}:s3:::{bucket_name}"
         self.bucket = s3.Bucket(
             self,
             "Bucket",
+            bucket_name=bucket_name,
             encryption=s3.BucketEncryption.KMS,
             encryption_key=key,
             bucket_key_enabled=True,

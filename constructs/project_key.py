@@ -58,6 +58,23 @@ class ProjectKey(Construct):
         )
         return log_group_arn
 
+    def allow_bucket_writer(self, role: iam.IRole, bucket_arn: str) -> None:
+        """Let one role (e.g. Firehose's) encrypt objects with the key, only through S3 and only for one bucket."""
+        stack = Stack.of(self)
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="S3WritesBy" + re.sub(r"[^A-Za-z0-9]", "", role.node.id),
+                principals=[role],
+                actions=["kms:GenerateDataKey", "kms:Decrypt"],
+                resources=["*"],
+                conditions={
+                    "StringEquals": {"kms:ViaService": f"s3.{stack.region}.amazonaws.com"},
+                    # With S3 bucket keys the encryption context is the bucket's ARN, without them the object's.
+                    "StringLike": {"kms:EncryptionContext:aws:s3:arn": [bucket_arn, f"{bucket_arn}/*"]},
+                },
+            )
+        )
+
     def allow_alert_publishers(self) -> None:
         """Let CloudWatch alarms and Auto Scaling notifications publish to a topic this key encrypts.
 

@@ -94,6 +94,16 @@ def encryption_at_rest(resources: list[Resource]) -> Iterator[Finding]:
         volumes = r.properties.get("LaunchTemplateData", {}).get("BlockDeviceMappings", [])
         encrypted = [v.get("Ebs", {}).get("Encrypted") for v in volumes]
         yield check(r, bool(encrypted) and all(e is True for e in encrypted), f"Ebs.Encrypted={show(encrypted)}")
+    for r in of_type(resources, "AWS::KinesisFirehose::DeliveryStream"):
+        stream_key = r.properties.get("DeliveryStreamEncryptionConfigurationInput", {}).get("KeyType")
+        destination = r.properties.get("ExtendedS3DestinationConfiguration", {})
+        object_key = destination.get("EncryptionConfiguration", {}).get("KMSEncryptionConfig", {}).get("AWSKMSKeyARN")
+        yield check(
+            r,
+            stream_key == "CUSTOMER_MANAGED_CMK" and object_key is not None,
+            f"DeliveryStreamEncryptionConfigurationInput.KeyType={show(stream_key)}, "
+            f"S3 KMSEncryptionConfig.AWSKMSKeyARN={show(object_key)}",
+        )
     for r in of_type(resources, "AWS::KMS::Key"):
         yield check(
             r,
@@ -263,13 +273,38 @@ def logging(resources: list[Resource]) -> Iterator[Finding]:
             attributes.get("access_logs.s3.enabled") == "true",
             f"access_logs.s3.enabled={attributes.get('access_logs.s3.enabled')}",
         )
+    # The audit records' path: their log group, subscribed to a Firehose stream that writes to a locked bucket.
+    streams = {r.logical_id: r for r in of_type(resources, "AWS::KinesisFirehose::DeliveryStream")}
+    subscribed = {
+        show(r.properties.get("LogGroupName")): r for r in of_type(resources, "AWS::Logs::SubscriptionFilter")
+    }
     audit_groups = [
-        r for r in of_type(resources, "AWS::Logs::LogGroup") if "/audit" in show(r.properties.get("LogGroupName"))
+        r for r in of_type(resources, "AWS::Logs::LogGroup") if str(r.properties.get("LogGroupName")).endswith("/audit")
     ]
     for r in audit_groups:
-        yield check(r, True, f"LogGroupName={r.properties.get('LogGroupName')}: the gateway's audit records")
+        subscription = subscribed.get(show({"Ref": r.logical_id}))
+        proof = f"LogGroupName={r.properties.get('LogGroupName')}, the gateway's audit records: "
+        yield check(
+            r,
+            subscription is not None and subscription.properties.get("FilterPattern") == "",
+            proof
+            + (
+                f"every record to {show(subscription.properties.get('DestinationArn'))}"
+                if subscription
+                else "no subscription filter"
+            ),
+        )
     if not audit_groups:
         yield Finding("(none)", "no audit log group in the templates", False)
+    for r in streams.values():
+        destination = r.properties.get("ExtendedS3DestinationConfiguration", {})
+        errors, logged = destination.get("ErrorOutputPrefix"), destination.get("CloudWatchLoggingOptions", {})
+        yield check(
+            r,
+            bool(destination.get("Prefix")) and bool(errors) and logged.get("Enabled") is True,
+            f"Prefix={show(destination.get('Prefix'))}, ErrorOutputPrefix={show(errors)}, "
+            f"CloudWatchLoggingOptions.Enabled={show(logged.get('Enabled'))}",
+        )
 
 
 CONTROLS: dict[str, Control] = {

@@ -5,45 +5,35 @@ from __future__ import annotations
 from aws_cdk import ArnFormat
 from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
-from constructs.alerts_topic import AlertsTopic
-from constructs.encrypted_log_group import EncryptedLogGroup
 from constructs.fleet_alarms import FleetAlarms
 from constructs.gateway_bundle import PORT, GatewayBundle
 from constructs.gateway_load_balancer import GatewayLoadBalancer
-from constructs.project_key import ProjectKey
 from constructs.proxy_fleet import FleetSizing, ProxyFleet
 from constructs.shared_counters import SharedCounters
 
 from config import AigwConfig
 from config.render import gateway_settings
+from stacks.audit_stack import AuditStack
 from stacks.environment_stack import EnvironmentStack
 from stacks.network_stack import NetworkStack
 
 
 class GatewayStack(EnvironmentStack):
-    def __init__(self, scope: Construct, construct_id: str, *, config: AigwConfig, network: NetworkStack) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, config: AigwConfig, audit: AuditStack, network: NetworkStack
+    ) -> None:
         super().__init__(
             scope,
             construct_id,
             config=config,
             description="aigw gateway: proxy fleet, internal load balancer, shared counters, alarms",
         )
-        prefix = f"aigw-{config.environment}"
         vpc, subnets, proxies = network.network.vpc, network.network.workload_subnets, network.proxy_security_group
         settings = gateway_settings(config)
         stream_seconds = int(settings.upstream.stream_timeout_seconds) + 30  # the stream cap plus margin
 
-        self.key = ProjectKey(
-            self, "GatewayKey", alias=f"alias/{prefix}/gateway", description=f"{prefix}: gateway data"
-        )
-        self.audit_logs = EncryptedLogGroup(
-            self, "AuditLogs", log_group_name=f"/{prefix}/audit", retention_days=config.audit.hot_days, key=self.key
-        )
-        self.metrics_logs = EncryptedLogGroup(
-            self, "MetricsLogs", log_group_name=f"/{prefix}/metrics", retention_days=config.audit.hot_days, key=self.key
-        )
-        self.alerts = AlertsTopic(self, "Alerts", key=self.key, emails=config.alerts.emails)
-        self.counters = SharedCounters(self, "Counters", vpc=vpc, subnets=subnets, clients=proxies, key=self.key.key)
+        key, alerts = audit.key.key, audit.alerts.topic
+        self.counters = SharedCounters(self, "Counters", vpc=vpc, subnets=subnets, clients=proxies, key=key)
         self.fleet = ProxyFleet(
             self,
             "Fleet",
@@ -51,13 +41,13 @@ class GatewayStack(EnvironmentStack):
             subnets=subnets,
             security_group=proxies,
             bundle=GatewayBundle(self, "Bundle", settings=settings),
-            alerts=self.alerts.topic,
-            audit_log_group=self.audit_logs.log_group,
-            metrics_log_group=self.metrics_logs.log_group,
+            alerts=alerts,
+            audit_log_group=audit.audit_logs.log_group,
+            metrics_log_group=audit.metrics_logs.log_group,
             metrics_namespace=settings.metrics_namespace,
             model_arns=config.vendor.model_arns,
             secret_arns=[self.counters.auth_token.secret_arn, *self._vendor_key_arns(config)],
-            secret_keys=[self.key.key],
+            secret_keys=[key],
             environment={
                 "AIGW_REDIS_HOST": self.counters.address,
                 "AIGW_REDIS_PORT": str(self.counters.port),
@@ -105,7 +95,7 @@ class GatewayStack(EnvironmentStack):
             min_instances=config.fleet.min_instances,
             namespace=settings.metrics_namespace,
             environment=config.environment,
-            topic=self.alerts.topic,
+            topic=alerts,
         )
 
     def _vendor_key_arns(self, config: AigwConfig) -> list[str]:

@@ -14,7 +14,7 @@ from stacks.environment_stack import EnvironmentStack
 
 
 class NetworkStack(EnvironmentStack):
-    def __init__(self, scope: Construct, construct_id: str, *, config: AigwConfig) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, config: AigwConfig, key: ProjectKey) -> None:
         super().__init__(
             scope,
             construct_id,
@@ -23,15 +23,12 @@ class NetworkStack(EnvironmentStack):
         )
         prefix = f"aigw-{config.environment}"
 
-        self.key = ProjectKey(
-            self, "NetworkLogKey", alias=f"alias/{prefix}/network-logs", description=f"{prefix}: VPC flow logs"
-        )
         self.flow_logs = EncryptedLogGroup(
             self,
             "FlowLogs",
             log_group_name=f"/{prefix}/vpc-flow-logs",
             retention_days=config.network.flow_log_retention_days,
-            key=self.key,
+            key=key,
         )
         self.network = PrivateNetwork(
             self,

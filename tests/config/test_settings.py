@@ -270,3 +270,20 @@ def test_certificate_may_come_from_the_synth_context() -> None:
 def test_audit_retention_shorter_than_the_hot_period(tmp_path: Path) -> None:
     message = error_for(tmp_path, lambda c: c.update(audit={"hot_days": 90, "retention_days": 30}))
     assert "audit: retention_days (30) must not be shorter than hot_days (90)" in message
+
+
+def test_seats_for_unknown_team(tmp_path: Path) -> None:
+    message = error_for(tmp_path, lambda c: c["licensed_seats"].update(frontend=5))
+    assert "licensed_seats: unknown team frontend; teams are: payments, platform, mobile, data" in message
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "bound"),
+    [
+        ("delivery_buffer_mib", 0, "greater than or equal to 1"),
+        ("delivery_buffer_seconds", 901, "less than or equal to 900"),
+    ],
+)
+def test_audit_delivery_buffering_within_firehose_bounds(tmp_path: Path, field: str, value: int, bound: str) -> None:
+    message = error_for(tmp_path, lambda c: c.update(audit={field: value}))
+    assert f"audit.{field}: Input should be {bound}" in message

@@ -19,7 +19,9 @@ from tests.constructs.conftest import NetworkedStack, synth_with_packs
 @pytest.fixture(scope="module")
 def synthesized(tmp_path_factory: pytest.TempPathFactory) -> tuple[Template, Path]:
     def build(stack: NetworkedStack) -> AuditBucket:
-        return AuditBucket(stack, "Audit", key=stack.key.key, hot_days=90, retention_days=365)
+        return AuditBucket(
+            stack, "Audit", key=stack.key.key, bucket_name="aigw-test-audit", hot_days=90, retention_days=365
+        )
 
     return synth_with_packs(tmp_path_factory.mktemp("audit"), build)
 
@@ -70,4 +72,4 @@ def test_tls_only_and_no_upload_with_another_encryption(synthesized: tuple[Templ
 def test_retention_shorter_than_the_hot_period_is_refused() -> None:
     stack = BareStack()
     with pytest.raises(ValueError, match=r"retention_days \(60\) is shorter than hot_days \(90\)"):
-        AuditBucket(stack, "Audit", key=kms.Key(stack, "Key"), hot_days=90, retention_days=60)
+        AuditBucket(stack, "Audit", key=kms.Key(stack, "Key"), bucket_name="b", hot_days=90, retention_days=60)

@@ -36,11 +36,13 @@ def report(assembly: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def copy_with(dev: Synthesized, tmp_path: Path, change: Callable[[dict[str, Any]], None]) -> Path:
-    """A copy of the dev assembly with one change to the Gateway template."""
+def copy_with(
+    dev: Synthesized, tmp_path: Path, change: Callable[[dict[str, Any]], None], stack: str = "Gateway"
+) -> Path:
+    """A copy of the dev assembly with one change to one stack's template."""
     assembly = tmp_path / "cdk.out"
     shutil.copytree(dev.directory, assembly, ignore=shutil.ignore_patterns("asset.*"))
-    template_path = assembly / "Gateway.template.json"
+    template_path = assembly / f"{stack}.template.json"
     template = json.loads(template_path.read_text())
     change(template["Resources"])
     template_path.write_text(json.dumps(template))
@@ -127,3 +129,45 @@ def test_an_unconditioned_wildcard_fails_least_privilege(
 
     completed = report(copy_with(dev, tmp_path, widen))
     assert completed.returncode == 1 and "FAIL Least privilege: Gateway/FleetPolicy" in completed.stdout
+
+
+def audit_bucket(resources: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    (found,) = [(k, b) for k, b in of_type(resources, "AWS::S3::Bucket") if "ObjectLockEnabled" in b["Properties"]]
+    return found
+
+
+def test_the_audit_bucket_without_encryption_fails_by_name(dev: Synthesized, tmp_path: Path) -> None:
+    def unencrypt(resources: dict[str, Any]) -> None:
+        del audit_bucket(resources)[1]["Properties"]["BucketEncryption"]
+
+    completed = report(copy_with(dev, tmp_path, unencrypt, stack="Audit"))
+    assert completed.returncode == 1
+    logical_id = audit_bucket(dev.template_json("Audit")["Resources"])[0]
+    assert f"FAIL Encryption at rest: Audit/{logical_id}: SSEAlgorithm=null" in completed.stdout
+
+
+def test_the_audit_bucket_expiring_at_30_days_fails_by_name(dev: Synthesized, tmp_path: Path) -> None:
+    def shorten(resources: dict[str, Any]) -> None:
+        for rule in audit_bucket(resources)[1]["Properties"]["LifecycleConfiguration"]["Rules"]:
+            rule["ExpirationInDays"] = 30
+
+    completed = report(copy_with(dev, tmp_path, shorten, stack="Audit"))
+    assert completed.returncode == 1
+    logical_id = audit_bucket(dev.template_json("Audit")["Resources"])[0]
+    assert (
+        f"FAIL Retention: Audit/{logical_id}: ExpirationInDays=[30] (at least 365, an audit bucket)" in completed.stdout
+    )
+
+
+def test_an_unsubscribed_audit_group_or_unencrypted_stream_fails(dev: Synthesized, tmp_path: Path) -> None:
+    def break_pipeline(resources: dict[str, Any]) -> None:
+        for logical_id, _ in of_type(resources, "AWS::Logs::SubscriptionFilter"):
+            del resources[logical_id]
+        for _, stream in of_type(resources, "AWS::KinesisFirehose::DeliveryStream"):
+            del stream["Properties"]["DeliveryStreamEncryptionConfigurationInput"]
+
+    completed = report(copy_with(dev, tmp_path, break_pipeline, stack="Audit"))
+    assert completed.returncode == 1
+    assert "FAIL Logging: Audit/AuditLogs" in completed.stdout and "no subscription filter" in completed.stdout
+    assert "FAIL Encryption at rest: Audit/AuditDeliveryStream" in completed.stdout
+    assert "DeliveryStreamEncryptionConfigurationInput.KeyType=null" in completed.stdout

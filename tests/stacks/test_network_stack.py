@@ -69,23 +69,10 @@ def test_flow_logs_go_to_a_kms_encrypted_group_with_configured_retention(each_en
     (group,) = groups.values()
     assert group["Properties"]["RetentionInDays"] == config.network.flow_log_retention_days
     assert group["Properties"]["LogGroupName"] == f"/aigw-{config.environment}/vpc-flow-logs"
-    (key_id,) = resources(each_environment, "AWS::KMS::Key")
-    assert group["Properties"]["KmsKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
+    # The project key lives in the audit stack, deployed first.
+    assert "ProjectKey" in group["Properties"]["KmsKeyId"]["Fn::ImportValue"]
     assert group["DeletionPolicy"] == "Retain"
-
-
-def test_key_rotates_and_logs_may_use_it_only_for_the_flow_log_group(dev: Synthesized) -> None:
-    (key,) = resources(dev, "AWS::KMS::Key").values()
-    assert key["Properties"]["EnableKeyRotation"] is True
-    assert key["DeletionPolicy"] == "Retain"
-    (logs_statement,) = [
-        s
-        for s in key["Properties"]["KeyPolicy"]["Statement"]
-        if s["Principal"] == {"Service": "logs.eu-west-1.amazonaws.com"}
-    ]
-    group_arn = "arn:aws:logs:eu-west-1:123456789012:log-group:/aigw-dev/vpc-flow-logs"
-    assert logs_statement["Condition"] == {"ArnEquals": {"kms:EncryptionContext:aws:logs:arn": group_arn}}
-    assert "kms:*" not in logs_statement["Action"]
+    assert resources(each_environment, "AWS::KMS::Key") == {}
 
 
 def test_flow_log_role_has_only_a_managed_policy_scoped_to_the_group(dev: Synthesized) -> None:

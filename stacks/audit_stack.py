@@ -1,0 +1,66 @@
+"""AuditStack: the project key, the audit trail from log group to locked bucket, its saved queries,
+and the alerts topic every stack's alarms go to. Deployed first: every other stack uses its key."""
+
+from __future__ import annotations
+
+from constructs import Construct
+from constructs.alerts_topic import AlertsTopic
+from constructs.audit_bucket import AuditBucket
+from constructs.audit_delivery import AuditDelivery
+from constructs.audit_queries import AuditQueries
+from constructs.encrypted_log_group import EncryptedLogGroup
+from constructs.project_key import ProjectKey
+
+from config import AigwConfig
+from stacks.environment_stack import EnvironmentStack
+
+
+class AuditStack(EnvironmentStack):
+    def __init__(self, scope: Construct, construct_id: str, *, config: AigwConfig) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            config=config,
+            description="aigw audit trail: project key, audit log groups, Firehose to the locked audit bucket, queries",
+        )
+        prefix = f"aigw-{config.environment}"
+        audit = config.audit
+
+        self.key = ProjectKey(
+            self, "ProjectKey", alias=f"alias/{prefix}", description=f"{prefix}: logs, audit records, alerts, secrets"
+        )
+        self.alerts = AlertsTopic(self, "Alerts", key=self.key, emails=config.alerts.emails)
+        self.audit_logs = EncryptedLogGroup(
+            self, "AuditLogs", log_group_name=f"/{prefix}/audit", retention_days=audit.hot_days, key=self.key
+        )
+        self.metrics_logs = EncryptedLogGroup(
+            self, "MetricsLogs", log_group_name=f"/{prefix}/metrics", retention_days=audit.hot_days, key=self.key
+        )
+        self.audit_bucket = AuditBucket(
+            self,
+            "AuditBucket",
+            key=self.key.key,
+            bucket_name=f"{prefix}-audit-{config.account}-{config.region}",
+            hot_days=audit.hot_days,
+            retention_days=audit.retention_days,
+        )
+        self.delivery = AuditDelivery(
+            self,
+            "AuditDelivery",
+            source=self.audit_logs,
+            audit_bucket=self.audit_bucket,
+            key=self.key,
+            stream_name=f"{prefix}-audit",
+            topic=self.alerts.topic,
+            error_log_retention_days=audit.hot_days,
+            buffer_mib=audit.delivery_buffer_mib,
+            buffer_seconds=audit.delivery_buffer_seconds,
+        )
+        self.queries = AuditQueries(
+            self,
+            "Queries",
+            folder=prefix,
+            audit_log_group=self.audit_logs.log_group,
+            metrics_log_group=self.metrics_logs.log_group,
+            licensed_seats=config.licensed_seats,
+        )
