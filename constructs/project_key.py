@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from aws_cdk import ArnFormat, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
@@ -71,6 +72,29 @@ class ProjectKey(Construct):
                     "StringEquals": {"kms:ViaService": f"s3.{stack.region}.amazonaws.com"},
                     # With S3 bucket keys the encryption context is the bucket's ARN, without them the object's.
                     "StringLike": {"kms:EncryptionContext:aws:s3:arn": [bucket_arn, f"{bucket_arn}/*"]},
+                },
+            )
+        )
+
+    def allow_role_through_service(self, sid: str, role_arn: str, service: str, actions: Sequence[str]) -> None:
+        """Let one role use the key only through one AWS service (e.g. Secrets Manager).
+
+        The role is named by condition, not as principal: it may live in a stack deployed after the
+        key's, and KMS refuses a key policy whose principal does not exist yet.
+        """
+        stack = Stack.of(self)
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid=sid,
+                principals=[iam.AnyPrincipal()],
+                actions=list(actions),
+                resources=["*"],
+                conditions={
+                    "ArnEquals": {"aws:PrincipalArn": role_arn},
+                    "StringEquals": {
+                        "kms:CallerAccount": stack.account,
+                        "kms:ViaService": f"{service}.{stack.region}.amazonaws.com",
+                    },
                 },
             )
         )

@@ -110,6 +110,7 @@ class ProxyFleet(Construct):
         environment: Mapping[str, str] | None = None,
         drain_seconds: int = 630,
         sizing: FleetSizing = FleetSizing(),
+        role_name: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -121,6 +122,7 @@ class ProxyFleet(Construct):
             self,
             "Role",
             assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),
+            role_name=role_name,
             description="aigw proxy instances: invoke the configured models, ship logs, Session Manager",
         )
         user_data = ec2.UserData.custom(

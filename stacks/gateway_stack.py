@@ -33,6 +33,14 @@ class GatewayStack(EnvironmentStack):
         stream_seconds = int(settings.upstream.stream_timeout_seconds) + 30  # the stream cap plus margin
 
         key, alerts = audit.key.key, audit.alerts.topic
+        # Named, so the project key's policy can name it without the audit stack depending on this one.
+        proxy_role_name = f"aigw-{config.environment}-proxy-{config.region}"
+        audit.key.allow_role_through_service(
+            "ProxyInstancesReadSecrets",
+            self.format_arn(service="iam", region="", resource="role", resource_name=proxy_role_name),
+            "secretsmanager",
+            ["kms:Decrypt"],
+        )
         self.counters = SharedCounters(self, "Counters", vpc=vpc, subnets=subnets, clients=proxies, key=key)
         self.fleet = ProxyFleet(
             self,
@@ -54,6 +62,7 @@ class GatewayStack(EnvironmentStack):
                 "AIGW_REDIS_AUTH_SECRET_ID": self.counters.auth_token.secret_arn,
             },
             drain_seconds=stream_seconds,
+            role_name=proxy_role_name,
             sizing=FleetSizing(
                 instance_type=config.fleet.instance_type,
                 min_instances=config.fleet.min_instances,

@@ -53,6 +53,14 @@ def test_local_deploy_creates_the_network_and_reports_what_moto_skipped(tmp_path
     assert "aigw-dev-network/" in skipped["AWS::EC2::SecurityGroupEgress"]
     assert "AWS::CloudWatch::Alarm" in skipped and "AWS::AutoScaling::LifecycleHook" in skipped
 
+    audit = [line.split() for line in output.splitlines() if line.startswith("aigw-dev-audit ")]
+    assert [row for row in audit if row[3] != "CREATE_COMPLETE"] == []
+    assert ("AWS::S3::Bucket", f"aigw-dev-audit-{config.account}-{region}") in {(row[1], row[4]) for row in audit}
+    assert ("AWS::KMS::Alias", "alias/aigw-dev") in {(row[1], row[4]) for row in audit}
+    # Firehose and the subscription filter are not modelled: the report says so rather than hiding them.
+    assert "aigw-dev-audit/" in skipped["AWS::KinesisFirehose::DeliveryStream"]
+    assert "aigw-dev-audit/" in skipped["AWS::Logs::SubscriptionFilter"]
+
     gateway = {
         row[1]: row
         for row in (line.split(None, 4) for line in output.splitlines() if line.startswith("aigw-dev-gateway "))

@@ -48,6 +48,15 @@ def test_services_use_the_key_only_for_what_is_named_to_them(dev: Synthesized) -
     auto_scaling = by_sid["AutoScalingNotificationsPublish"]
     assert "AWSServiceRoleForAutoScaling" in json.dumps(auto_scaling["Condition"]["ArnEquals"])
     assert auto_scaling["Condition"]["StringEquals"] == {"kms:CallerAccount": dev.config.account}
+    proxy = by_sid["ProxyInstancesReadSecrets"]
+    assert proxy["Action"] == "kms:Decrypt"
+    assert proxy["Condition"]["StringEquals"]["kms:ViaService"] == "secretsmanager.eu-west-1.amazonaws.com"
+    proxy_role = proxy["Condition"]["ArnEquals"]["aws:PrincipalArn"]
+    role_names = [
+        r["Properties"].get("RoleName") for r in dev.template("Gateway").find_resources("AWS::IAM::Role").values()
+    ]
+    assert proxy_role == f"arn:aws:iam::{dev.config.account}:role/aigw-dev-proxy-eu-west-1"
+    assert "aigw-dev-proxy-eu-west-1" in role_names
     # Every statement but the account's own (which delegates to IAM policies) carries a condition.
     for statement in statements:
         if statement["Principal"] != {"AWS": "arn:aws:iam::123456789012:root"} or "kms:*" not in statement["Action"]:
