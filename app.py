@@ -10,6 +10,7 @@ from constructs.cost_allocation import tag_for_cost_allocation
 
 from config import AigwConfig, ConfigError, load_config, with_context
 from stacks.audit_stack import AuditStack
+from stacks.cost_stack import CostStack
 from stacks.gateway_stack import GatewayStack
 from stacks.network_stack import NetworkStack
 
@@ -19,6 +20,7 @@ def build(app: App, config: AigwConfig) -> None:
     audit = AuditStack(app, "Audit", config=config)
     network = NetworkStack(app, "Network", config=config, key=audit.key)
     GatewayStack(app, "Gateway", config=config, audit=audit, network=network)
+    CostStack(app, "Cost", config=config, audit=audit)
 
     tag_for_cost_allocation(
         app,

@@ -1,9 +1,12 @@
-"""The alerts topic every alarm and notification of aigw goes to."""
+"""The alerts topic every alarm and notification of aigw goes to: CloudWatch alarms, Auto Scaling,
+AWS Budgets, Cost Anomaly Detection and the cost-anomaly Lambda."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from aws_cdk import Stack
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
@@ -17,5 +20,18 @@ class AlertsTopic(Construct):
         super().__init__(scope, construct_id)
         key.allow_alert_publishers()  # alarms and Auto Scaling must be able to use the topic's key
         self.topic = sns.Topic(self, "Topic", master_key=key.key, enforce_ssl=True, display_name="aigw alerts")
+        # Budgets and Cost Anomaly Detection publish through the topic policy, and only for this account.
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CostAlertsPublish",
+                principals=[
+                    iam.ServicePrincipal("budgets.amazonaws.com"),
+                    iam.ServicePrincipal("costalerts.amazonaws.com"),
+                ],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions={"StringEquals": {"aws:SourceAccount": Stack.of(self).account}},
+            )
+        )
         for email in emails:
             self.topic.add_subscription(subscriptions.EmailSubscription(email))

@@ -20,7 +20,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 from constructs.audit_bucket import AuditBucket
-from constructs.compliance import AWS_SOLUTIONS, acknowledge
+from constructs.compliance import AWS_SOLUTIONS, acknowledge, logical_id_of
 from constructs.encrypted_log_group import EncryptedLogGroup
 from constructs.project_key import ProjectKey
 
@@ -101,7 +101,7 @@ class AuditDelivery(Construct):
         )
         acknowledge(
             policy,
-            *(f"{AWS_SOLUTIONS}-IAM5[{_nag_resource(bucket, objects)}]" for objects in prefixes),
+            *(f"{AWS_SOLUTIONS}-IAM5[Resource::<{logical_id_of(bucket)}.Arn>/{objects}]" for objects in prefixes),
             reason="Firehose names each object itself (date prefix plus its own unique suffix), so object "
             "access can only be scoped to the audit/ and errors/ prefixes of this one bucket.",
         )
@@ -245,11 +245,3 @@ def _processor(kind: str, **parameters: str) -> firehose.CfnDeliveryStream.Proce
         ]
         or None,
     )
-
-
-def _nag_resource(bucket: s3.Bucket, objects: str) -> str:
-    """Objects of a bucket as cdk-nag spells them in a finding id (`<LogicalId.Arn>/audit/*`), so an
-    acknowledgment covers exactly these and not every wildcard of the policy."""
-    stack = Stack.of(bucket)
-    logical_id = stack.resolve(stack.get_logical_id(bucket.node.default_child))  # type: ignore[arg-type]
-    return f"Resource::<{logical_id}.Arn>/{objects}"

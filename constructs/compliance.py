@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from aws_cdk import Acknowledgment, App, CfnResource, Validations
+from aws_cdk import Acknowledgment, App, CfnResource, Stack, Validations
 from cdk_nag import AwsSolutionsChecks, NIST80053R5Checks, PCIDSS321Checks
 from constructs import IConstruct
 
@@ -44,6 +44,16 @@ def acknowledge(construct: IConstruct, *rule_ids: str, reason: str) -> None:
             f"{construct.node.path}: acknowledging {', '.join(rule_ids)} needs a specific reason, got {reason!r}"
         )
     Validations.of(resource).acknowledge(*(Acknowledgment(id=rule_id, reason=reason) for rule_id in rule_ids))
+
+
+def logical_id_of(construct: IConstruct) -> str:
+    """The CloudFormation logical id of `construct`'s resource, as cdk-nag spells it in finding ids that
+    name a resource (`IAM5[Resource::<LogicalId.Arn>/audit/*]`), so an acknowledgment covers that one."""
+    resource = construct if isinstance(construct, CfnResource) else construct.node.default_child
+    if not isinstance(resource, CfnResource):
+        raise TypeError(f"{construct.node.path}: has no CloudFormation resource")
+    stack = Stack.of(resource)
+    return str(stack.resolve(stack.get_logical_id(resource)))
 
 
 def unacknowledged_findings(assembly_dir: str | Path) -> list[str]:

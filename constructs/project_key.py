@@ -22,6 +22,10 @@ LOGS_KEY_ACTIONS = (
 )
 
 
+# The services that publish aigw's alerts as themselves (Auto Scaling publishes as its service-linked role).
+ALERT_PUBLISHING_SERVICES = ("cloudwatch.amazonaws.com", "budgets.amazonaws.com", "costalerts.amazonaws.com")
+
+
 class ProjectKey(Construct):
     """A rotating key with an alias; a service may use it only for the resources named to it.
 
@@ -100,7 +104,8 @@ class ProjectKey(Construct):
         )
 
     def allow_alert_publishers(self) -> None:
-        """Let CloudWatch alarms and Auto Scaling notifications publish to a topic this key encrypts.
+        """Let CloudWatch alarms, AWS Budgets, Cost Anomaly Detection and Auto Scaling notifications
+        publish to a topic this key encrypts.
 
         Auto Scaling publishes as its service-linked role, which may not exist yet in a new account
         (KMS refuses a key policy naming a missing role), so that statement names it by condition.
@@ -109,8 +114,8 @@ class ProjectKey(Construct):
         actions = ["kms:Decrypt", "kms:GenerateDataKey"]
         self.key.add_to_resource_policy(
             iam.PolicyStatement(
-                sid="CloudWatchAlarmsPublish",
-                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                sid="ServicesPublishAlerts",
+                principals=[iam.ServicePrincipal(service) for service in ALERT_PUBLISHING_SERVICES],
                 actions=actions,
                 resources=["*"],
                 conditions={"StringEquals": {"aws:SourceAccount": stack.account}},

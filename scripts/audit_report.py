@@ -94,6 +94,12 @@ def encryption_at_rest(resources: list[Resource]) -> Iterator[Finding]:
         volumes = r.properties.get("LaunchTemplateData", {}).get("BlockDeviceMappings", [])
         encrypted = [v.get("Ebs", {}).get("Encrypted") for v in volumes]
         yield check(r, bool(encrypted) and all(e is True for e in encrypted), f"Ebs.Encrypted={show(encrypted)}")
+    for r in of_type(resources, "AWS::DynamoDB::Table"):
+        sse = r.properties.get("SSESpecification", {})
+        yield check(r, sse.get("SSEEnabled") is True, f"SSESpecification={show(sse or None)}")
+    for r in of_type(resources, "AWS::SQS::Queue"):
+        key = r.properties.get("KmsMasterKeyId")
+        yield check(r, key is not None, f"KmsMasterKeyId={show(key)}")
     for r in of_type(resources, "AWS::KinesisFirehose::DeliveryStream"):
         stream_key = r.properties.get("DeliveryStreamEncryptionConfigurationInput", {}).get("KeyType")
         destination = r.properties.get("ExtendedS3DestinationConfiguration", {})

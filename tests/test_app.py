@@ -42,7 +42,9 @@ def test_every_taggable_resource_carries_the_cost_allocation_tags(each_environme
         for logical_id, resource in each_environment.template_json(stack.node.id)["Resources"].items():
             if not taggable(resource["Type"]):
                 continue
-            tags = resource.get("Properties", {}).get("Tags", {})
+            properties = resource.get("Properties", {})
+            # Budgets and Cost Explorer types call the property ResourceTags.
+            tags = properties.get("Tags", properties.get("ResourceTags", {}))
             # Most types take a list of Key/Value; a few (e.g. SSM parameters) a plain map.
             rendered = {t["Key"]: t["Value"] for t in tags} if isinstance(tags, list) else tags
             assert expected.items() <= rendered.items(), f"{logical_id} ({resource['Type']}): {rendered}"
@@ -54,6 +56,8 @@ def test_every_taggable_resource_carries_the_cost_allocation_tags(each_environme
         "AWS::EC2::VPCEndpoint",
         "AWS::KMS::Key",
         "AWS::Lambda::Function",
+        "AWS::Budgets::Budget",
+        "AWS::CE::AnomalyMonitor",
     } <= checked
     assert not taggable("AWS::EC2::SubnetRouteTableAssociation")
 

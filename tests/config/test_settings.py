@@ -287,3 +287,22 @@ def test_seats_for_unknown_team(tmp_path: Path) -> None:
 def test_audit_delivery_buffering_within_firehose_bounds(tmp_path: Path, field: str, value: int, bound: str) -> None:
     message = error_for(tmp_path, lambda c: c.update(audit={field: value}))
     assert f"audit.{field}: Input should be {bound}" in message
+
+
+def test_teams_without_a_budget_share_what_the_named_teams_leave() -> None:
+    config = load_config("dev")
+    per_team = config.budgets.per_team(config.teams)
+    named = config.budgets.team_monthly_usd
+    unnamed = [team for team in config.teams if team not in named]
+    assert {team: per_team[team] for team in named} == named
+    share = (config.budgets.org_monthly_usd - sum(named.values())) / len(unnamed)
+    assert all(per_team[team] == round(share, 2) for team in unnamed)
+
+
+def test_named_budgets_that_leave_nothing_for_the_other_teams(tmp_path: Path) -> None:
+    message = error_for(tmp_path, lambda c: c["budgets"].update(org_monthly_usd=3000))
+    assert (
+        "budgets.team_monthly_usd: the named teams' budgets ($3,500) leave nothing of org_monthly_usd ($3,000)"
+        in message
+    )
+    assert "for mobile, data; give them amounts" in message

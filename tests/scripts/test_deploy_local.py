@@ -61,6 +61,15 @@ def test_local_deploy_creates_the_network_and_reports_what_moto_skipped(tmp_path
     assert "aigw-dev-audit/" in skipped["AWS::KinesisFirehose::DeliveryStream"]
     assert "aigw-dev-audit/" in skipped["AWS::Logs::SubscriptionFilter"]
 
+    cost = {
+        (row[1], row[3]) for row in (line.split() for line in output.splitlines() if line.startswith("aigw-dev-cost "))
+    }
+    assert {("AWS::Lambda::Function", "CREATE_COMPLETE"), ("AWS::DynamoDB::Table", "CREATE_COMPLETE")} <= cost
+    assert ("AWS::Events::Rule", "CREATE_COMPLETE") in cost
+    assert (
+        "aigw-dev-cost/" in skipped["AWS::Budgets::Budget"] and "aigw-dev-cost/" in skipped["AWS::CE::AnomalyMonitor"]
+    )
+
     gateway = {
         row[1]: row
         for row in (line.split(None, 4) for line in output.splitlines() if line.startswith("aigw-dev-gateway "))

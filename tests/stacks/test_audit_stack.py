@@ -40,11 +40,18 @@ def test_services_use_the_key_only_for_what_is_named_to_them(dev: Synthesized) -
         "/aigw-dev/metrics",
         "/aigw-dev/vpc-flow-logs",
         "/aws/kinesisfirehose/aigw-dev-audit",
+        "/aws/lambda/aigw-dev-cost-anomaly",
     ]
     by_sid = {s.get("Sid"): s for s in statements}
     firehose = by_sid["S3WritesByDeliveryRole"]
     assert "aigw-dev-audit-123456789012-eu-west-1" in json.dumps(firehose["Condition"]["StringLike"])
-    assert by_sid["CloudWatchAlarmsPublish"]["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    publishers = by_sid["ServicesPublishAlerts"]
+    assert sorted(publishers["Principal"]["Service"]) == [
+        "budgets.amazonaws.com",
+        "cloudwatch.amazonaws.com",
+        "costalerts.amazonaws.com",
+    ]
+    assert publishers["Condition"] == {"StringEquals": {"aws:SourceAccount": dev.config.account}}
     auto_scaling = by_sid["AutoScalingNotificationsPublish"]
     assert "AWSServiceRoleForAutoScaling" in json.dumps(auto_scaling["Condition"]["ArnEquals"])
     assert auto_scaling["Condition"]["StringEquals"] == {"kms:CallerAccount": dev.config.account}

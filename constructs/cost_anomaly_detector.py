@@ -1,0 +1,250 @@
+"""aigw's own cost-anomaly detector: the `lambda/cost_anomaly` function, hourly, on the gateway's usage
+metrics and a daily Cost Explorer answer; its memory of sent findings; its dead letters and alarms.
+
+AWS's anomaly detection runs a few times a day and often reports a day late; this one looks every hour.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+from constructs.compliance import AWS_SOLUTIONS, NIST_R5, PCI_DSS, acknowledge
+from constructs.encrypted_log_group import EncryptedLogGroup
+from constructs.project_key import ProjectKey
+
+CODE = Path(__file__).resolve().parents[1] / "lambda" / "cost_anomaly"
+RUNTIME = lambda_.Runtime.PYTHON_3_14
+COST_EXPLORER_REGION = "us-east-1"  # Cost Explorer's only endpoint, whatever the environment's region
+
+
+@dataclass(frozen=True)
+class DetectorSettings:
+    """What the detector fires on; defaults are the config's (config/settings.py, CostAnomalies)."""
+
+    spike_mad_multiplier: float = 12
+    spike_floor_usd: float = 5
+    baseline_days: int = 28
+    concentration_share: float = 0.5
+    tag_key: str = "team"
+
+
+class CostAnomalyDetector(Construct):
+    """Exposes `function`, `table` (sent findings and the day's Cost Explorer answer), `dead_letters`,
+    `schedule` and `alarms`."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        key: ProjectKey,
+        topic: sns.ITopic,
+        environment: str,
+        metrics_namespace: str,
+        team_monthly_usd: Mapping[str, float],
+        log_retention_days: int,
+        settings: DetectorSettings = DetectorSettings(),
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        prefix = f"aigw-{environment}"
+
+        self.table = dynamodb.Table(
+            self,
+            "SentFindings",
+            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
+            encryption_key=key.key,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            time_to_live_attribute="expires_at",
+            removal_policy=RemovalPolicy.DESTROY,  # a memory of what was sent, not a record: TTL empties it anyway
+        )
+        acknowledge(
+            self.table,
+            f"{NIST_R5}-DynamoDBInBackupPlan",
+            reason="The table only remembers which findings were already sent (each expires by TTL) and the day's "
+            "Cost Explorer answer; point-in-time recovery covers accidents, and losing it re-sends at most one "
+            "message per open finding. The audit trail is the S3 audit bucket, not this table.",
+        )
+        self.dead_letters = sqs.Queue(
+            self,
+            "DeadLetters",
+            encryption=sqs.QueueEncryption.KMS,
+            encryption_master_key=key.key,
+            enforce_ssl=True,
+            retention_period=Duration.days(14),
+        )
+        acknowledge(
+            self.dead_letters,
+            f"{AWS_SOLUTIONS}-SQS3",
+            reason="This queue is itself the dead-letter queue of the cost-anomaly function (Lambda's asynchronous "
+            "DLQ, which cdk-nag does not recognise as a redrive source); an alarm watches it.",
+        )
+        self.logs = EncryptedLogGroup(
+            self,
+            "Logs",
+            log_group_name=f"/aws/lambda/{prefix}-cost-anomaly",
+            retention_days=log_retention_days,
+            key=key,
+        )
+
+        role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"{prefix} cost-anomaly function: read usage metrics and Cost Explorer, alert the topic",
+        )
+        policy = iam.ManagedPolicy(
+            self,
+            "Policy",
+            description=f"{prefix} cost-anomaly function",
+            roles=[role],
+            statements=[
+                # None of these three has a resource ARN (AWS service authorization reference): each is held
+                # to the one region it is called in instead.
+                iam.PolicyStatement(
+                    sid="ReadUsageMetrics",
+                    actions=["cloudwatch:GetMetricData", "cloudwatch:ListMetrics"],
+                    resources=["*"],
+                    conditions={"StringEquals": {"aws:RequestedRegion": stack.region}},
+                ),
+                iam.PolicyStatement(
+                    sid="ReadCosts",
+                    actions=["ce:GetCostAndUsage"],
+                    resources=["*"],
+                    conditions={"StringEquals": {"aws:RequestedRegion": COST_EXPLORER_REGION}},
+                ),
+                iam.PolicyStatement(
+                    sid="RememberSentFindings",
+                    actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+                    resources=[self.table.table_arn],
+                ),
+                iam.PolicyStatement(sid="Alert", actions=["sns:Publish"], resources=[topic.topic_arn]),
+                iam.PolicyStatement(
+                    sid="DeadLetter", actions=["sqs:SendMessage"], resources=[self.dead_letters.queue_arn]
+                ),
+                iam.PolicyStatement(
+                    sid="OwnLogs",
+                    actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                    # The group's Arn attribute ends in ":*": its streams, which Lambda names itself.
+                    resources=[self.logs.log_group.log_group_arn],
+                ),
+                iam.PolicyStatement(
+                    sid="Tracing",
+                    actions=["xray:PutTraceSegments", "xray:PutTelemetryRecords"],
+                    resources=["*"],  # X-Ray has no resource ARNs for these
+                    conditions={"StringEquals": {"aws:RequestedRegion": stack.region}},
+                ),
+                iam.PolicyStatement(
+                    sid="ProjectKeyThroughItsServices",
+                    actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                    resources=[key.key.key_arn],
+                    conditions={
+                        "StringEquals": {
+                            "kms:ViaService": [
+                                f"{service}.{stack.region}.amazonaws.com" for service in ("sns", "dynamodb", "sqs")
+                            ]
+                        }
+                    },
+                ),
+            ],
+        )
+        acknowledge(
+            policy,
+            f"{AWS_SOLUTIONS}-IAM5",
+            f"{AWS_SOLUTIONS}-IAM5[Resource::*]",
+            reason="cloudwatch:GetMetricData, cloudwatch:ListMetrics, ce:GetCostAndUsage and the X-Ray trace "
+            "actions have no resource ARNs, so each is limited by aws:RequestedRegion to the one region it is "
+            "called in. Everything else names its one log group, table, topic, queue or key.",
+        )
+
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            runtime=RUNTIME,
+            handler="handler.handler",
+            code=lambda_.Code.from_asset(str(CODE), exclude=["__pycache__", "*.pyc"]),
+            # Grants would land in an inline policy: the managed policy above already holds all of them.
+            role=role.without_policy_updates(),
+            timeout=Duration.minutes(5),
+            memory_size=512,
+            reserved_concurrent_executions=1,  # one run at a time: findings are de-duplicated, not locked
+            tracing=lambda_.Tracing.ACTIVE,
+            dead_letter_queue=self.dead_letters,
+            log_group=self.logs.log_group,
+            description=f"{prefix}: hourly cost anomalies per team from the gateway's usage metrics",
+            environment={
+                "ENVIRONMENT": environment,
+                "TABLE_NAME": self.table.table_name,
+                "TOPIC_ARN": topic.topic_arn,
+                "METRICS_NAMESPACE": metrics_namespace,
+                "TEAM_CAPS_JSON": json.dumps(dict(team_monthly_usd), sort_keys=True),
+                "CONCENTRATION_SHARE": str(settings.concentration_share),
+                "SPIKE_MAD_MULTIPLIER": str(settings.spike_mad_multiplier),
+                "ABSOLUTE_FLOOR_USD": str(settings.spike_floor_usd),
+                "BASELINE_DAYS": str(settings.baseline_days),
+                "COST_TAG_KEY": settings.tag_key,
+            },
+        )
+        self.function.node.add_dependency(policy)
+        acknowledge(
+            self.function,
+            f"{PCI_DSS}-LambdaInsideVPC",
+            f"{NIST_R5}-LambdaInsideVPC",
+            reason="It calls Cost Explorer, whose only endpoint is ce.us-east-1.amazonaws.com and has no "
+            "PrivateLink endpoint in this region; aigw's VPC has no internet path by design. The function reads "
+            "metrics and billing data and writes SNS and DynamoDB through AWS APIs; it touches nothing in the VPC.",
+        )
+
+        self.schedule = events.Rule(
+            self,
+            "Hourly",
+            description=f"{prefix}: run the cost-anomaly function every hour",
+            schedule=events.Schedule.rate(Duration.hours(1)),
+            targets=[targets.LambdaFunction(self.function, retry_attempts=2, max_event_age=Duration.hours(1))],
+        )
+        self.alarms = [
+            self._alarm(
+                "Failing",
+                self.function.metric_errors(period=Duration.hours(1), statistic="Sum"),
+                "the cost-anomaly function failed: cost alerts are not being checked",
+            ),
+            self._alarm(
+                "DeadLettersWaiting",
+                self.dead_letters.metric_approximate_number_of_messages_visible(
+                    period=Duration.minutes(5), statistic="Maximum"
+                ),
+                "cost-anomaly runs ended in the dead-letter queue",
+            ),
+        ]
+        for alarm in self.alarms:
+            alarm.add_alarm_action(actions.SnsAction(topic))
+
+    def _alarm(self, construct_id: str, metric: cloudwatch.Metric, description: str) -> cloudwatch.Alarm:
+        return cloudwatch.Alarm(
+            self,
+            construct_id,
+            metric=metric,
+            threshold=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluation_periods=1,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            alarm_description=f"aigw: {description}",
+        )
