@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kinesisfirehose as firehose
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from constructs import Construct
+from constructs.alerts_topic import topic_alarm
 from constructs.audit_bucket import AuditBucket
 from constructs.compliance import AWS_SOLUTIONS, acknowledge, logical_id_of
 from constructs.encrypted_log_group import EncryptedLogGroup
@@ -218,22 +218,18 @@ class AuditDelivery(Construct):
                 "Firehose wrote audit records it could not process under errors/ in the audit bucket",
             ),
         ]  # fmt: skip
-        alarms = []
-        for name, metric, comparison, threshold, description in checks:
-            alarm = cloudwatch.Alarm(
+        return [
+            topic_alarm(
                 self,
                 name,
+                topic=topic,
                 metric=metric,
                 threshold=threshold,
-                comparison_operator=comparison,
-                evaluation_periods=1,
-                # No traffic means no data points: that is quiet, not broken.
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-                alarm_description=f"aigw: {description}",
+                description=description,
+                comparison=comparison,
             )
-            alarm.add_alarm_action(actions.SnsAction(topic))
-            alarms.append(alarm)
-        return alarms
+            for name, metric, comparison, threshold, description in checks
+        ]
 
 
 def _processor(kind: str, **parameters: str) -> firehose.CfnDeliveryStream.ProcessorProperty:

@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aws_cdk import Duration, RemovalPolicy, Stack
-from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -22,6 +20,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
+from constructs.alerts_topic import topic_alarm
 from constructs.compliance import AWS_SOLUTIONS, NIST_R5, PCI_DSS, acknowledge
 from constructs.encrypted_log_group import EncryptedLogGroup
 from constructs.project_key import ProjectKey
@@ -221,30 +220,22 @@ class CostAnomalyDetector(Construct):
             targets=[targets.LambdaFunction(self.function, retry_attempts=2, max_event_age=Duration.hours(1))],
         )
         self.alarms = [
-            self._alarm(
+            topic_alarm(
+                self,
                 "Failing",
-                self.function.metric_errors(period=Duration.hours(1), statistic="Sum"),
-                "the cost-anomaly function failed: cost alerts are not being checked",
+                topic=topic,
+                metric=self.function.metric_errors(period=Duration.hours(1), statistic="Sum"),
+                threshold=1,
+                description="the cost-anomaly function failed: cost alerts are not being checked",
             ),
-            self._alarm(
+            topic_alarm(
+                self,
                 "DeadLettersWaiting",
-                self.dead_letters.metric_approximate_number_of_messages_visible(
+                topic=topic,
+                metric=self.dead_letters.metric_approximate_number_of_messages_visible(
                     period=Duration.minutes(5), statistic="Maximum"
                 ),
-                "cost-anomaly runs ended in the dead-letter queue",
+                threshold=1,
+                description="cost-anomaly runs ended in the dead-letter queue",
             ),
         ]
-        for alarm in self.alarms:
-            alarm.add_alarm_action(actions.SnsAction(topic))
-
-    def _alarm(self, construct_id: str, metric: cloudwatch.Metric, description: str) -> cloudwatch.Alarm:
-        return cloudwatch.Alarm(
-            self,
-            construct_id,
-            metric=metric,
-            threshold=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            evaluation_periods=1,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            alarm_description=f"aigw: {description}",
-        )

@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from aws_cdk import Duration
 from aws_cdk import aws_autoscaling as autoscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_sns as sns
 from constructs import Construct
+from constructs.alerts_topic import topic_alarm
 
 MINUTE = Duration.minutes(1)
 
@@ -36,6 +36,7 @@ class FleetAlarms(Construct):
         error_rate_percent: float = 1,
     ) -> None:
         super().__init__(scope, construct_id)
+        self._topic = topic
         self.alarms: list[cloudwatch.Alarm] = []
         for az in availability_zones:
             unhealthy = cloudwatch.Metric(
@@ -113,10 +114,6 @@ class FleetAlarms(Construct):
         self._alarm(
             "RedisUnreachable", redis_down, 1, "the gateway cannot reach Redis: limits run per instance or refuse"
         )
-        action = actions.SnsAction(topic)
-        for alarm in self.alarms:
-            alarm.add_alarm_action(action)
-            alarm.add_ok_action(action)
 
     def _alarm(
         self,
@@ -129,14 +126,15 @@ class FleetAlarms(Construct):
         comparison: cloudwatch.ComparisonOperator = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
         missing: cloudwatch.TreatMissingData = cloudwatch.TreatMissingData.NOT_BREACHING,
     ) -> None:
-        alarm = cloudwatch.Alarm(
+        alarm = topic_alarm(
             self,
             name,
+            topic=self._topic,
             metric=metric,
             threshold=threshold,
-            evaluation_periods=periods,
-            comparison_operator=comparison,
-            treat_missing_data=missing,
-            alarm_description=f"aigw: {description}",
+            description=description,
+            periods=periods,
+            comparison=comparison,
+            missing=missing,
         )
         self.alarms.append(alarm)

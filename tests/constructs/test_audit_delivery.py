@@ -120,3 +120,4 @@ def test_alarms_on_failed_or_late_delivery_and_on_the_error_prefix(synthesized: 
     assert bucket["Properties"]["MetricsConfigurations"] == [{"Id": "DeliveryErrors", "Prefix": "errors/"}]
     topic = next(iter(template.find_resources("AWS::SNS::Topic")))
     assert all(a["AlarmActions"] == [{"Ref": topic}] for a in alarms)
+    assert all(a["OKActions"] == [{"Ref": topic}] for a in alarms)  # and when it clears

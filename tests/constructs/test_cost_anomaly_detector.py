@@ -112,3 +112,4 @@ def test_failures_and_dead_letters_alarm_the_topic(synthesized: tuple[Template, 
     alarms = [a["Properties"] for a in template.find_resources("AWS::CloudWatch::Alarm").values()]
     assert sorted(a["MetricName"] for a in alarms) == ["ApproximateNumberOfMessagesVisible", "Errors"]
     assert all(a["AlarmActions"] == [{"Ref": topic}] for a in alarms)
+    assert all(a["OKActions"] == [{"Ref": topic}] for a in alarms)  # and when it clears
