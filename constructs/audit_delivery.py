@@ -24,9 +24,10 @@ from constructs.compliance import AWS_SOLUTIONS, acknowledge, logical_id_of
 from constructs.encrypted_log_group import EncryptedLogGroup
 from constructs.project_key import ProjectKey
 
-RECORDS_PREFIX = "audit/!{timestamp:yyyy}/!{timestamp:MM}/!{timestamp:dd}/"
-ERRORS_PREFIX = "errors/!{firehose:error-output-type}/!{timestamp:yyyy}/!{timestamp:MM}/!{timestamp:dd}/"
-ERRORS_FILTER_PREFIX = "errors/"
+RECORDS_ROOT, ERRORS_ROOT = "audit/", "errors/"
+DATE_PATH = "!{timestamp:yyyy}/!{timestamp:MM}/!{timestamp:dd}/"
+RECORDS_PREFIX = f"{RECORDS_ROOT}{DATE_PATH}"
+ERRORS_PREFIX = f"{ERRORS_ROOT}!{{firehose:error-output-type}}/{DATE_PATH}"
 DELIVERY_LOG_STREAM = "S3Delivery"
 FIVE_MINUTES = Duration.minutes(5)
 
@@ -78,7 +79,7 @@ class AuditDelivery(Construct):
             ),
             description=f"Firehose {stream_name}: writes audit records into the audit bucket",
         )
-        prefixes = ("audit/*", "errors/*")
+        prefixes = (f"{RECORDS_ROOT}*", f"{ERRORS_ROOT}*")
         policy = iam.ManagedPolicy(
             self,
             "DeliveryPolicy",
@@ -183,7 +184,7 @@ class AuditDelivery(Construct):
         self, bucket: s3.Bucket, stream_name: str, buffer_seconds: int, topic: sns.ITopic
     ) -> list[cloudwatch.Alarm]:
         """Delivery stopped or lagging, and anything written under errors/ (an S3 request-metrics filter)."""
-        bucket.add_metric(id="DeliveryErrors", prefix=ERRORS_FILTER_PREFIX)
+        bucket.add_metric(id="DeliveryErrors", prefix=ERRORS_ROOT)
         stream = {"DeliveryStreamName": stream_name}
         checks = [
             (

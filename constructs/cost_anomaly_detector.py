@@ -32,12 +32,12 @@ COST_EXPLORER_REGION = "us-east-1"  # Cost Explorer's only endpoint, whatever th
 
 @dataclass(frozen=True)
 class DetectorSettings:
-    """What the detector fires on; defaults are the config's (config/settings.py, CostAnomalies)."""
+    """What the detector fires on: config/settings.py (CostAnomalies) holds the tuned figures."""
 
-    spike_mad_multiplier: float = 12
-    spike_floor_usd: float = 5
-    baseline_days: int = 28
-    concentration_share: float = 0.5
+    spike_mad_multiplier: float
+    spike_floor_usd: float
+    baseline_days: int
+    concentration_share: float
     tag_key: str = "team"
 
 
@@ -56,7 +56,7 @@ class CostAnomalyDetector(Construct):
         metrics_namespace: str,
         team_monthly_usd: Mapping[str, float],
         log_retention_days: int,
-        settings: DetectorSettings = DetectorSettings(),
+        settings: DetectorSettings,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)

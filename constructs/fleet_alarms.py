@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 from aws_cdk import Duration
@@ -36,8 +37,7 @@ class FleetAlarms(Construct):
         error_rate_percent: float = 1,
     ) -> None:
         super().__init__(scope, construct_id)
-        self._topic = topic
-        self.alarms: list[cloudwatch.Alarm] = []
+        alarm = functools.partial(topic_alarm, self, topic=topic)
         for az in availability_zones:
             unhealthy = cloudwatch.Metric(
                 namespace="AWS/ApplicationELB",
@@ -50,7 +50,13 @@ class FleetAlarms(Construct):
                 statistic="Maximum",
                 period=MINUTE,
             )
-            self._alarm(f"UnhealthyHosts-{az}", unhealthy, 1, f"unhealthy gateway instances in {az}", periods=3)
+            alarm(
+                f"UnhealthyHosts-{az}",
+                metric=unhealthy,
+                threshold=1,
+                description=f"unhealthy gateway instances in {az}",
+                periods=3,
+            )
         in_service = cloudwatch.Metric(
             namespace="AWS/AutoScaling",
             metric_name="GroupInServiceInstances",
@@ -58,11 +64,11 @@ class FleetAlarms(Construct):
             statistic="Minimum",
             period=MINUTE,
         )
-        self._alarm(
+        alarm(
             "InServiceBelowMinimum",
-            in_service,
-            min_instances,
-            f"fewer than {min_instances} instances in service",
+            metric=in_service,
+            threshold=min_instances,
+            description=f"fewer than {min_instances} instances in service",
             periods=3,
             comparison=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
             missing=cloudwatch.TreatMissingData.BREACHING,
@@ -79,20 +85,31 @@ class FleetAlarms(Construct):
             period=Duration.minutes(5),
             label="5xx rate (%)",
         )
-        self._alarm(
+        alarm(
             "ErrorRate",
-            error_rate,
-            error_rate_percent,
-            f"more than {error_rate_percent}% of answers are 5xx",
+            metric=error_rate,
+            threshold=error_rate_percent,
+            description=f"more than {error_rate_percent}% of answers are 5xx",
             periods=2,
         )
         p99 = target_group.metrics.target_response_time(statistic="p99", period=MINUTE)
-        self._alarm("SlowAnswers", p99, slow_seconds, f"p99 response time above {slow_seconds:g} s", periods=5)
+        alarm(
+            "SlowAnswers",
+            metric=p99,
+            threshold=slow_seconds,
+            description=f"p99 response time above {slow_seconds:g} s",
+            periods=5,
+        )
         gateway = {"Environment": environment}
         breaker = cloudwatch.Metric(
             namespace=namespace, metric_name="BreakerOpen", dimensions_map=gateway, statistic="Maximum", period=MINUTE
         )
-        self._alarm("BreakerOpen", breaker, 1, "the gateway's circuit breaker is open: the AI vendor is degraded")
+        alarm(
+            "BreakerOpen",
+            metric=breaker,
+            threshold=1,
+            description="the gateway's circuit breaker is open: the AI vendor is degraded",
+        )
         redis_down = cloudwatch.MathExpression(
             expression="failopen + closed",
             using_metrics={
@@ -111,30 +128,10 @@ class FleetAlarms(Construct):
             period=MINUTE,
             label="decisions without the shared counters",
         )  # fmt: skip
-        self._alarm(
-            "RedisUnreachable", redis_down, 1, "the gateway cannot reach Redis: limits run per instance or refuse"
+        alarm(
+            "RedisUnreachable",
+            metric=redis_down,
+            threshold=1,
+            description="the gateway cannot reach Redis: limits run per instance or refuse",
         )
-
-    def _alarm(
-        self,
-        name: str,
-        metric: cloudwatch.IMetric,
-        threshold: float,
-        description: str,
-        *,
-        periods: int = 1,
-        comparison: cloudwatch.ComparisonOperator = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        missing: cloudwatch.TreatMissingData = cloudwatch.TreatMissingData.NOT_BREACHING,
-    ) -> None:
-        alarm = topic_alarm(
-            self,
-            name,
-            topic=self._topic,
-            metric=metric,
-            threshold=threshold,
-            description=description,
-            periods=periods,
-            comparison=comparison,
-            missing=missing,
-        )
-        self.alarms.append(alarm)
+        self.alarms = [child for child in self.node.children if isinstance(child, cloudwatch.Alarm)]

@@ -50,7 +50,9 @@ class TeamBudgets(Construct):
             for team, amount in team_monthly_usd.items()
         }
 
-    def _budget(self, construct_id: str, name: str, amount: float, cost_filters: object) -> budgets.CfnBudget:
+    def _budget(
+        self, construct_id: str, name: str, amount: float, cost_filters: Mapping[str, list[str]] | None
+    ) -> budgets.CfnBudget:
         notifications = [
             *(("ACTUAL", threshold) for threshold in ACTUAL_THRESHOLDS),
             ("FORECASTED", FORECAST_THRESHOLD),

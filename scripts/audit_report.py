@@ -280,7 +280,6 @@ def logging(resources: list[Resource]) -> Iterator[Finding]:
             f"access_logs.s3.enabled={attributes.get('access_logs.s3.enabled')}",
         )
     # The audit records' path: their log group, subscribed to a Firehose stream that writes to a locked bucket.
-    streams = {r.logical_id: r for r in of_type(resources, "AWS::KinesisFirehose::DeliveryStream")}
     subscribed = {
         show(r.properties.get("LogGroupName")): r for r in of_type(resources, "AWS::Logs::SubscriptionFilter")
     }
@@ -302,7 +301,7 @@ def logging(resources: list[Resource]) -> Iterator[Finding]:
         )
     if not audit_groups:
         yield Finding("(none)", "no audit log group in the templates", False)
-    for r in streams.values():
+    for r in of_type(resources, "AWS::KinesisFirehose::DeliveryStream"):
         destination = r.properties.get("ExtendedS3DestinationConfiguration", {})
         errors, logged = destination.get("ErrorOutputPrefix"), destination.get("CloudWatchLoggingOptions", {})
         yield check(

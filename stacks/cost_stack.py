@@ -9,7 +9,6 @@ from constructs.cost_anomaly_monitors import CostAnomalyMonitors
 from constructs.team_budgets import TeamBudgets
 
 from config import AigwConfig
-from config.render import gateway_settings
 from stacks.audit_stack import AuditStack
 from stacks.environment_stack import EnvironmentStack
 
@@ -55,7 +54,7 @@ class CostStack(EnvironmentStack):
             key=audit.key,
             topic=topic,
             environment=config.environment,
-            metrics_namespace=gateway_settings(config).metrics_namespace,
+            metrics_namespace=config.gateway.metrics_namespace,
             team_monthly_usd=team_budgets,
             log_retention_days=config.audit.hot_days,
             settings=DetectorSettings(
