@@ -29,8 +29,8 @@ sys.path.insert(0, str(ROOT))
 
 from config import load_config  # noqa: E402
 from gateway.policy import Policy  # noqa: E402
-from tests.gateway import fake_vendor, harness, token_issuer  # noqa: E402
-from tests.gateway.conftest import MODEL, prompt  # noqa: E402
+from local import fake_vendor, harness, token_issuer  # noqa: E402
+from local.harness import MODEL, prompt  # noqa: E402
 
 SEQUENTIAL = 300
 BODY = json.dumps(prompt("Write a haiku about private networks.")).encode()

@@ -20,8 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.gateway import harness, token_issuer  # noqa: E402
-from tests.gateway.conftest import MODEL, prompt  # noqa: E402
+from local import harness, token_issuer  # noqa: E402
+from local.harness import MODEL, prompt  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

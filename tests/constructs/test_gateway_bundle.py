@@ -18,7 +18,7 @@ from constructs.gateway_bundle import GatewayBundle, build_bundle, bundle_finger
 from config import load_config
 from config.render import gateway_settings
 from gateway.settings import GatewaySettings
-from tests.gateway.harness import GATEWAY_ENV, Process, free_port
+from local.harness import GATEWAY_ENV, Process, free_port
 
 SETTINGS = gateway_settings(load_config("dev"))
 

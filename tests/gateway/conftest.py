@@ -14,9 +14,8 @@ import httpx
 import pytest
 
 from gateway.settings import GatewaySettings
-from tests.gateway import harness, token_issuer
-
-MODEL = "anthropic.claude-sonnet-4-5-20250929-v1:0"
+from local import harness, token_issuer
+from local.harness import MODEL, prompt
 
 
 @dataclass
@@ -75,16 +74,6 @@ class RunningGateway:
             if time.monotonic() > deadline:
                 raise AssertionError(f"no metrics line for {request_id}")
             time.sleep(0.05)
-
-
-def prompt(text: str, **extra: Any) -> dict[str, Any]:
-    """An InvokeModel body in the Anthropic Messages format that Claude Code sends to Bedrock."""
-    return {
-        "anthropic_version": "bedrock-2023-05-31",
-        "max_tokens": 256,
-        "messages": [{"role": "user", "content": text}],
-        **extra,
-    }
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

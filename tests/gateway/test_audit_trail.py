@@ -14,8 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.gateway import harness
-from tests.gateway.conftest import MODEL, GatewayFactory, RunningGateway, prompt
+from local import harness
+from local.harness import MODEL, prompt
+from tests.gateway.conftest import GatewayFactory, RunningGateway
 
 pytestmark = pytest.mark.usefixtures("reset_vendor")
 

@@ -12,8 +12,9 @@ import httpx
 import pytest
 
 from gateway import eventstream
-from tests.gateway.conftest import MODEL, GatewayFactory, RunningGateway, prompt, read_jsonl
-from tests.gateway.token_issuer import KeyFolder
+from local.harness import MODEL, prompt
+from local.token_issuer import KeyFolder
+from tests.gateway.conftest import GatewayFactory, RunningGateway, read_jsonl
 
 CARD = "4000 0012 3456 7899"
 pytestmark = pytest.mark.usefixtures("reset_vendor")

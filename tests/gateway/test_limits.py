@@ -18,7 +18,7 @@ from config import load_config
 from config.render import gateway_settings
 from gateway.limits import Limits
 from gateway.settings import GatewaySettings
-from tests.gateway.harness import RedisServer
+from local.harness import RedisServer
 
 T0 = datetime(2026, 11, 26, 10, 59, 0, tzinfo=UTC).timestamp()  # a minute before the top of the hour
 

@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.gateway.conftest import GatewayFactory, RunningGateway, prompt
-from tests.gateway.harness import RedisServer
+from local.harness import RedisServer, prompt
+from tests.gateway.conftest import GatewayFactory, RunningGateway
 
 pytestmark = pytest.mark.usefixtures("reset_vendor")
 

@@ -11,8 +11,8 @@ import boto3
 import httpx
 import pytest
 
+from local import fake_vendor
 from scripts.deploy_local import moto_server
-from tests.gateway import fake_vendor
 from tests.gateway.conftest import GatewayFactory, RunningGateway
 
 SECRET_ID = "aigw/dev/vendor-api-key"

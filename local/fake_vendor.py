@@ -5,7 +5,7 @@ It recomputes every request's SigV4 signature with the dummy credentials and ref
 a vendor key on `/v1/messages`, and can be told to be slow or to fail (`POST /_control`). `GET /_last`
 shows the last request it accepted, so tests can see exactly what the gateway sent on.
 
-    python -m tests.gateway.fake_vendor --port PORT
+    python -m local.fake_vendor --port PORT
 """
 
 from __future__ import annotations

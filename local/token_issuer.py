@@ -3,7 +3,7 @@
 The keys live in a folder (one PEM per key id); the JWKS endpoint reads it on every request, so a
 test can rotate keys by adding a file.
 
-    python -m tests.gateway.token_issuer --port PORT --keys DIR
+    python -m local.token_issuer --port PORT --keys DIR
 """
 
 from __future__ import annotations

@@ -20,9 +20,22 @@ import httpx
 from config import load_config
 from config.render import gateway_settings
 from gateway.settings import GatewaySettings
-from tests.gateway import fake_vendor, token_issuer
+from local import fake_vendor, token_issuer
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
+
+
+MODEL = "anthropic.claude-sonnet-4-5-20250929-v1:0"
+
+
+def prompt(text: str, **extra: Any) -> dict[str, Any]:
+    """An InvokeModel body in the Anthropic Messages format that Claude Code sends to Bedrock."""
+    return {
+        "anthropic_version": "bedrock-2023-05-31",
+        "max_tokens": 256,
+        "messages": [{"role": "user", "content": text}],
+        **extra,
+    }
 
 
 def free_port() -> int:
@@ -135,11 +148,11 @@ def start_gateway(
 
 
 def start_vendor(workdir: Path) -> Process:
-    return start("vendor", "tests.gateway.fake_vendor", [], "/_ready", workdir)
+    return start("vendor", "local.fake_vendor", [], "/_ready", workdir)
 
 
 def start_issuer(workdir: Path, keys: Path) -> Process:
-    return start("issuer", "tests.gateway.token_issuer", ["--keys", str(keys)], token_issuer.JWKS_PATH, workdir)
+    return start("issuer", "local.token_issuer", ["--keys", str(keys)], token_issuer.JWKS_PATH, workdir)
 
 
 class RedisServer:
