@@ -3,26 +3,37 @@ SHELL := /bin/bash
 ENV ?= dev
 PYTHON ?= python3
 VENV := .venv
+# checkov pins another boto3 than the project's: it gets a virtualenv of its own.
+SCAN_VENV := .venv-scan
 PY := $(VENV)/bin/python
 CDK := npx --no-install cdk
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install system-packages synth audit-report deploy-local deploy test lint snapshots bench-synth gateway-local bench-gateway bench-cost clean
+.PHONY: install system-packages synth audit-report scan deploy-local preflight deploy test lint snapshots bench-synth gateway-local bench-gateway bench-cost clean
 
-install: system-packages $(VENV)/.installed node_modules/.installed
+install: system-packages $(VENV)/.installed $(SCAN_VENV)/.installed node_modules/.installed
 
-# Debian packages the tests run for real: redis-server (the gateway's shared counters).
+# Debian packages the tests run for real: redis-server (the gateway's shared counters), logrotate (the
+# instances' log rotation).
+SYSTEM_PACKAGES := redis-server:redis-server logrotate:/usr/sbin/logrotate
 system-packages:
-	@command -v redis-server >/dev/null || { \
-	  echo "installing Debian's redis-server for the gateway's tests"; \
-	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq redis-server; }
+	@missing=$$(for entry in $(SYSTEM_PACKAGES); do command -v "$${entry#*:}" >/dev/null || echo "$${entry%%:*}"; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian's $$missing for the tests"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt gateway/requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+$(SCAN_VENV)/.installed: requirements-scan.txt
+	test -x $(SCAN_VENV)/bin/python || $(PYTHON) -m venv $(SCAN_VENV)
+	$(SCAN_VENV)/bin/python -m pip install --quiet -r requirements-scan.txt
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -39,9 +50,21 @@ audit-report: install
 	@if [ -z "$(CDK_OUT)" ]; then $(CDK) synth -c env=$(ENV) --quiet; fi
 	$(PY) scripts/audit_report.py $(or $(CDK_OUT),cdk.out)
 
+# The independent scanners on the synthesized templates: cfn-lint must report nothing, checkov may fail
+# only checks acknowledged in code with their reason (listed for auditors).
+scan: install
+	$(CDK) synth -c env=$(ENV) --quiet
+	$(PY) scripts/scan_templates.py cdk.out
+
 # Against local emulated AWS (moto's server), with no credentials: deploy, read back, tear down.
 deploy-local: install
 	$(PY) scripts/deploy_local.py --env $(ENV)
+
+# Read-only checks of the target account with the caller's credentials, against the assembly `cdk deploy`
+# would use (synth needs no credentials). Fails when a check FAILs; run it before `make deploy`.
+preflight: install
+	$(CDK) synth -c env=$(ENV) --quiet
+	$(PY) scripts/preflight.py --env $(ENV) --assembly cdk.out
 
 # Against real AWS with the caller's credentials.
 deploy: install

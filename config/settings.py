@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -53,6 +54,13 @@ BEDROCK_ARN_RE = re.compile(
     r"(foundation-model|inference-profile|application-inference-profile)/[A-Za-z0-9._:/-]+$"
 )
 NAME_RE = r"^[a-z][a-z0-9-]{0,62}$"
+HOSTNAME_RE = r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
+
+# Values that only ever stand in for real ones (RFC 2606/6761 names, AWS's documentation account, the
+# certificate id the shipped dev.yaml uses): an environment marked `production: true` may not use them.
+PLACEHOLDER_DOMAINS = ("example.com", "example.net", "example.org", "example", "test", "invalid", "localhost")
+PLACEHOLDER_ACCOUNTS = ("123456789012", "000000000000", "111111111111")
+PLACEHOLDER_CERTIFICATE_IDS = ("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0", "00000000-0000-0000-0000-000000000000")
 
 # The services whose model ARNs the endpoint policy pins (InvokeModel and friends).
 BEDROCK_SERVICES = frozenset({"bedrock-runtime"})
@@ -73,11 +81,20 @@ class Tags(_Model):
     cost_center: Annotated[str, Field(alias="cost-center", min_length=1, max_length=256)]
 
 
+class TransitGatewayConfig(_Model):
+    """How the corporate network reaches the internal load balancer: an attachment to the company's
+    Transit Gateway (shared with this account through AWS RAM if it lives in another one)."""
+
+    id: Annotated[str, Field(pattern=r"^tgw-[0-9a-f]{8,17}$")]
+
+
 class NetworkConfig(_Model):
     cidr: ipaddress.IPv4Network = ipaddress.IPv4Network("10.40.0.0/16")
     # Off by default: the proxies reach the vendor and AWS only through endpoints.
     egress: bool = False
     flow_log_retention_days: LogRetentionDays = 90
+    # None: the network team connects the VPC another way (see README, "Reaching the gateway").
+    transit_gateway: TransitGatewayConfig | None = None
 
     @field_validator("cidr")
     @classmethod
@@ -183,6 +200,20 @@ class FleetConfig(_Model):
     cpu_target_percent: Annotated[int, Field(ge=10, le=90)] = 60
     requests_per_instance_per_minute: PositiveInt = 600
     health_check_grace_seconds: Annotated[int, Field(ge=60, le=3600)] = 300
+    # The instances' image. An AMI id is pinned: only a change here replaces the fleet. An SSM parameter name
+    # (e.g. a dated public one) is resolved at every deploy: the default, Amazon Linux 2023's latest, replaces
+    # every instance on the first deploy after AWS publishes a new AMI, whatever else that deploy changes.
+    ami: str = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+
+    @field_validator("ami")
+    @classmethod
+    def _ami_id_or_parameter(cls, value: str) -> str:
+        if not re.fullmatch(r"ami-(?:[0-9a-f]{8}|[0-9a-f]{17})|/[A-Za-z0-9_.\-/]{1,1010}", value):
+            raise ValueError(
+                f"{value!r} is neither an AMI id (ami- and 8 or 17 lowercase hex digits) "
+                "nor an SSM parameter name (/path/to/parameter)"
+            )
+        return value
 
     @model_validator(mode="after")
     def _min_le_max(self) -> FleetConfig:
@@ -210,6 +241,11 @@ class CostAnomalies(_Model):
     """Both anomaly detectors: AWS Cost Anomaly Detection (the slow backstop) and aigw's own hourly
     detector on the gateway's usage metrics (the fast alarm)."""
 
+    # AWS's own monitors. An account may hold only one monitor by AWS service: switch ours off when one
+    # exists (`make preflight` finds it). A monitor over a cost-allocation tag can only be created in the
+    # organisation's management (payer) account, so the team monitor is off unless you deploy there.
+    service_monitor: bool = True
+    team_monitor: bool = False
     # AWS's detector alerts when an anomaly's total impact reaches both figures.
     aws_impact_usd: PositiveFloat = 100
     aws_impact_percent: PositiveFloat = 20
@@ -226,9 +262,13 @@ class CostAnomalies(_Model):
 class LoadBalancerConfig(_Model):
     """The internal ALB clients connect to."""
 
+    # The name clients connect to (the certificate must cover it; `make preflight` checks).
+    domain_name: Annotated[str, Field(max_length=253, pattern=HOSTNAME_RE)]
     certificate_arn: Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}$")]
     # Where the IDE plugins connect from (corporate networks, VPN); nothing else reaches the gateway.
     client_cidrs: Annotated[tuple[ipaddress.IPv4Network, ...], Field(min_length=1)]
+    # Off for an environment's first deploy: a protected load balancer cannot be deleted, so a failed
+    # first create would end in ROLLBACK_FAILED. Turn it on after the first successful deploy (README).
     deletion_protection: bool = False
 
     @field_validator("client_cidrs")
@@ -266,6 +306,9 @@ TeamName = Annotated[str, Field(pattern=NAME_RE)]
 
 class AigwConfig(_Model):
     environment: Annotated[str, Field(pattern=NAME_RE)]
+    # A production environment refuses placeholder values (example.com addresses, the sample
+    # certificate, an example IdP): `cdk deploy` must never ship them to real users.
+    production: bool = False
     account: Annotated[str, Field(pattern=r"^\d{12}$")]
     region: Annotated[str, Field(pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")]
     availability_zones: tuple[str, ...]
@@ -331,6 +374,17 @@ class AigwConfig(_Model):
             if unknown:
                 allowed = ", ".join(self.teams) or "(no teams configured)"
                 raise ValueError(f"{field}: unknown team {', '.join(unknown)}; teams are: {allowed}")
+        if self.cost_anomalies.team_monitor and not self.teams:
+            raise ValueError("cost_anomalies.team_monitor: true, but no teams are configured for it to watch")
+        if self.network.transit_gateway is not None:
+            # A route may contain the VPC's range (the VPC's own local route is more specific and wins),
+            # but not sit inside it: AWS refuses a route more specific than the local one.
+            inside = [str(c) for c in self.load_balancer.client_cidrs if c.subnet_of(self.network.cidr)]
+            if inside:
+                raise ValueError(
+                    f"load_balancer.client_cidrs: {', '.join(inside)} lies inside the VPC ({self.network.cidr}); "
+                    "clients reached through the Transit Gateway must be outside it"
+                )
         named = sum(self.budgets.team_monthly_usd.values())
         unnamed = [team for team in self.teams if team not in self.budgets.team_monthly_usd]
         if unnamed and named >= self.budgets.org_monthly_usd:
@@ -339,6 +393,36 @@ class AigwConfig(_Model):
                 f"org_monthly_usd (${self.budgets.org_monthly_usd:,.0f}) for {', '.join(unnamed)}; give them amounts"
             )
         return self
+
+
+def _host(url: str) -> str:
+    return (urlsplit(url).hostname or "").lower()
+
+
+def _is_placeholder_host(host: str) -> bool:
+    return host in ("127.0.0.1", "::1") or any(
+        host == domain or host.endswith(f".{domain}") for domain in PLACEHOLDER_DOMAINS
+    )
+
+
+def placeholders(config: AigwConfig) -> list[str]:
+    """Each field of `config` that still holds a placeholder, as `field: why`."""
+    found = []
+    if config.account in PLACEHOLDER_ACCOUNTS:
+        found.append(f"account: {config.account} is a documentation/sample account id")
+    certificate_id = config.load_balancer.certificate_arn.rsplit("/", 1)[-1]
+    if certificate_id in PLACEHOLDER_CERTIFICATE_IDS:
+        found.append(f"load_balancer.certificate_arn: {config.load_balancer.certificate_arn} is the sample certificate")
+    if _is_placeholder_host(config.load_balancer.domain_name):
+        found.append(f"load_balancer.domain_name: {config.load_balancer.domain_name} is a reserved example name")
+    for index, email in enumerate(config.alerts.emails):
+        if _is_placeholder_host(email.rpartition("@")[2].lower()):
+            found.append(f"alerts.emails.{index}: {email} is an example address: nobody would get the alerts")
+    auth = config.gateway.auth
+    for field, url in (("issuer", auth.issuer), ("jwks_url", auth.jwks_url)):
+        if _is_placeholder_host(_host(url)):
+            found.append(f"gateway.auth.{field}: {url} is an example IdP, not the company's")
+    return found
 
 
 def _describe(error: Any, model: type[BaseModel]) -> str:
@@ -386,10 +470,13 @@ def load_config(environment: str, directory: Path = CONFIG_DIR) -> AigwConfig:
     if raw.get("environment", environment) != environment:
         raise ConfigError(f"{shown}: environment: {raw['environment']!r} must match the file name ({environment!r})")
     try:
-        return AigwConfig.model_validate(raw)
+        config = AigwConfig.model_validate(raw)
     except ValidationError as error:
         problems = "\n".join(f"{shown}: {_describe(e, AigwConfig)}" for e in error.errors())
         raise ConfigError(problems) from error
+    if config.production and (found := placeholders(config)):
+        raise ConfigError("\n".join(f"{shown}: {problem} (production: true refuses placeholders)" for problem in found))
+    return config
 
 
 def with_context(config: AigwConfig, context: Mapping[str, Any]) -> AigwConfig:

@@ -1,11 +1,11 @@
-"""The alerts topic every alarm and notification of aigw goes to: CloudWatch alarms, Auto Scaling,
-AWS Budgets, Cost Anomaly Detection and the cost-anomaly Lambda."""
+"""The alerts topic every alarm and notification of aigw goes to: CloudWatch alarms, the fleet's Auto Scaling
+events (through EventBridge), AWS Budgets, Cost Anomaly Detection and the cost-anomaly Lambda."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aws_cdk import Stack
+from aws_cdk import ArnFormat, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_iam as iam
@@ -20,8 +20,9 @@ class AlertsTopic(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, *, key: ProjectKey, emails: Sequence[str] = ()) -> None:
         super().__init__(scope, construct_id)
-        key.allow_alert_publishers()  # alarms and Auto Scaling must be able to use the topic's key
+        key.allow_alert_publishers()  # the publishing services must be able to use the topic's key
         self.topic = sns.Topic(self, "Topic", master_key=key.key, enforce_ssl=True, display_name="aigw alerts")
+        stack = Stack.of(self)
         # Budgets and Cost Anomaly Detection publish through the topic policy, and only for this account.
         self.topic.add_to_resource_policy(
             iam.PolicyStatement(
@@ -32,9 +33,29 @@ class AlertsTopic(Construct):
                 ],
                 actions=["sns:Publish"],
                 resources=[self.topic.topic_arn],
-                conditions={"StringEquals": {"aws:SourceAccount": Stack.of(self).account}},
+                conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
             )
         )
+        # A topic policy replaces SNS's default one, so CloudWatch alarms and EventBridge rules need their own
+        # statements: alarms and rules of this account, in this region.
+        for sid, service, source in (
+            ("AlarmsPublish", "cloudwatch", stack.format_arn(
+                service="cloudwatch", resource="alarm", resource_name="*", arn_format=ArnFormat.COLON_RESOURCE_NAME
+            )),
+            ("EventRulesPublish", "events", stack.format_arn(service="events", resource="rule", resource_name="*")),
+        ):  # fmt: skip
+            self.topic.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid=sid,
+                    principals=[iam.ServicePrincipal(f"{service}.amazonaws.com")],
+                    actions=["sns:Publish"],
+                    resources=[self.topic.topic_arn],
+                    conditions={
+                        "StringEquals": {"aws:SourceAccount": stack.account},
+                        "ArnLike": {"aws:SourceArn": source},
+                    },
+                )
+            )
         for email in emails:
             self.topic.add_subscription(subscriptions.EmailSubscription(email))
 

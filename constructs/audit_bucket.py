@@ -8,12 +8,13 @@ once), then an archive storage class, and gone only after `retention_days`, whic
 
 from __future__ import annotations
 
-from aws_cdk import Aws, Duration, RemovalPolicy
+from aws_cdk import Aws, Duration
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 from constructs.compliance import NIST_R5, PCI_DSS, acknowledge
+from constructs.data_retention import KEEP_DATA
 from constructs.log_delivery_bucket import LogDeliveryBucket
 
 
@@ -44,7 +45,6 @@ class AuditBucket(Construct):
             "AccessLogs",
             what="the audit bucket's server access logs",
             retention_days=retention_days,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,  # S3 log delivery writes with ACLs
         ).bucket
 
         self.arn = f"arn:{Aws.PARTITION}:s3:::{bucket_name}"
@@ -74,13 +74,16 @@ class AuditBucket(Construct):
                     abort_incomplete_multipart_upload_after=Duration.days(7),
                 )
             ],
-            removal_policy=RemovalPolicy.RETAIN,
+            removal_policy=KEEP_DATA,
         )
-        # Uploads that ask for another encryption, or another key, are refused (the default covers the rest).
-        for condition in (
-            {"StringNotEqualsIfExists": {"s3:x-amz-server-side-encryption": "aws:kms"}},
-            {"StringNotEqualsIfExists": {"s3:x-amz-server-side-encryption-aws-kms-key-id": key.key_arn}},
+        # Uploads that ask for another encryption, or another key, are refused. A request that names none
+        # (multipart parts never do) is left to the bucket's default encryption: the `Null: false` condition
+        # limits each Deny to requests that carry the header (…IfExists would deny every one without it).
+        for header, expected in (
+            ("s3:x-amz-server-side-encryption", "aws:kms"),
+            ("s3:x-amz-server-side-encryption-aws-kms-key-id", key.key_arn),
         ):
+            condition = {"StringNotEquals": {header: expected}, "Null": {header: "false"}}
             self.bucket.add_to_resource_policy(
                 iam.PolicyStatement(
                     effect=iam.Effect.DENY,

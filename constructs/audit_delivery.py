@@ -21,6 +21,7 @@ from constructs import Construct
 from constructs.alerts_topic import topic_alarm
 from constructs.audit_bucket import AuditBucket
 from constructs.compliance import AWS_SOLUTIONS, acknowledge, logical_id_of
+from constructs.data_retention import KEEP_DATA
 from constructs.encrypted_log_group import EncryptedLogGroup
 from constructs.project_key import ProjectKey
 
@@ -67,7 +68,11 @@ class AuditDelivery(Construct):
             key=key,
         )
         logs.LogStream(
-            self, "DeliveryErrorStream", log_group=self.delivery_errors.log_group, log_stream_name=DELIVERY_LOG_STREAM
+            self,
+            "DeliveryErrorStream",
+            log_group=self.delivery_errors.log_group,
+            log_stream_name=DELIVERY_LOG_STREAM,
+            removal_policy=KEEP_DATA,
         )
 
         # Firehose's role: write objects into this bucket, and its own error log; nothing else.
@@ -148,13 +153,16 @@ class AuditDelivery(Construct):
         )
         self.stream.node.add_dependency(policy)
 
-        # CloudWatch Logs' role: put records into this one stream, on behalf of this one log group.
+        # CloudWatch Logs' role: put records into this one stream. The trust is the one AWS documents for
+        # Logs → Firehose subscriptions: the global service principal, for this account's logs in this region.
         subscription_role = iam.Role(
             self,
             "SubscriptionRole",
             assumed_by=iam.ServicePrincipal(
-                f"logs.{stack.region}.amazonaws.com",
-                conditions={"ArnLike": {"aws:SourceArn": f"{source.log_group_arn}:*"}},
+                "logs.amazonaws.com",
+                conditions={
+                    "StringLike": {"aws:SourceArn": f"arn:{stack.partition}:logs:{stack.region}:{stack.account}:*"}
+                },
             ),
             description=f"CloudWatch Logs: sends the audit log group to Firehose {stream_name}",
         )

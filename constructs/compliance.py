@@ -14,6 +14,16 @@ AWS_SOLUTIONS = "AwsSolutions::AwsSolutions"
 PCI_DSS = "PCI.DSS.321::PCI.DSS.321"
 NIST_R5 = "NIST.800.53.R5::NIST.800.53.R5"
 CFN_VALIDATE = "CloudFormation-Validate"  # the CDK's built-in template validation
+# Independent scanners CI and auditors run on the synthesized templates (make scan).
+CHECKOV, CFN_LINT, REASONS = "checkov", "cfn-lint", "aigw-acknowledgments"
+# The same control in a cdk-nag pack (rule name after the pack's prefix) and in checkov: acknowledging the one
+# acknowledges the other, with the same reason, so the two never disagree about a resource.
+CHECKOV_EQUIVALENTS = {
+    "S3BucketLoggingEnabled": "CKV_AWS_18",
+    "LambdaConcurrency": "CKV_AWS_115",
+    "LambdaDLQ": "CKV_AWS_116",
+    "LambdaInsideVPC": "CKV_AWS_117",
+}
 
 COMPLIANCE_PACKS = (AwsSolutionsChecks, PCIDSS321Checks, NIST80053R5Checks)
 REPORT_FILE = "validation-report.json"
@@ -36,22 +46,65 @@ def acknowledge(construct: IConstruct, *rule_ids: str, reason: str) -> None:
     """Acknowledge findings on the CloudFormation resource of `construct` (itself, or an L2's default
     child) and nowhere else: an acknowledgment on an L2 would spread to its policies and other parts.
     cdk-nag accepts an empty reason; we do not."""
+    resource = _resource_of(construct, "acknowledge")
+    _check_reason(resource, rule_ids, reason)
+    Validations.of(resource).acknowledge(*(Acknowledgment(id=rule_id, reason=reason) for rule_id in rule_ids))
+    # The CDK's template validation is cfn-lint: the same rule, acknowledged where cfn-lint itself reads it.
+    lint_rules = [rule_id.split("::", 1)[1] for rule_id in rule_ids if rule_id.startswith(f"{CFN_VALIDATE}::")]
+    if lint_rules:
+        _add_to_metadata(resource, CFN_LINT, lint_rules, reason)
+    names = {rule_id.rpartition("-")[2] for rule_id in rule_ids}  # PCI.DSS.321::PCI.DSS.321-LambdaInsideVPC
+    known = {skip["id"] for skip in (resource.get_metadata(CHECKOV) or {}).get("skip", [])}
+    if checks := sorted({CHECKOV_EQUIVALENTS[name] for name in names if name in CHECKOV_EQUIVALENTS} - known):
+        _add_to_metadata(resource, CHECKOV, checks, reason)
+
+
+def acknowledge_scanner(construct: IConstruct, *check_ids: str, reason: str) -> None:
+    """Acknowledge an independent scanner's finding on the CloudFormation resource of `construct`, in its
+    Metadata where that scanner reads it: checkov's `CKV_…` ids (`checkov.skip`, the reason as comment) and
+    cfn-lint's rule ids such as `W3005` (`cfn-lint.config.ignore_checks`)."""
+    resource = _resource_of(construct, "acknowledge")
+    _check_reason(resource, check_ids, reason)
+    checkov_ids = [check_id for check_id in check_ids if check_id.startswith("CKV")]
+    lint_ids = [check_id for check_id in check_ids if check_id not in checkov_ids]
+    if checkov_ids:
+        _add_to_metadata(resource, CHECKOV, checkov_ids, reason)
+    if lint_ids:
+        _add_to_metadata(resource, CFN_LINT, lint_ids, reason)
+
+
+def _resource_of(construct: IConstruct, what: str) -> CfnResource:
     resource = construct if isinstance(construct, CfnResource) else construct.node.default_child
     if not isinstance(resource, CfnResource):
-        raise TypeError(f"{construct.node.path}: has no CloudFormation resource to acknowledge findings on")
+        raise TypeError(f"{construct.node.path}: has no CloudFormation resource to {what} findings on")
+    return resource
+
+
+def _check_reason(resource: CfnResource, rule_ids: tuple[str, ...], reason: str) -> None:
     if len(reason.strip()) < MIN_REASON_LENGTH:
         raise ValueError(
-            f"{construct.node.path}: acknowledging {', '.join(rule_ids)} needs a specific reason, got {reason!r}"
+            f"{resource.node.path}: acknowledging {', '.join(rule_ids)} needs a specific reason, got {reason!r}"
         )
-    Validations.of(resource).acknowledge(*(Acknowledgment(id=rule_id, reason=reason) for rule_id in rule_ids))
+
+
+def _add_to_metadata(resource: CfnResource, scanner: str, rule_ids: list[str], reason: str) -> None:
+    """checkov reads `Metadata.checkov.skip: [{id, comment}]`, cfn-lint `Metadata.cfn-lint.config.ignore_checks`
+    (which has no place for a reason: it goes beside it, under `aigw-acknowledgments`)."""
+    metadata = resource.get_metadata(scanner) or {}
+    if scanner == CHECKOV:
+        skip = [*metadata.get("skip", []), *({"id": rule_id, "comment": reason} for rule_id in rule_ids)]
+        resource.add_metadata(CHECKOV, {"skip": skip})
+        return
+    ignored = [*metadata.get("config", {}).get("ignore_checks", []), *rule_ids]
+    resource.add_metadata(CFN_LINT, {"config": {"ignore_checks": ignored}})
+    reasons = resource.get_metadata(REASONS) or {}
+    resource.add_metadata(REASONS, {**reasons, **{f"cfn-lint {rule_id}": reason for rule_id in rule_ids}})
 
 
 def logical_id_of(construct: IConstruct) -> str:
     """The CloudFormation logical id of `construct`'s resource, as cdk-nag spells it in finding ids that
     name a resource (`IAM5[Resource::<LogicalId.Arn>/audit/*]`), so an acknowledgment covers that one."""
-    resource = construct if isinstance(construct, CfnResource) else construct.node.default_child
-    if not isinstance(resource, CfnResource):
-        raise TypeError(f"{construct.node.path}: has no CloudFormation resource")
+    resource = _resource_of(construct, "name")
     stack = Stack.of(resource)
     return str(stack.resolve(stack.get_logical_id(resource)))
 

@@ -21,7 +21,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 from constructs.alerts_topic import topic_alarm
-from constructs.compliance import AWS_SOLUTIONS, NIST_R5, PCI_DSS, acknowledge
+from constructs.compliance import AWS_SOLUTIONS, NIST_R5, PCI_DSS, acknowledge, logical_id_of
 from constructs.encrypted_log_group import EncryptedLogGroup
 from constructs.project_key import ProjectKey
 
@@ -184,7 +184,9 @@ class CostAnomalyDetector(Construct):
             role=role.without_policy_updates(),
             timeout=Duration.minutes(5),
             memory_size=512,
-            reserved_concurrent_executions=1,  # one run at a time: findings are de-duplicated, not locked
+            # No reserved concurrency (it fails in accounts with a low unreserved quota): one run at a time
+            # comes from the run lease in the table (sources.run_lease).
+            environment_encryption=key.key,
             tracing=lambda_.Tracing.ACTIVE,
             dead_letter_queue=self.dead_letters,
             log_group=self.logs.log_group,
@@ -202,7 +204,18 @@ class CostAnomalyDetector(Construct):
                 "COST_TAG_KEY": settings.tag_key,
             },
         )
-        self.function.node.add_dependency(policy)
+        # After its policy: a first run must not meet AccessDenied. Only that: CDK would also list the role, which
+        # the function already names (GetAtt), and cfn-lint reports such a DependsOn (W3005).
+        function = self.function.node.default_child
+        assert isinstance(function, lambda_.CfnFunction)
+        function.add_override("DependsOn", [logical_id_of(policy)])
+        acknowledge(
+            self.function,
+            f"{NIST_R5}-LambdaConcurrency",
+            reason="Reserved concurrency fails to deploy in accounts whose unreserved-concurrency quota is low "
+            "(AWS keeps 100 unreserved; new accounts may have 10 in all). One run at a time comes from the run "
+            "lease in the function's DynamoDB table instead, and the hourly schedule starts only one run an hour.",
+        )
         acknowledge(
             self.function,
             f"{PCI_DSS}-LambdaInsideVPC",

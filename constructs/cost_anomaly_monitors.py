@@ -4,7 +4,6 @@ alerting the topic as soon as an anomaly's impact passes the configured threshol
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 
 from aws_cdk import aws_ce as ce
 from aws_cdk import aws_sns as sns
@@ -33,7 +32,13 @@ def threshold_expression(impact_usd: float, impact_percent: float) -> str:
 
 
 class CostAnomalyMonitors(Construct):
-    """Exposes `by_service`, `by_team` and `subscription`."""
+    """AWS-managed monitors: one by AWS service, one by the team cost-allocation tag (each team's cost is
+    analysed on its own, not the teams in aggregate), and an immediate subscription to the topic.
+
+    Either can be left out: an account may hold only one monitor by service, and a monitor over a
+    cost-allocation tag can only be created in the organisation's management (payer) account.
+    Exposes `by_service` and `by_team` (None when left out) and `subscription` (None without a monitor).
+    """
 
     def __init__(
         self,
@@ -41,39 +46,48 @@ class CostAnomalyMonitors(Construct):
         construct_id: str,
         *,
         name_prefix: str,
-        teams: Sequence[str],
         topic: sns.ITopic,
         impact_usd: float,
         impact_percent: float,
+        service_monitor: bool = True,
+        team_monitor: bool = False,
         tag_key: str = "team",
     ) -> None:
         super().__init__(scope, construct_id)
-        self.by_service = ce.CfnAnomalyMonitor(
-            self,
-            "ByService",
-            monitor_name=f"{name_prefix}-by-service",
-            monitor_type="DIMENSIONAL",
-            monitor_dimension="SERVICE",
+        self.by_service = (
+            ce.CfnAnomalyMonitor(
+                self,
+                "ByService",
+                monitor_name=f"{name_prefix}-by-service",
+                monitor_type="DIMENSIONAL",
+                monitor_dimension="SERVICE",
+            )
+            if service_monitor
+            else None
         )
-        monitors = [self.by_service]
-        self.by_team: ce.CfnAnomalyMonitor | None = None
-        if teams:
-            self.by_team = ce.CfnAnomalyMonitor(
+        self.by_team = (
+            ce.CfnAnomalyMonitor(
                 self,
                 "ByTeam",
                 monitor_name=f"{name_prefix}-by-team",
-                monitor_type="CUSTOM",
-                monitor_specification=json.dumps(
-                    {"Tags": {"Key": tag_key, "Values": list(teams), "MatchOptions": ["EQUALS"]}}
-                ),
+                monitor_type="DIMENSIONAL",
+                monitor_dimension="TAG",
+                monitor_specification=json.dumps({"Tags": {"Key": tag_key}}),
             )
-            monitors.append(self.by_team)
-        self.subscription = ce.CfnAnomalySubscription(
-            self,
-            "Subscription",
-            subscription_name=f"{name_prefix}-anomalies",
-            frequency="IMMEDIATE",  # IMMEDIATE is allowed only with an SNS subscriber
-            monitor_arn_list=[monitor.attr_monitor_arn for monitor in monitors],
-            subscribers=[ce.CfnAnomalySubscription.SubscriberProperty(type="SNS", address=topic.topic_arn)],
-            threshold_expression=threshold_expression(impact_usd, impact_percent),
+            if team_monitor
+            else None
+        )
+        monitors = [monitor for monitor in (self.by_service, self.by_team) if monitor is not None]
+        self.subscription = (
+            ce.CfnAnomalySubscription(
+                self,
+                "Subscription",
+                subscription_name=f"{name_prefix}-anomalies",
+                frequency="IMMEDIATE",  # IMMEDIATE is allowed only with an SNS subscriber
+                monitor_arn_list=[monitor.attr_monitor_arn for monitor in monitors],
+                subscribers=[ce.CfnAnomalySubscription.SubscriberProperty(type="SNS", address=topic.topic_arn)],
+                threshold_expression=threshold_expression(impact_usd, impact_percent),
+            )
+            if monitors
+            else None
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_logs as logs
 from constructs import Construct
+from constructs.data_retention import KEEP_DATA
 from constructs.project_key import ProjectKey
 
 
@@ -17,7 +18,7 @@ class EncryptedLogGroup(Construct):
         log_group_name: str,
         retention_days: int,
         key: ProjectKey,
-        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+        removal_policy: RemovalPolicy = KEEP_DATA,
     ) -> None:
         super().__init__(scope, construct_id)
         self.log_group_arn = key.allow_log_group(log_group_name)

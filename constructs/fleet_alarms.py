@@ -12,13 +12,15 @@ from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 from constructs.alerts_topic import topic_alarm
+from constructs.proxy_fleet import root_volume_used_percent
 
 MINUTE = Duration.minutes(1)
 
 
 class FleetAlarms(Construct):
     """Unhealthy hosts per AZ, fewer instances in service than the minimum, the 5xx rate, p99 above
-    8 s (slow answers were a ticket category), the gateway's breaker open, and Redis out of reach."""
+    8 s (slow answers were a ticket category), the gateway's breaker open, Redis out of reach, and an
+    instance's root volume filling up (before the instance fails its health checks and is replaced)."""
 
     def __init__(
         self,
@@ -35,6 +37,7 @@ class FleetAlarms(Construct):
         topic: sns.ITopic,
         slow_seconds: float = 8,
         error_rate_percent: float = 1,
+        disk_used_percent: float = 80,
     ) -> None:
         super().__init__(scope, construct_id)
         alarm = functools.partial(topic_alarm, self, topic=topic)
@@ -74,7 +77,8 @@ class FleetAlarms(Construct):
             missing=cloudwatch.TreatMissingData.BREACHING,
         )
         error_rate = cloudwatch.MathExpression(
-            expression="100 * (elb5xx + target5xx) / MAX([requests, 1])",
+            # Guarded: no requests is a 0 % error rate, not a division by zero (CloudWatch's documented IF form).
+            expression="IF(requests > 0, 100 * (elb5xx + target5xx) / requests, 0)",
             using_metrics={
                 "elb5xx": load_balancer.metrics.http_code_elb(elbv2.HttpCodeElb.ELB_5XX_COUNT, statistic="Sum"),
                 "target5xx": target_group.metrics.http_code_target(
@@ -133,5 +137,12 @@ class FleetAlarms(Construct):
             metric=redis_down,
             threshold=1,
             description="the gateway cannot reach Redis: limits run per instance or refuse",
+        )
+        alarm(
+            "RootVolumeFilling",
+            metric=root_volume_used_percent(group.auto_scaling_group_name),
+            threshold=disk_used_percent,
+            description=f"an instance's root volume is more than {disk_used_percent:g}% full",
+            periods=2,
         )
         self.alarms = [child for child in self.node.children if isinstance(child, cloudwatch.Alarm)]

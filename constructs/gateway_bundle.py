@@ -1,7 +1,8 @@
 """The gateway as an offline bundle for the proxy instances, built into a CDK asset without Docker.
 
 The bundle holds the gateway as a wheel, every dependency as the wheel `gateway/requirements.lock`
-pins by hash for Amazon Linux 2023 (x86_64, CPython 3.11), the rendered settings, the systemd unit
+pins by hash for Amazon Linux 2023 (x86_64, CPython 3.11), the rendered settings, the systemd units
+(the gateway, its drain, its log rotation), the script that tells CloudFormation the instance is healthy,
 and `install.sh` (`pip install --no-index --require-hashes`). Instances fetch it from the asset bucket
 through the S3 gateway endpoint: nothing is downloaded from the internet at run time.
 """
@@ -14,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import jsii
@@ -31,13 +33,19 @@ GATEWAY_DIST = "aigw_gateway"
 GATEWAY_VERSION = "0.1.0"
 PREFIX = "/opt/aigw"
 PORT = 8080
+# The one CPython the lock's wheels are for; install.sh refuses any other (the bundle's python-version).
+TARGET_PYTHON = "3.11"
 # The wheels the lock names: for the instances, whatever machine builds the bundle.
 TARGET = [
-    "--only-binary=:all:", "--implementation", "cp", "--python-version", "3.11",
+    "--only-binary=:all:", "--implementation", "cp", "--python-version", TARGET_PYTHON,
     *(arg for tag in (34, 28, 27, 24, 17) for arg in ("--platform", f"manylinux_2_{tag}_x86_64")),
     "--platform", "manylinux2014_x86_64", "--platform", "manylinux1_x86_64",
 ]  # fmt: skip
 DEFAULT_CACHE = ROOT / ".bundle-cache"
+# Rotated by size (checked every 5 minutes), 8 archives kept, all but the newest gzip'd: well under 1 GB
+# per file on the 30 GB root volume, whatever the traffic.
+LOG_ROTATE_SIZE = "256M"
+LOG_ROTATE_KEEP = 8
 
 
 def _record_hash(data: bytes) -> str:
@@ -82,6 +90,19 @@ def systemd_unit(settings: GatewaySettings) -> str:
     return template.format(prefix=PREFIX, port=PORT, stop_timeout=stop_timeout)
 
 
+def logrotate_config(
+    files: Sequence[Path | str],
+    *,
+    user: str = "aigw",
+    group: str = "aigw",
+    max_size: str = LOG_ROTATE_SIZE,
+    keep: int = LOG_ROTATE_KEEP,
+) -> str:
+    """logrotate's configuration for the gateway's JSON-lines files (tests render it for a scratch folder)."""
+    template = (DEPLOY / "aigw-logrotate.conf").read_text()
+    return template.format(files=" ".join(map(str, files)), user=user, group=group, max_size=max_size, keep=keep)
+
+
 def build_bundle(output_dir: Path, settings: GatewaySettings, cache_dir: Path = DEFAULT_CACHE) -> None:
     wheels = output_dir / "wheels"
     wheels.mkdir(parents=True, exist_ok=True)
@@ -94,13 +115,26 @@ def build_bundle(output_dir: Path, settings: GatewaySettings, cache_dir: Path = 
     (output_dir / "requirements.txt").write_text(LOCK.read_text() + own_pin)
     (output_dir / "gateway.json").write_text(settings.model_dump_json(indent=2) + "\n")
     (output_dir / "aigw-gateway.service").write_text(systemd_unit(settings))
-    for name in ("install.sh", "lifecycle-watch.sh", "aigw-lifecycle-watch.service"):
+    (output_dir / "python-version").write_text(TARGET_PYTHON + "\n")
+    (output_dir / "logrotate.conf").write_text(logrotate_config([settings.audit.path, settings.metrics.path]))
+    (output_dir / "aigw-logrotate.service").write_text(
+        (DEPLOY / "aigw-logrotate.service").read_text().format(prefix=PREFIX)
+    )
+    for name in (
+        "install.sh",
+        "lifecycle-watch.sh",
+        "aigw-lifecycle-watch.service",
+        "aigw-logrotate.timer",
+        "signal-when-healthy.sh",
+    ):
         shutil.copy2(DEPLOY / name, output_dir / name)
 
 
 def bundle_fingerprint(settings: GatewaySettings) -> str:
-    """Changes exactly when the bundle would: the gateway's sources, the lock, the deploy files, the settings."""
+    """Changes exactly when the bundle would: the gateway's sources, the lock, the deploy files, the settings
+    and the constants the files are rendered with."""
     digest = hashlib.sha256(settings.model_dump_json().encode())
+    digest.update(f"{TARGET_PYTHON} {PREFIX} {PORT} {LOG_ROTATE_SIZE} {LOG_ROTATE_KEEP}".encode())
     for path in sorted([*GATEWAY.glob("*.py"), LOCK, *DEPLOY.iterdir()]):
         digest.update(path.name.encode() + path.read_bytes())
     return digest.hexdigest()
@@ -117,10 +151,12 @@ class _LocalBundle:
 
 
 class GatewayBundle(Construct):
-    """The bundle as an S3 asset; `asset` is what the fleet grants its instances read access to."""
+    """The bundle as an S3 asset; `asset` is what the fleet grants its instances read access to, `settings` what
+    the gateway on them runs with."""
 
     def __init__(self, scope: Construct, construct_id: str, *, settings: GatewaySettings) -> None:
         super().__init__(scope, construct_id)
+        self.settings = settings
         self.asset = s3_assets.Asset(
             self,
             "Asset",

@@ -76,8 +76,10 @@ class GatewayLoadBalancer(Construct):
             acknowledge(
                 self.load_balancer,
                 f"{NIST_R5}-ELBDeletionProtectionEnabled",
-                reason="A non-production environment (config turns deletion protection on for prod): its load "
-                "balancer is deleted with its stack when the environment is torn down.",
+                reason="Off until the environment's first deploy has succeeded: a protected load balancer cannot be "
+                "deleted, so a failed first create could not be rolled back. load_balancer.deletion_protection "
+                "turns it on afterwards (README, 'Deploying to a real account'); `make preflight` warns while it is "
+                "off.",
             )
         self.target_group = elbv2.ApplicationTargetGroup(
             self,

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 from constructs.compliance import AWS_SOLUTIONS, NIST_R5, PCI_DSS, acknowledge
+from constructs.data_retention import KEEP_DATA
 
 
 class LogDeliveryBucket(Construct):
@@ -39,7 +40,7 @@ class LogDeliveryBucket(Construct):
                     expiration=Duration.days(retention_days), noncurrent_version_expiration=Duration.days(30)
                 )
             ],
-            removal_policy=RemovalPolicy.RETAIN,
+            removal_policy=KEEP_DATA,
         )
         acknowledge(
             self.bucket,

@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from aws_cdk import ArnFormat, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
+from constructs.data_retention import KEEP_DATA
 
 # What CloudWatch Logs needs on a key to encrypt a log group (AWS docs, "Encrypt log data in CloudWatch Logs").
 LOGS_KEY_ACTIONS = (
@@ -22,8 +23,14 @@ LOGS_KEY_ACTIONS = (
 )
 
 
-# The services that publish aigw's alerts as themselves (Auto Scaling publishes as its service-linked role).
-ALERT_PUBLISHING_SERVICES = ("cloudwatch.amazonaws.com", "budgets.amazonaws.com", "costalerts.amazonaws.com")
+# The services that publish aigw's alerts. Auto Scaling's own notifications would publish as its service-linked
+# role, which a key policy can only name once it exists; its events reach the topic through EventBridge instead.
+ALERT_PUBLISHING_SERVICES = (
+    "cloudwatch.amazonaws.com",
+    "events.amazonaws.com",
+    "budgets.amazonaws.com",
+    "costalerts.amazonaws.com",
+)
 
 
 class ProjectKey(Construct):
@@ -40,7 +47,7 @@ class ProjectKey(Construct):
             alias=alias,
             description=description,
             enable_key_rotation=True,
-            removal_policy=RemovalPolicy.RETAIN,
+            removal_policy=KEEP_DATA,
         )
 
     def allow_log_group(self, log_group_name: str) -> str:
@@ -83,59 +90,34 @@ class ProjectKey(Construct):
     def allow_role_through_service(self, sid: str, role_arn: str, service: str, actions: Sequence[str]) -> None:
         """Let one role use the key only through one AWS service (e.g. Secrets Manager).
 
-        The role is named by condition, not as principal: it may live in a stack deployed after the
-        key's, and KMS refuses a key policy whose principal does not exist yet.
+        The principal is this account, narrowed by condition to the one role: the role may live in a stack
+        deployed after the key's, and KMS refuses a key policy whose principal does not exist yet. The role's
+        own IAM policy must allow the actions too (an account principal delegates to IAM).
         """
         stack = Stack.of(self)
         self.key.add_to_resource_policy(
             iam.PolicyStatement(
                 sid=sid,
-                principals=[iam.AnyPrincipal()],
+                principals=[iam.AccountPrincipal(stack.account)],
                 actions=list(actions),
                 resources=["*"],
                 conditions={
                     "ArnEquals": {"aws:PrincipalArn": role_arn},
-                    "StringEquals": {
-                        "kms:CallerAccount": stack.account,
-                        "kms:ViaService": f"{service}.{stack.region}.amazonaws.com",
-                    },
+                    "StringEquals": {"kms:ViaService": f"{service}.{stack.region}.amazonaws.com"},
                 },
             )
         )
 
     def allow_alert_publishers(self) -> None:
-        """Let CloudWatch alarms, AWS Budgets, Cost Anomaly Detection and Auto Scaling notifications
-        publish to a topic this key encrypts.
-
-        Auto Scaling publishes as its service-linked role, which may not exist yet in a new account
-        (KMS refuses a key policy naming a missing role), so that statement names it by condition.
-        """
+        """Let CloudWatch alarms, EventBridge rules (the fleet's Auto Scaling events), AWS Budgets and Cost
+        Anomaly Detection publish to a topic this key encrypts, for this account only."""
         stack = Stack.of(self)
-        actions = ["kms:Decrypt", "kms:GenerateDataKey"]
         self.key.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="ServicesPublishAlerts",
                 principals=[iam.ServicePrincipal(service) for service in ALERT_PUBLISHING_SERVICES],
-                actions=actions,
+                actions=["kms:Decrypt", "kms:GenerateDataKey"],
                 resources=["*"],
                 conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
-            )
-        )
-        auto_scaling_role = stack.format_arn(
-            service="iam",
-            region="",
-            resource="role",
-            resource_name="aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling",
-        )
-        self.key.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="AutoScalingNotificationsPublish",
-                principals=[iam.AnyPrincipal()],
-                actions=actions,
-                resources=["*"],
-                conditions={
-                    "ArnEquals": {"aws:PrincipalArn": auto_scaling_role},
-                    "StringEquals": {"kms:CallerAccount": stack.account},
-                },
             )
         )

@@ -13,8 +13,10 @@ from dataclasses import dataclass
 
 from aws_cdk import Duration, Stack, Tags
 from aws_cdk import aws_autoscaling as autoscaling
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
@@ -28,6 +30,14 @@ from constructs.private_network import availability_zones_of
 AL2023_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
 AGENT_CONFIG = "/opt/aws/amazon-cloudwatch-agent/etc/aigw.json"
 FLEET_TAG = "aigw:fleet"
+# What the agent publishes for the root volume (its default namespace, its disk plugin's metric name).
+AGENT_NAMESPACE = "CWAgent"
+ROOT_VOLUME = "/"
+DISK_USED_PERCENT = "disk_used_percent"
+# The agent config names its group with this; the instance puts in its group's name at boot.
+GROUP_PLACEHOLDER = "@AUTO_SCALING_GROUP@"
+# How long a new instance's gateway has to answer 200 on /healthz before the instance signals FAILURE.
+HEALTH_WAIT_SECONDS = 300
 
 
 @dataclass(frozen=True)
@@ -39,10 +49,43 @@ class FleetSizing:
     max_instances: int = 6
     cpu_target_percent: int = 60
     health_check_grace_seconds: int = 300
+    # How long CloudFormation waits for each new instance's signal: packages, the bundle, then the
+    # health wait (HEALTH_WAIT_SECONDS). Never shorter than the grace period.
+    boot_timeout_seconds: int = 900
+
+
+@dataclass(frozen=True)
+class ResourceSignal:
+    """Where a new instance reports to CloudFormation whether it serves: the group's logical id in its
+    stack. `role` is the instance's role name: cfn-signal signs with its credentials."""
+
+    stack: str
+    resource: str
+    region: str
+    role: str
+
+    @property
+    def options(self) -> str:
+        return f"--stack {self.stack} --resource {self.resource} --region {self.region} --role {self.role}"
+
+
+def root_volume_used_percent(group_name: str) -> cloudwatch.Metric:
+    """The root volume's fullness on the group's fullest instance: the series `agent_config` rolls up
+    per group (the alarm's metric)."""
+    return cloudwatch.Metric(
+        namespace=AGENT_NAMESPACE,
+        metric_name=DISK_USED_PERCENT,
+        dimensions_map={"AutoScalingGroupName": group_name, "path": ROOT_VOLUME},
+        statistic="Maximum",
+        period=Duration.minutes(5),
+    )
 
 
 def agent_config(audit_log_group: str, metrics_log_group: str) -> dict[str, object]:
-    """The CloudWatch agent ships the audit file and the EMF metrics file, one stream per instance."""
+    """The CloudWatch agent ships the audit file and the EMF metrics file, one stream per instance, and
+    publishes the root volume's use, rolled up per group (a full disk once made the fleet replace itself).
+    The group's name is a literal the instance fills in at boot: the agent's own ${aws:AutoScalingGroupName}
+    would call ec2:DescribeTags, which needs an EC2 API endpoint this VPC does not have."""
     files = [
         {
             "file_path": "/var/log/aigw/audit.jsonl",
@@ -55,34 +98,72 @@ def agent_config(audit_log_group: str, metrics_log_group: str) -> dict[str, obje
             "log_stream_name": "{instance_id}",
         },
     ]
-    return {"logs": {"logs_collected": {"files": {"collect_list": files}}}}
+    disk = {
+        "resources": [ROOT_VOLUME],
+        "measurement": ["used_percent"],
+        "drop_device": True,
+        "metrics_collection_interval": 60,
+        "append_dimensions": {"AutoScalingGroupName": GROUP_PLACEHOLDER},
+    }
+    metrics = {
+        "namespace": AGENT_NAMESPACE,
+        "metrics_collected": {"disk": disk},
+        # Besides each instance's own series (host, path, fstype, group): one per group and path.
+        "aggregation_dimensions": [["AutoScalingGroupName", "path"]],
+    }
+    return {"metrics": metrics, "logs": {"logs_collected": {"files": {"collect_list": files}}}}
 
 
 def user_data_script(
-    *, bundle_s3_url: str, region: str, audit_log_group: str, metrics_log_group: str, environment: Mapping[str, str]
+    *,
+    bundle_s3_url: str,
+    region: str,
+    audit_log_group: str,
+    metrics_log_group: str,
+    environment: Mapping[str, str],
+    signal: ResourceSignal,
 ) -> str:
-    """First boot: OS packages from the AL2023 repositories and the gateway from its bundle, both
-    through the S3 gateway endpoint; nothing from the internet. `environment` is what the gateway
-    learns only at deploy time (its service reads it as an EnvironmentFile)."""
+    """First boot, run by bash: OS packages from the AL2023 repositories and the gateway from its
+    bundle, both through the S3 gateway endpoint; nothing from the internet. `environment` is what the
+    gateway learns only at deploy time (its service reads it as an EnvironmentFile). It ends by telling
+    CloudFormation whether the gateway answers on /healthz; any step failing before that signals
+    FAILURE at once (the EXIT trap) instead of leaving CloudFormation to time out."""
     config = json.dumps(agent_config(audit_log_group, metrics_log_group), indent=2)
     variables = "\n".join(f"{name}={value}" for name, value in {"AWS_REGION": region, **environment}.items())
-    return f"""#!/bin/bash
-set -euo pipefail
-export AWS_REGION={region}
+    return f"""set -euo pipefail
+export AWS_REGION={region} PATH="$PATH:/opt/aws/bin"
+signal_failure() {{ cfn-signal --success false {signal.options} || true; }}
+trap 'status=$?; [ "$status" -eq 0 ] || signal_failure' EXIT
+dnf install -y aws-cfn-bootstrap
+dnf install -y python3.11 python3.11-pip amazon-cloudwatch-agent logrotate
 mkdir -p {PREFIX}/etc
 cat > {PREFIX}/etc/environment <<'ENVIRONMENT'
 {variables}
 ENVIRONMENT
-dnf install -y python3.11 amazon-cloudwatch-agent
 work=$(mktemp -d)
 aws s3 cp {bundle_s3_url} "$work/bundle.zip"
 python3.11 -m zipfile -e "$work/bundle.zip" "$work/bundle"
 AIGW_PREFIX={PREFIX} AIGW_PYTHON=python3.11 sh "$work/bundle/install.sh" --system
+imds=http://169.254.169.254/latest
+imds_token=$(curl -sf -X PUT "$imds/api/token" -H "X-aws-ec2-metadata-token-ttl-seconds: 300")
+group=$(curl -sf -H "X-aws-ec2-metadata-token: $imds_token" "$imds/meta-data/tags/instance/aws:autoscaling:groupName")
 cat > {AGENT_CONFIG} <<'AGENT'
 {config}
 AGENT
+sed -i "s|{GROUP_PLACEHOLDER}|$group|" {AGENT_CONFIG}
 /opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl -a fetch-config -m ec2 -s -c file:{AGENT_CONFIG}
+trap - EXIT
+exec bash "$work/bundle/signal-when-healthy.sh" {signal.options} --wait {HEALTH_WAIT_SECONDS}
 """
+
+
+def machine_image(image: str, region: str) -> ec2.IMachineImage:
+    """An AMI id goes into the template as it is: the fleet changes only when the config does. An SSM
+    parameter name is resolved by CloudFormation at every deploy: when a new AMI is published behind
+    it, an unrelated deploy replaces every instance."""
+    if image.startswith("ami-"):
+        return ec2.MachineImage.generic_linux({region: image})
+    return ec2.MachineImage.from_ssm_parameter(image)
 
 
 class ProxyFleet(Construct):
@@ -111,6 +192,8 @@ class ProxyFleet(Construct):
         drain_seconds: int = 630,
         sizing: FleetSizing = FleetSizing(),
         role_name: str | None = None,
+        image: str = AL2023_PARAMETER,
+        extra_statements: Sequence[iam.PolicyStatement] = (),
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -125,21 +208,16 @@ class ProxyFleet(Construct):
             role_name=role_name,
             description="aigw proxy instances: invoke the configured models, ship logs, Session Manager",
         )
-        user_data = ec2.UserData.custom(
-            user_data_script(
-                bundle_s3_url=bundle.asset.s3_object_url,
-                region=stack.region,
-                audit_log_group=audit_log_group.log_group_name,
-                metrics_log_group=metrics_log_group.log_group_name,
-                environment=environment or {},
-            )
-        )
+        # Written once the group exists: the script names the group's logical id for cfn-signal.
+        user_data = ec2.UserData.for_linux(shebang="#!/bin/bash")
         self.launch_template = ec2.LaunchTemplate(
             self,
             "LaunchTemplate",
-            machine_image=ec2.MachineImage.from_ssm_parameter(AL2023_PARAMETER),
+            machine_image=machine_image(image, stack.region),
             instance_type=ec2.InstanceType(sizing.instance_type),
-            role=self.role,
+            # Without policy updates: the group's signals would add SignalResource as an inline policy;
+            # the customer-managed one below grants it (_grant).
+            role=self.role.without_policy_updates(),
             security_group=security_group,
             user_data=user_data,
             require_imdsv2=True,
@@ -171,16 +249,63 @@ class ProxyFleet(Construct):
                 grace_period=Duration.seconds(sizing.health_check_grace_seconds),
             ),
             capacity_rebalance=True,
-            # A changed launch template replaces instances one at a time, never below the minimum.
-            update_policy=autoscaling.UpdatePolicy.rolling_update(
-                max_batch_size=1,
-                min_instances_in_service=sizing.min_instances,
-                pause_time=Duration.seconds(sizing.health_check_grace_seconds),
+            # A create completes only when the minimum of instances have signalled that they serve; a
+            # changed launch template replaces instances one at a time, never below the minimum, each
+            # new one signalling before the next goes (WaitOnResourceSignals). A FAILURE rolls back.
+            signals=autoscaling.Signals.wait_for_min_capacity(
+                timeout=Duration.seconds(max(sizing.boot_timeout_seconds, sizing.health_check_grace_seconds))
             ),
-            notifications=[autoscaling.NotificationConfiguration(topic=alerts)],
+            update_policy=autoscaling.UpdatePolicy.rolling_update(
+                max_batch_size=1, min_instances_in_service=sizing.min_instances
+            ),
             group_metrics=[autoscaling.GroupMetrics.all()],
         )
         Tags.of(self.group).add(FLEET_TAG, self.node.addr)
+        group = self.group.node.default_child
+        assert isinstance(group, autoscaling.CfnAutoScalingGroup)
+        signal = ResourceSignal(
+            stack=stack.stack_name, resource=stack.get_logical_id(group), region=stack.region, role=self.role.role_name
+        )
+        user_data.add_commands(
+            user_data_script(
+                bundle_s3_url=bundle.asset.s3_object_url,
+                region=stack.region,
+                audit_log_group=audit_log_group.log_group_name,
+                metrics_log_group=metrics_log_group.log_group_name,
+                environment=environment or {},
+                signal=signal,
+            )
+        )
+        # Launches and terminations, successful or not, reach the alerts topic through EventBridge: Auto Scaling's
+        # own notifications publish as its service-linked role, which the topic key's policy cannot name before
+        # the role exists in a new account.
+        self.scaling_events = events.Rule(
+            self,
+            "ScalingEvents",
+            description="aigw proxy fleet: instance launches and terminations, to the alerts topic",
+            event_pattern=events.EventPattern(
+                source=["aws.autoscaling"],
+                detail_type=[
+                    "EC2 Instance Launch Successful",
+                    "EC2 Instance Launch Unsuccessful",
+                    "EC2 Instance Terminate Successful",
+                    "EC2 Instance Terminate Unsuccessful",
+                ],
+                detail={"AutoScalingGroupName": [self.group.auto_scaling_group_name]},
+            ),
+        )
+        # Named on the L1: the SnsTopic target would also add an unconditioned statement to the topic's policy,
+        # which already lets this account's rules publish (AlertsTopic).
+        rule = self.scaling_events.node.default_child
+        assert isinstance(rule, events.CfnRule)
+        rule.targets = [events.CfnRule.TargetProperty(id="AlertsTopic", arn=alerts.topic_arn)]
+        acknowledge(
+            self.group,
+            f"{AWS_SOLUTIONS}-AS3",
+            reason="Launch and termination events, successful or not, reach the encrypted alerts topic through the "
+            "EventBridge rule ScalingEvents. The group's own notifications would publish as the Auto Scaling "
+            "service-linked role, which the topic key's policy cannot name before that role exists in a new account.",
+        )
         self.group.scale_on_cpu_utilization("Cpu", target_utilization_percent=sizing.cpu_target_percent)
         self.group.add_lifecycle_hook(
             "Drain",
@@ -192,6 +317,15 @@ class ProxyFleet(Construct):
         self._grant(
             stack, bundle, audit_log_group, metrics_log_group, metrics_namespace, model_arns, secret_arns, secret_keys
         )
+        # What the stack's other parts let the gateway do (e.g. read the IdP-keys mirror), in the same policy.
+        self.policy.add_statements(*extra_statements)
+        # The first instances fetch the bundle and signal as soon as they boot: their role must hold its policy by
+        # then. The launch template needs nothing more than its instance profile, which already names the role
+        # (CDK's own DependsOn on the role repeats that, and cfn-lint reports it as W3005).
+        self.group.node.add_dependency(self.policy)
+        launch_template = self.launch_template.node.default_child
+        assert isinstance(launch_template, ec2.CfnLaunchTemplate)
+        launch_template.add_deletion_override("DependsOn")
 
     def serve(self, target_group: elbv2.ApplicationTargetGroup, requests_per_instance_per_minute: int) -> None:
         """Register with the load balancer's target group and scale on its requests per instance."""
@@ -252,6 +386,11 @@ class ProxyFleet(Construct):
                 ],
                 resources=["*"],
                 conditions={"StringEquals": {"aws:RequestedRegion": stack.region}},
+            ),
+            iam.PolicyStatement(
+                sid="SignalOwnStack",  # cfn-signal --role: a new instance reports whether it serves
+                actions=["cloudformation:SignalResource"],
+                resources=[stack.stack_id],
             ),
             iam.PolicyStatement(
                 sid="FinishOwnDrain",

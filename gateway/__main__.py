@@ -1,7 +1,9 @@
 """Run the gateway: `python -m gateway --settings FILE [--host H] [--port P]`.
 
 On SIGTERM it stops accepting, lets open streams finish (up to the stream cap), then flushes its
-audit and metrics files before exiting: an instance leaving the fleet loses no record.
+audit and metrics files before exiting: an instance leaving the fleet loses no record. Idle
+connections close at once then, however long their keep-alive (uvicorn closes every connection that
+is between requests when shutdown starts).
 """
 
 from __future__ import annotations
@@ -10,11 +12,23 @@ import argparse
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
+
+
+def server_options(settings: GatewaySettings) -> dict[str, Any]:
+    """uvicorn's options that come from the settings (a test reads them without starting a server)."""
+    return {
+        "access_log": False,  # the audit file is the access log
+        "timeout_graceful_shutdown": int(settings.upstream.stream_timeout_seconds) + 5,
+        # An idle timeout on a kept-alive connection, restarted after each response: longer than the load
+        # balancer's idle timeout (same settings), so it is never the gateway that closes first.
+        "timeout_keep_alive": settings.upstream.keep_alive_seconds,
+    }
 
 
 def main() -> None:
@@ -31,9 +45,7 @@ def main() -> None:
         host=args.host,
         port=args.port,
         log_level=args.log_level,
-        access_log=False,  # the audit file is the access log
-        timeout_graceful_shutdown=int(settings.upstream.stream_timeout_seconds) + 5,
-        timeout_keep_alive=75,  # longer than the ALB's idle timeout would cut, never shorter
+        **server_options(settings),
     )
 
 

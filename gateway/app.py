@@ -28,7 +28,8 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from gateway.auth import Authenticator, AuthError, SigningKeys
+from gateway.audit import capped_line
+from gateway.auth import KEY_SOURCE_ERRORS, Authenticator, AuthError, SigningKeys, key_source_for
 from gateway.breaker import BreakerState, CircuitBreaker
 from gateway.limits import Limits, RateDecision, Reservation
 from gateway.messages import (
@@ -100,7 +101,8 @@ class Gateway:
         self.client = client_for(settings)
         self.idp_client = httpx.AsyncClient()
         self.upstream = Upstream(settings, self.client)
-        self.auth = Authenticator(settings.auth, SigningKeys(settings.auth, self.idp_client))
+        keys = key_source_for(settings.auth, region=settings.vendor.region, client=self.idp_client)
+        self.auth = Authenticator(settings.auth, SigningKeys(settings.auth, keys))
         self.models = set(settings.vendor.models)
         self.limits = Limits(settings)
         self.finishing: set[asyncio.Task[None]] = set()
@@ -117,13 +119,14 @@ class Gateway:
                 "no Redis configured: rate limits run per process (fail mode %s)", self.settings.limits.fail_mode
             )
         try:
-            await self.auth.keys.refresh()
-        except (httpx.HTTPError, ValueError) as error:  # keys are fetched again on the first request
-            log.warning("could not prefetch the IdP's JWKS from %s: %s", self.settings.auth.jwks_url, error)
+            await self.auth.keys.load()
+        except KEY_SOURCE_ERRORS as error:  # keys are read again on the first request
+            log.warning("could not prefetch the IdP's keys from %s: %s", self.auth.keys.source.description, error)
 
     async def stop(self) -> None:
         await asyncio.gather(*self.finishing, return_exceptions=True)
         await self.client.aclose()
+        await self.auth.keys.aclose()
         await self.idp_client.aclose()
         await self.limits.close()
         await asyncio.to_thread(self.audit.close)
@@ -332,7 +335,7 @@ class Gateway:
                 "The gateway is at capacity; retry shortly.",
                 headers={"retry-after": "1"},
             )
-        slot = _Slot(self)
+        slot, handed_to_stream = _Slot(self), False
         try:
             if not self.breaker.allow():
                 retry = str(self.breaker.retry_after())
@@ -379,11 +382,11 @@ class Gateway:
                     on_close=partial(self._end_stream, exchange, opened.response, transform, slot),
                     headers=self.upstream.returned_headers(opened.response),
                 )
-                slot = None  # released when the stream ends
+                handed_to_stream = True  # the stream releases the slot when it ends
                 return streamed
             return await self._buffered(exchange, opened)
         finally:
-            if slot is not None:
+            if not handed_to_stream:
                 slot.release()
 
     async def _buffered(self, exchange: Exchange, opened: Opened) -> Response:
@@ -428,7 +431,7 @@ class Gateway:
 
     async def _stream(
         self, exchange: Exchange, response: httpx.Response, transform: CompletionStream
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes]:
         """The answer as it arrives, each piece checked before it is passed on."""
         chunks = response.aiter_raw()
         try:
@@ -525,38 +528,35 @@ class Gateway:
         exchange.recorded = True
         latency_ms = round((time.perf_counter() - exchange.started) * 1000, 2)
         cost = self._cost(exchange)
-        prompt, prompt_cut = _limited("\n".join(exchange.prompt), self.settings.audit_text_limit_bytes)
-        completion, completion_cut = _limited("".join(exchange.completion), self.settings.audit_text_limit_bytes)
-        self.audit.put(
-            {
-                "time": exchange.at,
-                "request_id": exchange.request_id,
-                "environment": self.settings.environment,
-                "user": exchange.user,
-                "team": exchange.team,
-                "repository": exchange.repository,
-                "model": exchange.model,
-                "method": exchange.method,
-                "path": exchange.path,
-                "status": exchange.status,
-                "outcome": exchange.outcome,
-                "reason": exchange.reason,
-                "policy": exchange.policy,
-                "stream": exchange.stream,
-                "input_tokens": exchange.usage.input_tokens,
-                "output_tokens": exchange.usage.output_tokens,
-                "estimated_cost_usd": cost,
-                "latency_ms": latency_ms,
-                "first_byte_ms": _rounded(exchange.first_byte_ms),
-                "upstream_ms": _rounded(exchange.upstream_ms),
-                "breaker": self.breaker.state.value,
-                "limits": exchange.limits,
-                "budget": exchange.reservation.audit() if exchange.reservation else None,
-                "prompt": prompt,
-                "completion": completion,
-                "truncated": prompt_cut or completion_cut,
-            }
-        )
+        record: dict[str, Any] = {
+            "time": exchange.at,
+            "request_id": exchange.request_id,
+            "environment": self.settings.environment,
+            "user": exchange.user,
+            "team": exchange.team,
+            "repository": exchange.repository,
+            "model": exchange.model,
+            "method": exchange.method,
+            "path": exchange.path,
+            "status": exchange.status,
+            "outcome": exchange.outcome,
+            "reason": exchange.reason,
+            "policy": exchange.policy,
+            "stream": exchange.stream,
+            "input_tokens": exchange.usage.input_tokens,
+            "output_tokens": exchange.usage.output_tokens,
+            "estimated_cost_usd": cost,
+            "latency_ms": latency_ms,
+            "first_byte_ms": _rounded(exchange.first_byte_ms),
+            "upstream_ms": _rounded(exchange.upstream_ms),
+            "breaker": self.breaker.state.value,
+            "limits": exchange.limits,
+            "budget": exchange.reservation.audit() if exchange.reservation else None,
+            "prompt": "\n".join(exchange.prompt),
+            "completion": "".join(exchange.completion),
+        }
+        # Serialized here, once, to its size cap: the sink writes exactly this line.
+        self.audit.put(capped_line(record, self.settings.audit_record_limit_bytes))
         self.metrics.put(self._metrics_line(exchange, latency_ms, cost))
 
     def _cost(self, exchange: Exchange) -> float:
@@ -660,13 +660,6 @@ def _model_id(model: str) -> str:
 def _path_and_query(request: Request) -> str:
     query = request.url.query
     return request.url.path + (f"?{query}" if query else "")
-
-
-def _limited(text: str, limit: int) -> tuple[str, bool]:
-    encoded = text.encode()
-    if len(encoded) <= limit:
-        return text, False
-    return encoded[:limit].decode(errors="ignore"), True
 
 
 def _rounded(value: float | None) -> float | None:

@@ -1,4 +1,5 @@
-"""JWT authentication against the company IdP's JWKS.
+"""JWT authentication against the company IdP's JWKS: fetched from the IdP (locally, or through a corporate
+proxy) or, in a VPC with no route out, read from the SSM parameter a function outside the VPC mirrors it into.
 
 Each failure has its own reason, and an expired token says how to get a new one: expired tokens
 after laptop sleep were the gateway's most common support ticket (47 in eight weeks).
@@ -7,13 +8,17 @@ after laptop sleep were the gateway's most common support ticket (47 in eight we
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import jwt
+from botocore.config import Config as BotocoreConfig
+from botocore.exceptions import BotoCoreError, ClientError
+from botocore.session import Session as BotocoreSession
 
 from gateway.settings import AuthSettings
 
@@ -32,13 +37,137 @@ class Identity:
     claims: dict[str, Any]
 
 
-class SigningKeys:
-    """The IdP's public keys by `kid`, fetched once and again only for a `kid` we have not seen
-    (at most once per `jwks_min_refresh_seconds`, so made-up kids cannot hammer the IdP)."""
+MAX_ASKED_KID = 256
 
-    def __init__(self, settings: AuthSettings, client: httpx.AsyncClient) -> None:
+
+class KeySourceError(Exception):
+    """The keys could not be read where they are kept (the SSM parameter, or the mirror could not be asked)."""
+
+
+class KeySource(Protocol):
+    """Where the IdP's public keys are read from."""
+
+    description: str
+
+    async def read(self) -> dict[str, jwt.PyJWK]:
+        """The keys by kid (a lone key without one under "")."""
+        ...
+
+    async def request_refresh(self, kid: str | None) -> bool:
+        """Ask whoever keeps the keys to fetch them from the IdP now; False if there is no one to ask."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class UrlKeySource:
+    """The IdP's JWKS URL itself, directly or through a corporate HTTP(S) proxy (`jwks_proxy`)."""
+
+    def __init__(self, settings: AuthSettings, client: httpx.AsyncClient | None = None) -> None:
         self._settings = settings
+        # With a proxy, a client of its own: the gateway's shared one goes direct.
+        self._owns_client = client is None or settings.jwks_proxy is not None
+        if client is None or self._owns_client:
+            client = httpx.AsyncClient(proxy=settings.jwks_proxy)
         self._client = client
+        via = f" through {settings.jwks_proxy}" if settings.jwks_proxy else ""
+        self.description = f"{settings.jwks_url}{via}"
+
+    async def read(self) -> dict[str, jwt.PyJWK]:
+        response = await self._client.get(self._settings.jwks_url, timeout=self._settings.jwks_timeout_seconds)
+        response.raise_for_status()
+        return keys_by_kid(response.json())
+
+    async def request_refresh(self, kid: str | None) -> bool:
+        return False  # every read is a fetch from the IdP
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self._client.aclose()
+
+
+class ParameterKeySource:
+    """The SSM parameter the IdP-keys function mirrors the JWKS into (read through the VPC's SSM endpoint), and
+    that function, invoked asynchronously (through the VPC's Lambda endpoint) to refresh it. botocore's calls
+    block: they run in a thread."""
+
+    def __init__(self, settings: AuthSettings, region: str, session: BotocoreSession | None = None) -> None:
+        if settings.jwks_parameter is None:
+            raise ValueError("ParameterKeySource needs auth.jwks_parameter")
+        self._parameter = settings.jwks_parameter
+        self._function = settings.jwks_refresh_function
+        timeout = settings.jwks_timeout_seconds
+        config = BotocoreConfig(
+            connect_timeout=timeout, read_timeout=timeout, retries={"max_attempts": 2, "mode": "standard"}
+        )
+        session = session or BotocoreSession()
+        self._ssm = session.create_client("ssm", region_name=region, config=config)
+        self._lambda = (
+            session.create_client("lambda", region_name=region, config=config) if self._function is not None else None
+        )
+        self.description = f"SSM parameter {self._parameter}"
+
+    async def read(self) -> dict[str, jwt.PyJWK]:
+        try:
+            found = await asyncio.to_thread(self._ssm.get_parameter, Name=self._parameter)
+        except (BotoCoreError, ClientError) as error:
+            raise KeySourceError(f"{self.description}: {error}") from error
+        # Empty until the function's first run (CloudFormation creates it so): no keys yet, not an error.
+        return keys_by_kid(json.loads(found["Parameter"]["Value"]), allow_empty=True)
+
+    async def request_refresh(self, kid: str | None) -> bool:
+        if self._lambda is None:
+            return False
+        # The kid comes from a client's token: passed on, but not at any length.
+        asked = kid[:MAX_ASKED_KID] if isinstance(kid, str) else None
+        payload = json.dumps({"source": "aigw.gateway", "reason": "unknown_signing_key", "kid": asked})
+        try:
+            await asyncio.to_thread(
+                self._lambda.invoke, FunctionName=self._function, InvocationType="Event", Payload=payload.encode()
+            )
+        except (BotoCoreError, ClientError) as error:
+            raise KeySourceError(f"could not ask {self._function} to refresh the IdP's keys: {error}") from error
+        return True
+
+    async def aclose(self) -> None:
+        for client in (self._ssm, self._lambda):
+            if client is not None:
+                await asyncio.to_thread(client.close)
+
+
+def key_source_for(settings: AuthSettings, *, region: str, client: httpx.AsyncClient | None = None) -> KeySource:
+    """The SSM parameter when the deployment has a mirror, else the JWKS URL (through `jwks_proxy` if set)."""
+    if settings.jwks_parameter is not None:
+        return ParameterKeySource(settings, region)
+    return UrlKeySource(settings, client)
+
+
+def keys_by_kid(key_set: object, *, allow_empty: bool = False) -> dict[str, jwt.PyJWK]:
+    if not isinstance(key_set, dict):
+        raise ValueError("the key set is not a JSON object")
+    if allow_empty and not key_set.get("keys"):
+        return {}
+    keys = jwt.PyJWKSet.from_dict(key_set).keys
+    if len(keys) == 1 and not keys[0].key_id:
+        return {"": keys[0]}
+    return {key.key_id: key for key in keys if key.key_id}
+
+
+# What reading the keys can fail with: each is answered `idp_unreachable`.
+KEY_SOURCE_ERRORS = (httpx.HTTPError, ValueError, jwt.PyJWKError, jwt.PyJWKSetError, KeySourceError)
+
+
+class SigningKeys:
+    """The IdP's public keys by `kid`, read once and again only for a `kid` we have not seen (at most once per
+    `jwks_min_refresh_seconds`, so made-up kids cannot hammer the IdP, SSM or the mirror). A source kept by a
+    mirror is then asked to refresh, and re-read for at most `jwks_timeout_seconds` until its keys change."""
+
+    POLL_FIRST_SECONDS = 0.2
+    POLL_MAX_SECONDS = 1.0
+
+    def __init__(self, settings: AuthSettings, source: KeySource) -> None:
+        self._settings = settings
+        self.source = source
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched_at = float("-inf")
         self._lock = asyncio.Lock()
@@ -52,7 +181,15 @@ class SigningKeys:
             if key is None and time.monotonic() - self._fetched_at >= self._settings.jwks_min_refresh_seconds:
                 await self.refresh()
                 key = self._lookup(kid)
+                if key is None and await self.source.request_refresh(kid):
+                    key = await self._await_new_keys(kid)
         return key
+
+    async def load(self) -> None:
+        """The first read, at start; an empty mirror (a new deployment) is asked to fill itself at once."""
+        await self.refresh()
+        if not self._keys and await self.source.request_refresh(None):
+            await self._await_new_keys(None)
 
     def _lookup(self, kid: str | None) -> jwt.PyJWK | None:
         if kid is None and len(self._keys) == 1:
@@ -61,12 +198,23 @@ class SigningKeys:
 
     async def refresh(self) -> None:
         self._fetched_at = time.monotonic()
-        response = await self._client.get(self._settings.jwks_url, timeout=self._settings.jwks_timeout_seconds)
-        response.raise_for_status()
-        key_set = jwt.PyJWKSet.from_dict(response.json())
-        self._keys = {key.key_id: key for key in key_set.keys if key.key_id}
-        if len(key_set.keys) == 1 and not key_set.keys[0].key_id:
-            self._keys = {"": key_set.keys[0]}
+        self._keys = await self.source.read()
+
+    async def _await_new_keys(self, kid: str | None) -> jwt.PyJWK | None:
+        """Re-read until the key set changes (the mirror wrote) or the wait is over."""
+        before = set(self._keys)
+        deadline = time.monotonic() + self._settings.jwks_timeout_seconds
+        delay = self.POLL_FIRST_SECONDS
+        while (left := deadline - time.monotonic()) > 0:
+            await asyncio.sleep(min(delay, left))
+            await self.refresh()
+            if set(self._keys) != before:
+                break
+            delay = min(delay * 2, self.POLL_MAX_SECONDS)
+        return self._lookup(kid)
+
+    async def aclose(self) -> None:
+        await self.source.aclose()
 
 
 class Authenticator:
@@ -84,7 +232,7 @@ class Authenticator:
             raise AuthError("bad_signature", f"Tokens signed with {header.get('alg')!r} are not accepted.")
         try:
             key = await self.keys.get(header.get("kid"))
-        except (httpx.HTTPError, ValueError, jwt.PyJWKError) as error:
+        except KEY_SOURCE_ERRORS as error:
             raise AuthError(
                 "idp_unreachable", f"The identity provider's keys could not be fetched ({error})."
             ) from error

@@ -39,7 +39,12 @@ class Usage:
 
 def texts(node: Any) -> list[str]:
     found: list[str] = []
-    _walk(node, lambda text: found.append(text) or text)
+
+    def keep(text: str) -> str:
+        found.append(text)
+        return text
+
+    _walk(node, keep)
     return found
 
 

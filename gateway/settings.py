@@ -5,6 +5,7 @@ stops `cdk synth`, not a proxy instance at boot.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -12,7 +13,13 @@ from typing import Annotated, Any, Literal
 import re2
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, field_validator, model_validator
 
+from gateway.audit import MAX_RECORD_BYTES, MIN_RECORD_BYTES
+
 RULE_ID = r"^[a-z][a-z0-9-]{1,62}$"
+# The load balancer's idle timeout is the stream cap plus this, so it never cuts a stream short.
+STREAM_MARGIN_SECONDS = 30
+# The gateway keeps an idle connection open this much longer than the load balancer would: see keep_alive_seconds.
+KEEP_ALIVE_MARGIN_SECONDS = 30
 
 
 class _Model(BaseModel):
@@ -43,9 +50,36 @@ class AuthSettings(_Model):
     leeway_seconds: Annotated[int, Field(ge=0, le=300)] = 60
     # Refetch the JWKS on an unknown key id at most this often (a flood of made-up kids costs one fetch).
     jwks_min_refresh_seconds: Annotated[float, Field(ge=1, le=3600)] = 30
+    # Each fetch or parameter read; also how long a request waits for a refresh it asked the mirror for.
     jwks_timeout_seconds: Annotated[float, Field(gt=0, le=30)] = 5
+    # The VPC has no route out, so in AWS the keys come from the SSM parameter that the IdP-keys function (outside
+    # the VPC) mirrors the JWKS into, and that function is asked for a refresh on an unknown kid. The gateway stack
+    # fills both in; left unset (local runs), the gateway fetches jwks_url itself.
+    jwks_parameter: str | None = None
+    jwks_refresh_function: str | None = None
+    # The alternative: a corporate HTTP(S) proxy through which the gateway fetches jwks_url (then no mirror exists).
+    jwks_proxy: str | None = None
     # What an expired-token answer tells people to do: the top support ticket was expiry after laptop sleep.
     refresh_hint: str = "Sign in again to get a new token (your IDE plugin's 'sign in', or `aigw login`)."
+
+    @model_validator(mode="after")
+    def _one_way_to_the_keys(self) -> AuthSettings:
+        if self.jwks_proxy is not None and self.jwks_parameter is not None:
+            raise ValueError("set jwks_proxy or jwks_parameter, not both: they are two ways to reach the IdP's keys")
+        if self.jwks_refresh_function is not None and self.jwks_parameter is None:
+            raise ValueError("jwks_refresh_function refreshes jwks_parameter: set that too")
+        if self.jwks_proxy is not None and not re2.match(r"^https?://[^/\s]+/?$", self.jwks_proxy):
+            raise ValueError(f"jwks_proxy must be a proxy URL (http://proxy.example.com:3128), not {self.jwks_proxy!r}")
+        return self
+
+    @property
+    def jwks_proxy_port(self) -> int | None:
+        """The corporate proxy's TCP port (the proxies' security group must let it out), if there is one."""
+        if self.jwks_proxy is None:
+            return None
+        scheme, _, rest = self.jwks_proxy.partition("://")
+        _, colon, port = rest.rstrip("/").rpartition(":")
+        return int(port) if colon and port.isdigit() else {"http": 80, "https": 443}[scheme]
 
 
 class PolicyRule(_Model):
@@ -120,6 +154,21 @@ class UpstreamSettings(_Model):
             raise ValueError("stream_timeout_seconds must not be shorter than first_byte_timeout_seconds")
         return self
 
+    @property
+    def load_balancer_idle_seconds(self) -> int:
+        """The load balancer's idle timeout (and deregistration delay): the longest stream plus a margin.
+        At most 3,630 s, within the ALB's 4,000 s."""
+        return math.ceil(self.stream_timeout_seconds) + STREAM_MARGIN_SECONDS
+
+    @property
+    def keep_alive_seconds(self) -> int:
+        """How long the gateway keeps an idle client connection (the load balancer's) open: longer than the
+        load balancer's idle timeout, so the load balancer always closes first. Were the gateway to close
+        first, the load balancer could send a request on the closing connection and answer it 502 (AWS's
+        ALB guide, "Connection idle timeout"). The margin costs nothing: idle connections still close at
+        the load balancer's timeout; it covers the two timers starting a little apart."""
+        return self.load_balancer_idle_seconds + KEEP_ALIVE_MARGIN_SECONDS
+
 
 class ModelPrice(_Model):
     input_per_1k_usd: Annotated[float, Field(ge=0)]
@@ -190,8 +239,9 @@ class GatewayOptions(_Model):
     audit: FileSink = FileSink(path=Path("/var/log/aigw/audit.jsonl"))
     metrics: FileSink = FileSink(path=Path("/var/log/aigw/metrics.jsonl"))
     metrics_namespace: str = "aigw"
-    # Prompt and completion text kept per audit record; longer text is cut and flagged.
-    audit_text_limit_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 1024 * 1024
+    # Each audit record is one line of at most this many bytes, whatever the request: the CloudWatch agent
+    # would cut a longer one into invalid JSON. Longer text is cut and the record says so (see gateway/audit.py).
+    audit_record_limit_bytes: Annotated[int, Field(ge=MIN_RECORD_BYTES, le=MAX_RECORD_BYTES)] = 200 * 1024
 
 
 class GatewaySettings(GatewayOptions):

@@ -4,6 +4,9 @@ A bounded queue feeds one writer thread. A full queue makes a request wait for r
 lose its record (the event loop stalls only if the disk does); a file that cannot be written keeps
 the records queued, retries, and shows on `/healthz` until it recovers. Closing drains the queue:
 records are flushed on shutdown.
+
+A record is written as `json_line` makes it, or, given as a line already made (the audit record, whose
+size is capped as it will be written: see `gateway.audit`), exactly as given.
 """
 
 from __future__ import annotations
@@ -18,6 +21,11 @@ from typing import Any
 
 log = logging.getLogger("aigw.sinks")
 _CLOSE = object()
+
+
+def json_line(record: Any) -> str:
+    """One record as one line: compact JSON, ASCII only (other characters as \\u escapes), no raw newline."""
+    return json.dumps(record, separators=(",", ":"), default=str)
 
 
 class JsonLinesSink:
@@ -36,9 +44,12 @@ class JsonLinesSink:
     def healthy(self) -> bool:
         return self.error is None and self._thread.is_alive()
 
-    def put(self, record: dict[str, Any]) -> None:
-        """Queue a record. Only when the writer is `queue_size` records behind does this wait for it:
-        losing a record would be worse. It must not await, so that a cancelled request still records."""
+    def put(self, record: dict[str, Any] | str) -> None:
+        """Queue a record, or a line made by `json_line`, written as it is. Only when the writer is
+        `queue_size` records behind does this wait for it: losing a record would be worse. It must not
+        await, so that a cancelled request still records."""
+        if isinstance(record, str) and "\n" in record:
+            raise ValueError("a JSON line must not contain a newline: it would be read as two records")
         self._queue.put(record)
 
     def close(self, timeout: float = 30) -> None:
@@ -67,7 +78,7 @@ class JsonLinesSink:
         while True:
             if item is _CLOSE:
                 return True
-            pending.append(json.dumps(item, separators=(",", ":"), default=str))
+            pending.append(item if isinstance(item, str) else json_line(item))
             if len(pending) >= 1000:
                 return False
             try:

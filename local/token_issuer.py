@@ -1,4 +1,5 @@
-"""A local token issuer for tests and `make gateway-local`: RSA keys, a JWKS endpoint, signed tokens.
+"""A local token issuer for tests and `make gateway-local`: RSA keys, a JWKS endpoint, an OpenID Connect discovery
+document naming it (what the IdP-keys function reads first), signed tokens.
 
 The keys live in a folder (one PEM per key id); the JWKS endpoint reads it on every request, so a
 test can rotate keys by adding a file.
@@ -27,6 +28,7 @@ from starlette.routing import Route
 ISSUER = "https://idp.test.local/"
 AUDIENCE = "aigw-test"
 JWKS_PATH = "/.well-known/jwks.json"
+DISCOVERY_PATH = "/.well-known/openid-configuration"
 
 
 class KeyFolder:
@@ -93,7 +95,21 @@ def app_for(folder: Path) -> Starlette:
     async def jwks(_request: Request) -> JSONResponse:
         return JSONResponse(keys.jwks())
 
-    return Starlette(routes=[Route(JWKS_PATH, jwks, methods=["GET"])])
+    async def discovery(request: Request) -> JSONResponse:
+        # The issuer is the tokens' `iss`, not this server's address: the key set's URL is where it answers.
+        return JSONResponse(
+            {
+                "issuer": ISSUER,
+                "jwks_uri": str(request.url.replace(path=JWKS_PATH, query="")),
+                "id_token_signing_alg_values_supported": ["RS256"],
+                "subject_types_supported": ["public"],
+                "response_types_supported": ["code"],
+            }
+        )
+
+    return Starlette(
+        routes=[Route(JWKS_PATH, jwks, methods=["GET"]), Route(DISCOVERY_PATH, discovery, methods=["GET"])]
+    )
 
 
 def main() -> None:

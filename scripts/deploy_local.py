@@ -163,7 +163,9 @@ def import_certificate(clients: Clients, region: str) -> str:
 def resource_details(clients: Clients) -> dict[str, str]:
     """Physical id -> what proves the resource is the one we meant (a subnet's AZ, an endpoint's service)."""
     ec2 = clients("ec2")
-    details = {s["SubnetId"]: f"{s['AvailabilityZone']} {s['CidrBlock']}" for s in ec2.describe_subnets()["Subnets"]}
+    subnets = ec2.describe_subnets()["Subnets"]
+    details = {s["SubnetId"]: f"{s['AvailabilityZone']} {s['CidrBlock']}" for s in subnets}
+    subnet_azs = {s["SubnetId"]: s["AvailabilityZone"] for s in subnets}
     details.update(
         {
             e["VpcEndpointId"]: f"{e['VpcEndpointType']} {e['ServiceName']}"
@@ -172,8 +174,13 @@ def resource_details(clients: Clients) -> dict[str, str]:
     )
     details.update({v["VpcId"]: v["CidrBlock"] for v in ec2.describe_vpcs()["Vpcs"]})
     for group in clients("autoscaling").describe_auto_scaling_groups()["AutoScalingGroups"]:
-        azs = sorted(instance["AvailabilityZone"] for instance in group["Instances"])
-        details[group["AutoScalingGroupName"]] = f"{len(azs)} instances in {', '.join(azs)}"
+        # What the deploy controls: the group's subnets and so its AZs. Where the instances land is moto's
+        # choice (AWS balances them across these AZs), so only their number is reported.
+        group_subnets = [subnet for subnet in group.get("VPCZoneIdentifier", "").split(",") if subnet]
+        azs = sorted({subnet_azs.get(subnet, f"unknown-subnet:{subnet}") for subnet in group_subnets})
+        details[group["AutoScalingGroupName"]] = (
+            f"{len(group_subnets)} subnets in {','.join(azs)}; {len(group['Instances'])} instances"
+        )
     for balancer in clients("elbv2").describe_load_balancers()["LoadBalancers"]:
         details[balancer["LoadBalancerArn"]] = f"{balancer['Scheme']} {balancer['DNSName']}"
     return details
@@ -214,6 +221,17 @@ def read_back(clients: Clients, templates: dict[str, Path]) -> tuple[list[Row], 
     return rows, skipped, failed
 
 
+def creation_policies(templates: dict[str, Path]) -> list[str]:
+    """Resources whose create waits for signals on AWS (CreationPolicy): stack/logical id, signal count."""
+    waiting = []
+    for stack_name, template_path in templates.items():
+        for logical_id, resource in json.loads(template_path.read_text()).get("Resources", {}).items():
+            if "ResourceSignal" in resource.get("CreationPolicy", {}):
+                count = resource["CreationPolicy"]["ResourceSignal"].get("Count", 1)
+                waiting.append(f"{stack_name}/{logical_id} ({count} signals)")
+    return waiting
+
+
 def print_table(rows: list[Row]) -> None:
     headers = Row("STACK", "RESOURCE TYPE", "LOGICAL ID", "STATUS", "DETAIL")
     table = [headers, *rows]
@@ -248,7 +266,9 @@ def main(argv: list[str] | None = None) -> int:
             output = ["--output", str(assembly)]
             run([*CDK, "bootstrap", f"aws://{config.account}/{config.region}", *context, *output], env)
             run([*CDK, "deploy", "--all", "--require-approval", "never", *context, *output], env)
-            rows, skipped, failed = read_back(clients, stack_artifacts(assembly))
+            templates = stack_artifacts(assembly)
+            rows, skipped, failed = read_back(clients, templates)
+            waiting = creation_policies(templates)
 
     print()
     print_table(rows)
@@ -257,6 +277,16 @@ def main(argv: list[str] | None = None) -> int:
     if stood_in:
         print(f"Stand-ins for types moto lacks ({', '.join(stood_in)}): CloudFormation completes, nothing runs;")
         print("scripts/moto_server.py answers their attributes so the stacks that read them can deploy.")
+    if any(row.resource_type == "AWS::AutoScaling::AutoScalingGroup" for row in rows):
+        print(
+            "Auto Scaling groups: the detail is the AZs of the group's subnets, which the deploy sets; "
+            "moto places the instances itself (AWS balances them across those AZs)."
+        )
+    if waiting:
+        print(
+            f"moto does not wait for instance signals (CreationPolicy): {', '.join(waiting)} completed without them; "
+            "on AWS the create completes only when that many instances report that they serve."
+        )
     custom = sorted({row.resource_type for row in rows if row.resource_type.startswith("Custom::")})
     if custom:
         print(f"Custom resources ({', '.join(custom)}) report CREATE_COMPLETE, but moto runs no Lambda: their")

@@ -14,6 +14,7 @@ from moto.core.common_models import CloudFormationModel
 from moto.kms.models import Key
 from moto.secretsmanager.models import secretsmanager_backends
 from moto.server import main
+from moto.ssm.models import Parameter
 
 STAND_IN_PREFIX = "moto-stand-in-"
 _create_key_from_cloudformation = Key.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
@@ -31,6 +32,25 @@ def _key_with_kms_style_tags(
 
 
 Key.create_from_cloudformation_json = classmethod(_key_with_kms_style_tags)  # type: ignore[assignment,method-assign]
+
+_create_parameter_from_cloudformation = Parameter.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+
+
+def _parameter_with_tag_map(
+    cls: type[Parameter], resource_name: str, cloudformation_json: Any, *args: Any, **kwargs: Any
+) -> Parameter:
+    # AWS::SSM::Parameter spells its tags as a map ({"team": "x"}); moto reads a Key/Value list and fails with
+    # TypeError after the parameter exists, so the stack's next DescribeStackResources re-creates it and answers
+    # ParameterAlreadyExists.
+    properties = cloudformation_json.get("Properties", {})
+    tags = properties.get("Tags")
+    if isinstance(tags, dict):
+        listed = [{"Key": key, "Value": value} for key, value in tags.items()]
+        cloudformation_json = {**cloudformation_json, "Properties": {**properties, "Tags": listed}}
+    return _create_parameter_from_cloudformation(cls, resource_name, cloudformation_json, *args, **kwargs)  # type: ignore[no-any-return]
+
+
+Parameter.create_from_cloudformation_json = classmethod(_parameter_with_tag_map)  # type: ignore[assignment,method-assign]
 
 _execute_change_set = CloudFormationBackend.execute_change_set
 

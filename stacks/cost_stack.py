@@ -42,10 +42,11 @@ class CostStack(EnvironmentStack):
             self,
             "AnomalyMonitors",
             name_prefix=prefix,
-            teams=config.teams,
             topic=topic,
             impact_usd=anomalies.aws_impact_usd,
             impact_percent=anomalies.aws_impact_percent,
+            service_monitor=anomalies.service_monitor,
+            team_monitor=anomalies.team_monitor,
             tag_key=COST_TAG_KEY,
         )
         self.detector = CostAnomalyDetector(

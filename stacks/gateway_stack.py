@@ -8,6 +8,7 @@ from constructs import Construct
 from constructs.fleet_alarms import FleetAlarms
 from constructs.gateway_bundle import PORT, GatewayBundle
 from constructs.gateway_load_balancer import GatewayLoadBalancer
+from constructs.idp_keys_mirror import IdpKeysMirror
 from constructs.proxy_fleet import FleetSizing, ProxyFleet
 from constructs.shared_counters import SharedCounters
 
@@ -30,7 +31,8 @@ class GatewayStack(EnvironmentStack):
         )
         vpc, subnets, proxies = network.network.vpc, network.network.workload_subnets, network.proxy_security_group
         settings = gateway_settings(config)
-        stream_seconds = int(settings.upstream.stream_timeout_seconds) + 30  # the stream cap plus margin
+        # The stream cap plus margin; the gateway's keep-alive derives from the same setting and is longer.
+        stream_seconds = settings.upstream.load_balancer_idle_seconds
 
         key, alerts = audit.key.key, audit.alerts.topic
         # Named, so the project key's policy can name it without the audit stack depending on this one.
@@ -42,6 +44,27 @@ class GatewayStack(EnvironmentStack):
             ["kms:Decrypt"],
         )
         self.counters = SharedCounters(self, "Counters", vpc=vpc, subnets=subnets, clients=proxies, key=key)
+        # The VPC has no route out: a function outside it mirrors the IdP's keys into SSM for the gateway, unless
+        # the config names a corporate proxy the gateway fetches them through.
+        self.idp_keys = (
+            None
+            if config.gateway.auth.jwks_proxy
+            else IdpKeysMirror(
+                self,
+                "IdpKeys",
+                key=audit.key,
+                topic=alerts,
+                environment=config.environment,
+                issuer=config.gateway.auth.issuer,
+                log_retention_days=config.audit.hot_days,
+            )
+        )
+        if self.idp_keys is not None:  # the bundled settings only: local runs keep fetching jwks_url
+            mirror = {
+                "jwks_parameter": self.idp_keys.parameter_name,
+                "jwks_refresh_function": self.idp_keys.function_name,
+            }
+            settings = settings.model_copy(update={"auth": settings.auth.model_copy(update=mirror)})
         self.fleet = ProxyFleet(
             self,
             "Fleet",
@@ -63,6 +86,8 @@ class GatewayStack(EnvironmentStack):
             },
             drain_seconds=stream_seconds,
             role_name=proxy_role_name,
+            extra_statements=self.idp_keys.gateway_statements if self.idp_keys is not None else (),
+            image=config.fleet.ami,
             sizing=FleetSizing(
                 instance_type=config.fleet.instance_type,
                 min_instances=config.fleet.min_instances,
@@ -94,6 +119,10 @@ class GatewayStack(EnvironmentStack):
         )
         # Only the VPC's endpoints answer on 443 here: the subnets have no route to the internet.
         proxies.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to the VPC and S3 gateway endpoints")
+        if config.gateway.auth.jwks_proxy_port is not None:  # no mirror: the IdP's keys come through this proxy
+            proxies.add_egress_rule(
+                ec2.Peer.any_ipv4(), ec2.Port.tcp(config.gateway.auth.jwks_proxy_port), "the corporate proxy to the IdP"
+            )
         FleetAlarms(
             self,
             "Alarms",

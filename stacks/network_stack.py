@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
+from constructs.corporate_network_link import CorporateNetworkLink
 from constructs.encrypted_log_group import EncryptedLogGroup
 from constructs.private_network import PrivateNetwork
 from constructs.project_key import ProjectKey
@@ -36,7 +37,23 @@ class NetworkStack(EnvironmentStack):
             availability_zones=config.availability_zones,
             cidr=str(config.network.cidr),
             egress=config.network.egress,
+            transit_subnets=config.network.transit_gateway is not None,
             flow_log_group=self.flow_logs.log_group,
+        )
+        transit_gateway = config.network.transit_gateway
+        self.corporate_link = (
+            CorporateNetworkLink(
+                self,
+                "CorporateNetwork",
+                vpc=self.network.vpc,
+                transit_gateway_id=transit_gateway.id,
+                attachment_subnets=self.network.transit_subnets,
+                # The load balancer's subnets: its answers go back to the clients through the Transit Gateway.
+                routed_subnets=self.network.workload_subnets,
+                client_cidrs=[str(cidr) for cidr in config.load_balancer.client_cidrs],
+            )
+            if transit_gateway is not None and self.network.transit_subnets is not None
+            else None
         )
         # The proxies' group lives here so the vendor endpoint can name it; GatewayStack attaches it to the fleet.
         self.proxy_security_group = ec2.SecurityGroup(

@@ -20,7 +20,7 @@ AWS calls (for the function's role):
 
     cloudwatch:ListMetrics, cloudwatch:GetMetricData    Resource "*" (neither supports resource-level permissions)
     ce:GetCostAndUsage                                  Resource "*"; at most one query a day
-    dynamodb:GetItem, PutItem, UpdateItem, DeleteItem   the table
+    dynamodb:GetItem, PutItem, UpdateItem, DeleteItem   the table (also its run lease: one run at a time)
     sns:Publish                                         the topic (and kms:GenerateDataKey*, kms:Decrypt on its key
                                                         if the topic is encrypted with a customer key)
 
@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -52,7 +53,7 @@ from detection import (
 )
 from jsonlog import log
 from settings import Settings
-from sources import COST_METRIC, TOKEN_METRICS, Usage, daily_costs, list_teams, read_usage
+from sources import COST_METRIC, TOKEN_METRICS, Usage, daily_costs, list_teams, read_usage, run_lease
 
 # The last few complete hours are judged on every run: a missed run or metrics that arrived late are still seen,
 # and the findings table keeps what was already sent from being sent again.
@@ -85,9 +86,19 @@ def _runtime() -> tuple[Settings, Clients]:
     return Settings.from_env(), Clients.default()
 
 
+# Without a Lambda context (a local call), the lease lasts Lambda's longest timeout.
+DEFAULT_LEASE_SECONDS = 900.0
+
+
 def handler(event: Mapping[str, Any] | None, context: object) -> dict[str, object]:
     settings, clients = _runtime()
-    return run(settings, clients, event_time(event))
+    remaining_ms = getattr(context, "get_remaining_time_in_millis", None)
+    lease_seconds = remaining_ms() / 1000 if callable(remaining_ms) else DEFAULT_LEASE_SECONDS
+    with run_lease(clients.dynamodb, settings.table_name, time.time(), lease_seconds) as held:
+        if not held:
+            log("run_skipped", level="warning", reason="another run holds the lease")
+            return {"skipped": "another run is in progress"}
+        return run(settings, clients, event_time(event))
 
 
 def event_time(event: Mapping[str, Any] | None) -> datetime:

@@ -5,10 +5,12 @@ The parsers are plain functions over the APIs' answers, so malformed answers are
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import uuid
 from array import array
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -23,6 +25,7 @@ METRICS = (COST_METRIC, *TOKEN_METRICS)
 MAX_QUERIES_PER_CALL = 500  # GetMetricData's limit: 166 teams x 3 metrics fit one (paginated) call
 THROTTLED = {"ThrottlingException", "LimitExceededException", "TooManyRequestsException", "RequestLimitExceeded"}
 CE_ITEM_KEY = "cost-explorer#daily"
+RUN_LEASE_KEY = "lease#run"
 CE_METRIC = "UnblendedCost"
 CE_STALE_AFTER_DAYS = 2  # an older cached answer would project from a week that is no longer the last one
 
@@ -310,3 +313,43 @@ def _cached(item: Mapping[str, Any], today: date) -> tuple[CostAnswer | None, st
         log("cost_explorer_stale", level="warning", fetched_on=answer.fetched_on.isoformat())
         return None, "stale"
     return answer, "cached"
+
+
+# --- One run at a time -------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def run_lease(dynamodb: Any, table: str, now: float, seconds: float) -> Iterator[bool]:
+    """Hold the table's run lease while the block runs: True if this run holds it, False if another does.
+
+    One run at a time without reserved concurrency (which fails in accounts with a low unreserved quota): a
+    conditional write takes the lease, which lapses by itself after `seconds` (the invocation's remaining time),
+    so a run killed by its timeout never blocks the next one."""
+    holder = uuid.uuid4().hex
+    try:
+        dynamodb.put_item(
+            TableName=table,
+            Item={
+                "pk": {"S": RUN_LEASE_KEY},
+                "holder": {"S": holder},
+                "lease_until": {"N": f"{now + seconds:.3f}"},
+                "expires_at": {"N": str(int(now + seconds) + 3600)},  # TTL tidies a lease that lapsed
+            },
+            ConditionExpression="attribute_not_exists(pk) OR lease_until < :now",
+            ExpressionAttributeValues={":now": {"N": f"{now:.3f}"}},
+        )
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            raise
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        with contextlib.suppress(ClientError):  # lapsed and taken by another run: theirs now
+            dynamodb.delete_item(
+                TableName=table,
+                Key={"pk": {"S": RUN_LEASE_KEY}},
+                ConditionExpression="holder = :holder",
+                ExpressionAttributeValues={":holder": {"S": holder}},
+            )

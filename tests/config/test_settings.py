@@ -306,3 +306,96 @@ def test_named_budgets_that_leave_nothing_for_the_other_teams(tmp_path: Path) ->
         in message
     )
     assert "for mobile, data; give them amounts" in message
+
+
+# --- Production refuses placeholders; monitors and the corporate link refuse contradictions -----------------------
+
+
+def production(raw: dict[str, Any]) -> None:
+    raw["production"] = True
+
+
+def test_production_refuses_every_placeholder_naming_the_field(tmp_path: Path) -> None:
+    message = error_for(tmp_path, production)  # dev.yaml is full of placeholders, on purpose
+    lines = message.splitlines()
+    assert all(line.startswith(f"{tmp_path.name}/dev.yaml: ") for line in lines)
+    for field in (
+        "account: 123456789012",
+        "load_balancer.certificate_arn:",
+        "load_balancer.domain_name: aigw.dev.example.com",
+        "alerts.emails.0: platform-oncall@example.com",
+        "gateway.auth.issuer: https://idp.dev.example.com/",
+        "gateway.auth.jwks_url:",
+    ):
+        assert any(line.split(": ", 1)[1].startswith(field) for line in lines), (field, message)
+    assert "production: true refuses placeholders" in message
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda c: c["alerts"].update(emails=["oncall@fenwick.bank", "sre@ops.example.org"]), "alerts.emails.1"),
+        (lambda c: c["gateway"]["auth"].update(issuer="https://login.test/"), "gateway.auth.issuer"),
+        (lambda c: c["gateway"]["auth"].update(jwks_url="https://127.0.0.1/keys"), "gateway.auth.jwks_url"),
+        (lambda c: c["load_balancer"].update(domain_name="aigw.corp.example"), "load_balancer.domain_name"),
+    ],
+)
+def test_production_refuses_a_single_placeholder(
+    tmp_path: Path, change: Callable[[dict[str, Any]], None], field: str
+) -> None:
+    def real_then(raw: dict[str, Any]) -> None:
+        raw.update(production=True, account="210987654321")
+        raw["load_balancer"].update(
+            domain_name="aigw.fenwick.bank",
+            certificate_arn="arn:aws:acm:eu-west-1:210987654321:certificate/7c2b9e41-5d3a-4f86-b0e2-93a1c4d8f615",
+        )
+        raw["alerts"]["emails"] = ["oncall@fenwick.bank"]
+        raw["gateway"]["auth"].update(issuer="https://fenwick.okta.com/oauth2/x", jwks_url="https://fenwick.okta.com/k")
+        change(raw)
+
+    message = error_for(tmp_path, real_then)
+    assert [line.split(": ", 2)[1] for line in message.splitlines()] == [field]
+
+
+def test_the_shipped_production_environment_has_no_placeholders() -> None:
+    prod = load_config("prod")
+    assert prod.production and not load_config("dev").production
+
+
+def test_a_team_monitor_needs_teams(tmp_path: Path) -> None:
+    def no_teams(raw: dict[str, Any]) -> None:
+        raw.update(teams=[], licensed_seats={}, budgets={"org_monthly_usd": 1000})
+        raw["cost_anomalies"] = {"team_monitor": True}
+
+    message = error_for(tmp_path, no_teams)
+    assert "cost_anomalies.team_monitor: true, but no teams are configured" in message
+
+
+def test_monitor_defaults_suit_a_member_account() -> None:
+    anomalies = load_config("dev").cost_anomalies
+    assert anomalies.service_monitor is True and anomalies.team_monitor is False
+
+
+def test_transit_gateway_id_format(tmp_path: Path) -> None:
+    message = error_for(tmp_path, lambda c: c["network"].update(transit_gateway={"id": "vpc-0123456789abcdef0"}))
+    assert "network.transit_gateway.id: String should match pattern '^tgw-[0-9a-f]{8,17}$'" in message
+
+
+def test_transit_gateway_clients_must_be_outside_the_vpc(tmp_path: Path) -> None:
+    def inside(raw: dict[str, Any]) -> None:
+        raw["network"]["transit_gateway"] = {"id": "tgw-0c4f1a9e27b5d3816"}
+        raw["load_balancer"]["client_cidrs"] = ["10.40.8.0/24", "172.16.0.0/12"]
+
+    message = error_for(tmp_path, inside)
+    assert "load_balancer.client_cidrs: 10.40.8.0/24 lies inside the VPC (10.40.0.0/16)" in message
+
+
+def test_a_client_range_containing_the_vpc_is_routable() -> None:
+    prod = load_config("prod")  # 10.0.0.0/8 contains the VPC: the VPC's local route is more specific and wins
+    assert prod.network.transit_gateway is not None
+    assert any(prod.network.cidr.subnet_of(cidr) for cidr in prod.load_balancer.client_cidrs)
+
+
+def test_load_balancer_needs_a_domain_name(tmp_path: Path) -> None:
+    message = error_for(tmp_path, lambda c: c["load_balancer"].update(domain_name="not a name"))
+    assert "load_balancer.domain_name: String should match pattern" in message

@@ -12,7 +12,7 @@ from constructs.encrypted_log_group import EncryptedLogGroup
 from constructs.private_network import PrivateNetwork
 from constructs.project_key import ProjectKey
 
-from tests.conftest import BareStack
+from tests.conftest import BareStack, cli_context
 
 
 class NetworkedStack(Stack):
@@ -36,7 +36,8 @@ class NetworkedStack(Stack):
 def synth_with_packs(outdir: Path, build: Callable[[NetworkedStack], object]) -> tuple[Template, Path]:
     """Build into a NetworkedStack, synthesize with the packs (synth fails on an error finding), and
     return the template and the folder holding validation-report.json."""
-    app = App(outdir=str(outdir), context={"aws:cdk:bundling-stacks": []})
+    # cdk.json's feature flags, as the app has them (S3 server access logs by bucket policy among them).
+    app = App(outdir=str(outdir), context={**cli_context("dev"), "aws:cdk:bundling-stacks": []})
     stack = NetworkedStack(app)
     build(stack)
     add_compliance_packs(app)

@@ -48,7 +48,10 @@ def test_kms_with_bucket_keys_versioned_locked_for_the_whole_retention(synthesiz
     retention = properties["ObjectLockConfiguration"]["Rule"]["DefaultRetention"]
     assert retention == {"Mode": "GOVERNANCE", "Days": 365}
     assert all(properties["PublicAccessBlockConfiguration"].values())
-    assert bucket["DeletionPolicy"] == "Retain" and properties["LoggingConfiguration"]["DestinationBucketName"]
+    assert (
+        bucket["DeletionPolicy"] == "RetainExceptOnCreate"
+        and properties["LoggingConfiguration"]["DestinationBucketName"]
+    )
 
 
 def test_hot_then_archive_then_expire(synthesized: tuple[Template, Path]) -> None:
@@ -65,8 +68,22 @@ def test_tls_only_and_no_upload_with_another_encryption(synthesized: tuple[Templ
     statements = [s for p in policies for s in p["PolicyDocument"]["Statement"]]
     text = json.dumps(statements)
     assert '"aws:SecureTransport": "false"' in text
-    assert '"s3:x-amz-server-side-encryption": "aws:kms"' in text
-    assert "s3:x-amz-server-side-encryption-aws-kms-key-id" in text
+    denies = {
+        header: statement["Condition"]
+        for statement in statements
+        if statement["Effect"] == "Deny" and statement["Action"] == "s3:PutObject"
+        for header in statement["Condition"].get("Null", {})
+    }
+    assert set(denies) == {"s3:x-amz-server-side-encryption", "s3:x-amz-server-side-encryption-aws-kms-key-id"}
+    for header, condition in denies.items():
+        # Only a request that names another encryption is denied; one that names none (multipart parts never
+        # do) gets the default encryption. …IfExists would deny those too.
+        assert condition["Null"] == {header: "false"}
+        assert list(condition["StringNotEquals"]) == [header]
+        assert not any(operator.endswith("IfExists") for operator in condition)
+    assert denies["s3:x-amz-server-side-encryption"]["StringNotEquals"] == {
+        "s3:x-amz-server-side-encryption": "aws:kms"
+    }
 
 
 def test_retention_shorter_than_the_hot_period_is_refused() -> None:

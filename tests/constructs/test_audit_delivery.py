@@ -76,8 +76,9 @@ def test_every_record_of_the_audit_group_is_subscribed(synthesized: tuple[Templa
     roles = template.find_resources("AWS::IAM::Role")
     logs_role = roles[subscription["Properties"]["RoleArn"]["Fn::GetAtt"][0]]
     (trust,) = logs_role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
-    (condition,) = trust["Condition"]["ArnLike"].values()
-    assert json.dumps(condition).endswith(':logs:eu-west-1:123456789012:log-group:/t/audit:*"]]}')
+    # The trust AWS documents for CloudWatch Logs -> Firehose: the global principal, this account's logs here.
+    assert trust["Principal"] == {"Service": "logs.amazonaws.com"}
+    assert trust["Condition"] == {"StringLike": {"aws:SourceArn": "arn:aws:logs:eu-west-1:123456789012:*"}}
 
 
 def test_roles_may_do_only_their_part(synthesized: tuple[Template, Path]) -> None:

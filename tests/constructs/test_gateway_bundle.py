@@ -13,7 +13,14 @@ from pathlib import Path
 import httpx
 import pytest
 from aws_cdk import App, Environment, Stack
-from constructs.gateway_bundle import GatewayBundle, build_bundle, bundle_fingerprint, gateway_wheel, systemd_unit
+from constructs.gateway_bundle import (
+    TARGET_PYTHON,
+    GatewayBundle,
+    build_bundle,
+    bundle_fingerprint,
+    gateway_wheel,
+    systemd_unit,
+)
 
 from config import load_config
 from config.render import gateway_settings
@@ -49,6 +56,22 @@ def test_bundle_contents(bundle: Path) -> None:
     assert GatewaySettings.model_validate_json((bundle / "gateway.json").read_text()) == SETTINGS
     lines = (bundle / "requirements.txt").read_text().splitlines()
     assert all(lines[i + 1].strip().startswith("--hash=sha256:") for i, line in enumerate(lines) if "==" in line)
+    assert (bundle / "python-version").read_text() == f"{TARGET_PYTHON}\n"  # what install.sh insists on
+    assert (bundle / "signal-when-healthy.sh").is_file()
+
+
+def test_bundle_rotates_the_files_the_gateway_writes(bundle: Path) -> None:
+    rotated = f"{SETTINGS.audit.path} {SETTINGS.metrics.path} {{"
+    assert rotated in (bundle / "logrotate.conf").read_text().splitlines()
+    service = (bundle / "aigw-logrotate.service").read_text()
+    assert (
+        "ExecStart=/usr/sbin/logrotate --state /var/lib/aigw/logrotate.status /opt/aigw/etc/logrotate.conf" in service
+    )
+    timer = (bundle / "aigw-logrotate.timer").read_text()
+    assert "OnUnitActiveSec=5min" in timer and "WantedBy=timers.target" in timer
+    install = (bundle / "install.sh").read_text()
+    assert 'install -m 0644 "$here/logrotate.conf" "$prefix/etc/logrotate.conf"' in install
+    assert "systemctl enable --now aigw-gateway.service aigw-lifecycle-watch.service aigw-logrotate.timer" in install
 
 
 def test_install_offline_then_serve_healthz(bundle: Path, tmp_path: Path) -> None:

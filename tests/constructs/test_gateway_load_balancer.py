@@ -45,7 +45,7 @@ def test_zero_unacknowledged_findings(synthesized: tuple[Template, Path]) -> Non
 
 
 def test_without_deletion_protection_the_choice_is_acknowledged(tmp_path: Path) -> None:
-    """Outside prod the balancer may be deleted with its stack; the evidence says so, with the reason."""
+    """Until an environment's first deploy has succeeded the balancer must be deletable; the evidence says so."""
     synth_with_packs(tmp_path, load_balancer(deletion_protection=False))
     assert unacknowledged_findings(tmp_path) == []
     report = json.loads((tmp_path / "validation-report.json").read_text())
@@ -55,7 +55,7 @@ def test_without_deletion_protection_the_choice_is_acknowledged(tmp_path: Path) 
         for s in p.get("suppressedViolations", [])
         if "DeletionProtection" in s["ruleName"]
     ]
-    assert reasons and all("non-production" in reason for reason in reasons)
+    assert reasons and all("first deploy" in reason and "rolled back" in reason for reason in reasons)
 
 
 def test_internal_with_strict_headers_and_stream_long_idle_timeout(synthesized: tuple[Template, Path]) -> None:
@@ -98,7 +98,7 @@ def test_access_log_bucket_is_sse_s3_and_private(synthesized: tuple[Template, Pa
     encryption = bucket["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
     assert encryption["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
     assert bucket["Properties"]["PublicAccessBlockConfiguration"]["BlockPublicPolicy"] is True
-    assert bucket["DeletionPolicy"] == "Retain"
+    assert bucket["DeletionPolicy"] == "RetainExceptOnCreate"
 
 
 def test_no_client_cidrs_is_refused() -> None:

@@ -8,6 +8,7 @@ Explorer answers from a queue, so a throttled call is made with botocore's Stubb
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -22,6 +23,7 @@ from moto import mock_aws
 from moto.ce.models import ce_backends
 from moto.core.models import DEFAULT_ACCOUNT_ID
 from settings import Settings
+from sources import run_lease
 
 REGION = "eu-west-1"
 NOW = datetime(2026, 3, 25, 10, 5, tzinfo=UTC)  # a Wednesday; the hours judged are 07:00-09:59
@@ -297,5 +299,50 @@ def test_the_lambda_entry_point_reads_settings_once_and_the_events_time(
         assert summary["published"] == 4
         monkeypatch.setenv("SPIKE_MAD_MULTIPLIER", "not read again")
         assert handler_module.handler(event, None)["suppressed_duplicates"] == 4
+    finally:
+        handler_module._runtime.cache_clear()
+
+
+# --- One run at a time, without reserved concurrency ---------------------------------------------------------------
+
+
+def test_a_second_run_while_one_holds_the_lease_is_skipped(world: World) -> None:
+    dynamodb, table = world.clients.dynamodb, world.settings.table_name
+    with run_lease(dynamodb, table, now=1000.0, seconds=300) as first:
+        assert first is True
+        with run_lease(dynamodb, table, now=1001.0, seconds=300) as second:
+            assert second is False
+    # Released when the first run ends: the next one runs.
+    with run_lease(dynamodb, table, now=1002.0, seconds=300) as third:
+        assert third is True
+
+
+def test_a_lease_lapses_by_itself_so_a_killed_run_blocks_nobody(world: World) -> None:
+    dynamodb, table = world.clients.dynamodb, world.settings.table_name
+    killed = run_lease(dynamodb, table, now=1000.0, seconds=60)
+    assert killed.__enter__() is True  # a run killed by its timeout never leaves the block
+    with run_lease(dynamodb, table, now=1030.0, seconds=60) as during:
+        assert during is False
+    with run_lease(dynamodb, table, now=1061.0, seconds=60) as after:
+        assert after is True
+        killed.__exit__(None, None, None)  # the old run's release does not take the new run's lease away
+        with run_lease(dynamodb, table, now=1062.0, seconds=60) as meanwhile:
+            assert meanwhile is False
+
+
+def test_the_entry_point_skips_when_another_run_holds_the_lease(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {
+        "ENVIRONMENT": "prod",
+        "TABLE_NAME": "cost-anomaly",
+        "TOPIC_ARN": world.settings.topic_arn,
+        "TEAM_CAPS_JSON": json.dumps(CAPS),
+    }.items():
+        monkeypatch.setenv(name, value)
+    handler_module._runtime.cache_clear()
+    try:
+        with run_lease(world.clients.dynamodb, "cost-anomaly", now=time.time(), seconds=300):
+            summary = handler_module.handler({"time": "2026-03-25T10:05:00Z"}, None)
+        assert summary == {"skipped": "another run is in progress"}
+        assert world.messages() == []
     finally:
         handler_module._runtime.cache_clear()

@@ -74,8 +74,17 @@ def test_local_deploy_creates_the_network_and_reports_what_moto_skipped(tmp_path
         row[1]: row
         for row in (line.split(None, 4) for line in output.splitlines() if line.startswith("aigw-dev-gateway "))
     }
-    instances = gateway["AWS::AutoScaling::AutoScalingGroup"][4]
-    assert re.match(r"2 instances in eu-west-1\w, eu-west-1\w$", instances) and len(set(instances.split(", "))) == 2
+    # The group's subnets span every configured AZ (moto picks where instances land, so they prove nothing).
+    group = re.fullmatch(r"(\d+) subnets in (\S+); (\d+) instances", gateway["AWS::AutoScaling::AutoScalingGroup"][4])
+    assert group, gateway["AWS::AutoScaling::AutoScalingGroup"]
+    assert sorted(group[2].split(",")) == sorted(config.availability_zones)
+    assert int(group[1]) == len(config.availability_zones) and int(group[3]) == config.fleet.min_instances
+    assert "moto places the instances itself (AWS balances them across those AZs)" in output
+    assert re.search(
+        rf"moto does not wait for instance signals \(CreationPolicy\): aigw-dev-gateway/\w+ "
+        rf"\({config.fleet.min_instances} signals\)",
+        output,
+    )
     assert gateway["AWS::ElasticLoadBalancingV2::LoadBalancer"][4].startswith("internal ")
     assert {"AWS::ElasticLoadBalancingV2::Listener", "AWS::ElasticLoadBalancingV2::TargetGroup"} <= set(gateway)
     # moto lacks ElastiCache replication groups: the report says the one it shows is a stand-in.

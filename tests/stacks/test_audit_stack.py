@@ -22,7 +22,7 @@ def test_it_is_deployed_first_and_is_the_only_stack_with_a_key(each_environment:
 
 def test_one_rotating_retained_key_with_the_environment_alias(each_environment: Synthesized) -> None:
     (key,) = resources(each_environment, "AWS::KMS::Key")
-    assert key["Properties"]["EnableKeyRotation"] is True and key["DeletionPolicy"] == "Retain"
+    assert key["Properties"]["EnableKeyRotation"] is True and key["DeletionPolicy"] == "RetainExceptOnCreate"
     (alias,) = resources(each_environment, "AWS::KMS::Alias")
     assert alias["Properties"]["AliasName"] == f"alias/aigw-{each_environment.config.environment}"
 
@@ -41,6 +41,7 @@ def test_services_use_the_key_only_for_what_is_named_to_them(dev: Synthesized) -
         "/aigw-dev/vpc-flow-logs",
         "/aws/kinesisfirehose/aigw-dev-audit",
         "/aws/lambda/aigw-dev-cost-anomaly",
+        "/aws/lambda/aigw-dev-idp-keys",
     ]
     by_sid = {s.get("Sid"): s for s in statements}
     firehose = by_sid["S3WritesByDeliveryRole"]
@@ -50,13 +51,15 @@ def test_services_use_the_key_only_for_what_is_named_to_them(dev: Synthesized) -
         "budgets.amazonaws.com",
         "cloudwatch.amazonaws.com",
         "costalerts.amazonaws.com",
+        "events.amazonaws.com",
     ]
     assert publishers["Condition"] == {"StringEquals": {"aws:SourceAccount": dev.config.account}}
-    auto_scaling = by_sid["AutoScalingNotificationsPublish"]
-    assert "AWSServiceRoleForAutoScaling" in json.dumps(auto_scaling["Condition"]["ArnEquals"])
-    assert auto_scaling["Condition"]["StringEquals"] == {"kms:CallerAccount": dev.config.account}
+    # Auto Scaling's events reach the topic through EventBridge: no statement for its service-linked role.
+    assert "AWSServiceRoleForAutoScaling" not in json.dumps(statements)
     proxy = by_sid["ProxyInstancesReadSecrets"]
     assert proxy["Action"] == "kms:Decrypt"
+    # The account as principal, narrowed to the role by condition: never a wildcard principal (checkov CKV_AWS_33).
+    assert proxy["Principal"] == {"AWS": f"arn:aws:iam::{dev.config.account}:root"}
     assert proxy["Condition"]["StringEquals"]["kms:ViaService"] == "secretsmanager.eu-west-1.amazonaws.com"
     proxy_role = proxy["Condition"]["ArnEquals"]["aws:PrincipalArn"]
     role_names = [
@@ -66,6 +69,7 @@ def test_services_use_the_key_only_for_what_is_named_to_them(dev: Synthesized) -
     assert "aigw-dev-proxy-eu-west-1" in role_names
     # Every statement but the account's own (which delegates to IAM policies) carries a condition.
     for statement in statements:
+        assert statement["Principal"] not in ("*", {"AWS": "*"}), statement
         if statement["Principal"] != {"AWS": "arn:aws:iam::123456789012:root"} or "kms:*" not in statement["Action"]:
             assert statement.get("Condition"), statement
 

@@ -82,7 +82,8 @@ def test_instances_learn_the_counters_endpoint_at_deploy(dev: Synthesized) -> No
 
 def test_every_alarm_notifies_the_alerts_topic(each_environment: Synthesized) -> None:
     alarms = resources(each_environment, "AWS::CloudWatch::Alarm")
-    assert len(alarms) == len(each_environment.config.availability_zones) + 5
+    # One per AZ, five for the fleet and its load balancer, the root volume, and the IdP-keys mirror's two.
+    assert len(alarms) == len(each_environment.config.availability_zones) + 5 + 1 + 2
     assert each_environment.template("Gateway").find_resources("AWS::SNS::Topic") == {}  # the audit stack's
     for alarm in alarms:
         (action,) = alarm["Properties"]["AlarmActions"]
@@ -116,3 +117,11 @@ def test_with_a_vendor_endpoint_service_the_role_reads_its_key_secret(tmp_path: 
     assert "InvokeConfiguredModels" not in statements  # no Bedrock here
     secrets = json.dumps(statements["ReadOwnSecrets"]["Resource"])
     assert ":secret:aigw/dev/vendor-key-??????" in secrets
+
+
+def test_the_error_rate_alarm_guards_its_division(dev: Synthesized) -> None:
+    (alarm,) = [a for a in resources(dev, "AWS::CloudWatch::Alarm") if "5xx" in a["Properties"]["AlarmDescription"]]
+    (expression,) = [m["Expression"] for m in alarm["Properties"]["Metrics"] if "Expression" in m]
+    # CloudWatch may refuse MAX([requests, 1]); IF(requests > 0, ..., 0) is its documented guard.
+    assert expression == "IF(requests > 0, 100 * (elb5xx + target5xx) / requests, 0)"
+    assert "MAX(" not in json.dumps(alarm)

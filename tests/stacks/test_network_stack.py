@@ -18,6 +18,8 @@ INTERFACE_SERVICES = {
     "sts",
     "secretsmanager",
     "autoscaling",
+    "lambda",  # a gateway asks the IdP-keys function to refresh its mirror
+    "cloudformation",  # cfn-signal
 }
 
 
@@ -30,7 +32,13 @@ def test_subnets_cover_every_configured_az_in_both_tiers(each_environment: Synth
     azs = [subnet["Properties"]["AvailabilityZone"] for subnet in subnets]
     configured = each_environment.config.availability_zones
     assert sorted(set(azs)) == sorted(configured)
-    assert len(azs) == 2 * len(configured)  # workload and endpoint tiers, one subnet per AZ each
+    tiers: dict[str, list[str]] = {}
+    for subnet in subnets:
+        tags = {t["Key"]: t["Value"] for t in subnet["Properties"]["Tags"]}
+        tiers.setdefault(tags["aws-cdk:subnet-name"], []).append(subnet["Properties"]["AvailabilityZone"])
+    expected = {"Workload", "Endpoints"} | ({"Transit"} if each_environment.config.network.transit_gateway else set())
+    assert set(tiers) == expected
+    assert all(sorted(in_azs) == sorted(configured) for in_azs in tiers.values())  # one subnet per AZ per tier
     assert all(subnet["Properties"]["MapPublicIpOnLaunch"] is False for subnet in subnets)
 
 
@@ -71,7 +79,7 @@ def test_flow_logs_go_to_a_kms_encrypted_group_with_configured_retention(each_en
     assert group["Properties"]["LogGroupName"] == f"/aigw-{config.environment}/vpc-flow-logs"
     # The project key lives in the audit stack, deployed first.
     assert "ProjectKey" in group["Properties"]["KmsKeyId"]["Fn::ImportValue"]
-    assert group["DeletionPolicy"] == "Retain"
+    assert group["DeletionPolicy"] == "RetainExceptOnCreate"
     assert resources(each_environment, "AWS::KMS::Key") == {}
 
 
@@ -176,3 +184,44 @@ def test_vendor_endpoint_policy_allows_invoking_configured_models_only(each_envi
     assert sorted(statement["Resource"]) == sorted(each_environment.config.vendor.model_arns)
     assert "*" not in statement["Resource"] and "*" not in statement["Action"]
     assert statement["Condition"] == {"StringEquals": {"aws:PrincipalAccount": each_environment.config.account}}
+
+
+def subnet_ids_of_tier(synthesized: Synthesized, tier: str) -> list[str]:
+    return sorted(
+        logical_id
+        for logical_id, subnet in resources(synthesized, "AWS::EC2::Subnet").items()
+        if {"Key": "aws-cdk:subnet-name", "Value": tier} in subnet["Properties"]["Tags"]
+    )
+
+
+def test_the_corporate_network_reaches_the_load_balancer_through_the_transit_gateway(prod: Synthesized) -> None:
+    transit_gateway = prod.config.network.transit_gateway
+    assert transit_gateway is not None
+    (attachment,) = resources(prod, "AWS::EC2::TransitGatewayAttachment").values()
+    assert attachment["Properties"]["TransitGatewayId"] == transit_gateway.id
+    attached = sorted(ref["Ref"] for ref in attachment["Properties"]["SubnetIds"])
+    assert attached == subnet_ids_of_tier(prod, "Transit") and len(attached) == len(prod.config.availability_zones)
+
+    # Routes from the load balancer's (workload) subnets to every client network, through the Transit Gateway.
+    associations = resources(prod, "AWS::EC2::SubnetRouteTableAssociation").values()
+    table_of = {a["Properties"]["SubnetId"]["Ref"]: a["Properties"]["RouteTableId"]["Ref"] for a in associations}
+    routes = {
+        (r["Properties"]["RouteTableId"]["Ref"], r["Properties"]["DestinationCidrBlock"]): r
+        for r in resources(prod, "AWS::EC2::Route").values()
+        if "TransitGatewayId" in r["Properties"]
+    }
+    expected = {
+        (table_of[subnet], str(cidr))
+        for subnet in subnet_ids_of_tier(prod, "Workload")
+        for cidr in prod.config.load_balancer.client_cidrs
+    }
+    assert set(routes) == expected
+    for route in routes.values():
+        assert route["Properties"]["TransitGatewayId"] == transit_gateway.id
+        assert route["DependsOn"]  # created after the attachment, which a Transit Gateway route needs
+
+
+def test_without_a_transit_gateway_nothing_is_attached(dev: Synthesized) -> None:
+    assert dev.config.network.transit_gateway is None
+    assert resources(dev, "AWS::EC2::TransitGatewayAttachment") == {}
+    assert not [r for r in resources(dev, "AWS::EC2::Route").values() if "TransitGatewayId" in r["Properties"]]
