@@ -18,11 +18,10 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
-from constructs.alerts_topic import topic_alarm
-from constructs.compliance import AWS_SOLUTIONS, NIST_R5, PCI_DSS, acknowledge, logical_id_of
+from constructs.compliance import AWS_SOLUTIONS, NIST_R5, PCI_DSS, acknowledge
 from constructs.encrypted_log_group import EncryptedLogGroup
+from constructs.function_outside_vpc import dead_letter_queue, failure_alarms, run_after, run_time_statements
 from constructs.project_key import ProjectKey
 
 CODE = Path(__file__).resolve().parents[1] / "lambda" / "cost_anomaly"
@@ -82,20 +81,7 @@ class CostAnomalyDetector(Construct):
             "Cost Explorer answer; point-in-time recovery covers accidents, and losing it re-sends at most one "
             "message per open finding. The audit trail is the S3 audit bucket, not this table.",
         )
-        self.dead_letters = sqs.Queue(
-            self,
-            "DeadLetters",
-            encryption=sqs.QueueEncryption.KMS,
-            encryption_master_key=key.key,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-        )
-        acknowledge(
-            self.dead_letters,
-            f"{AWS_SOLUTIONS}-SQS3",
-            reason="This queue is itself the dead-letter queue of the cost-anomaly function (Lambda's asynchronous "
-            "DLQ, which cdk-nag does not recognise as a redrive source); an alarm watches it.",
-        )
+        self.dead_letters = dead_letter_queue(self, key=key, function="cost-anomaly")
         self.logs = EncryptedLogGroup(
             self,
             "Logs",
@@ -136,21 +122,7 @@ class CostAnomalyDetector(Construct):
                     resources=[self.table.table_arn],
                 ),
                 iam.PolicyStatement(sid="Alert", actions=["sns:Publish"], resources=[topic.topic_arn]),
-                iam.PolicyStatement(
-                    sid="DeadLetter", actions=["sqs:SendMessage"], resources=[self.dead_letters.queue_arn]
-                ),
-                iam.PolicyStatement(
-                    sid="OwnLogs",
-                    actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                    # The group's Arn attribute ends in ":*": its streams, which Lambda names itself.
-                    resources=[self.logs.log_group.log_group_arn],
-                ),
-                iam.PolicyStatement(
-                    sid="Tracing",
-                    actions=["xray:PutTraceSegments", "xray:PutTelemetryRecords"],
-                    resources=["*"],  # X-Ray has no resource ARNs for these
-                    conditions={"StringEquals": {"aws:RequestedRegion": stack.region}},
-                ),
+                *run_time_statements(self, dead_letters=self.dead_letters, log_group=self.logs.log_group),
                 iam.PolicyStatement(
                     sid="ProjectKeyThroughItsServices",
                     actions=["kms:Decrypt", "kms:GenerateDataKey"],
@@ -204,11 +176,7 @@ class CostAnomalyDetector(Construct):
                 "COST_TAG_KEY": settings.tag_key,
             },
         )
-        # After its policy: a first run must not meet AccessDenied. Only that: CDK would also list the role, which
-        # the function already names (GetAtt), and cfn-lint reports such a DependsOn (W3005).
-        function = self.function.node.default_child
-        assert isinstance(function, lambda_.CfnFunction)
-        function.add_override("DependsOn", [logical_id_of(policy)])
+        run_after(self.function, policy)
         acknowledge(
             self.function,
             f"{NIST_R5}-LambdaConcurrency",
@@ -232,23 +200,12 @@ class CostAnomalyDetector(Construct):
             schedule=events.Schedule.rate(Duration.hours(1)),
             targets=[targets.LambdaFunction(self.function, retry_attempts=2, max_event_age=Duration.hours(1))],
         )
-        self.alarms = [
-            topic_alarm(
-                self,
-                "Failing",
-                topic=topic,
-                metric=self.function.metric_errors(period=Duration.hours(1), statistic="Sum"),
-                threshold=1,
-                description="the cost-anomaly function failed: cost alerts are not being checked",
-            ),
-            topic_alarm(
-                self,
-                "DeadLettersWaiting",
-                topic=topic,
-                metric=self.dead_letters.metric_approximate_number_of_messages_visible(
-                    period=Duration.minutes(5), statistic="Maximum"
-                ),
-                threshold=1,
-                description="cost-anomaly runs ended in the dead-letter queue",
-            ),
-        ]
+        self.alarms = failure_alarms(
+            self,
+            topic=topic,
+            function=self.function,
+            dead_letters=self.dead_letters,
+            errors_period=Duration.hours(1),
+            failing="the cost-anomaly function failed: cost alerts are not being checked",
+            dead_lettered="cost-anomaly runs ended in the dead-letter queue",
+        )

@@ -8,18 +8,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
-from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
-from constructs.alerts_topic import topic_alarm
-from constructs.compliance import AWS_SOLUTIONS, NIST_R5, PCI_DSS, acknowledge, logical_id_of
+from constructs.compliance import AWS_SOLUTIONS, NIST_R5, PCI_DSS, acknowledge
 from constructs.encrypted_log_group import EncryptedLogGroup
+from constructs.function_outside_vpc import dead_letter_queue, failure_alarms, run_after, run_time_statements
 from constructs.project_key import ProjectKey
 
 CODE = Path(__file__).resolve().parents[1] / "lambda" / "idp_keys"
@@ -67,29 +66,13 @@ class IdpKeysMirror(Construct):
             tier=ssm.ParameterTier.INTELLIGENT_TIERING,
             description=f"{prefix}: the IdP's public signing keys (JWKS), written by {self.function_name}",
         )
-        self.dead_letters = sqs.Queue(
-            self,
-            "DeadLetters",
-            encryption=sqs.QueueEncryption.KMS,
-            encryption_master_key=key.key,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-        )
-        acknowledge(
-            self.dead_letters,
-            f"{AWS_SOLUTIONS}-SQS3",
-            reason="This queue is itself the dead-letter queue of the IdP-keys function (Lambda's asynchronous DLQ, "
-            "which cdk-nag does not recognise as a redrive source); an alarm watches it.",
-        )
+        self.dead_letters = dead_letter_queue(self, key=key, function="IdP-keys")
         self.logs = EncryptedLogGroup(
             self,
             "Logs",
             log_group_name=f"/aws/lambda/{self.function_name}",
             retention_days=log_retention_days,
             key=key,
-            # Operational logs under a fixed name: kept on update or delete, dropped if the create itself fails,
-            # so that a retried deploy does not stop on a leftover group.
-            removal_policy=RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE,
         )
 
         role = iam.Role(
@@ -109,20 +92,7 @@ class IdpKeysMirror(Construct):
                     actions=["ssm:GetParameter", "ssm:PutParameter"],
                     resources=[self.parameter.parameter_arn],
                 ),
-                iam.PolicyStatement(
-                    sid="DeadLetter", actions=["sqs:SendMessage"], resources=[self.dead_letters.queue_arn]
-                ),
-                iam.PolicyStatement(
-                    sid="OwnLogs",
-                    actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                    resources=[self.logs.log_group.log_group_arn],
-                ),
-                iam.PolicyStatement(
-                    sid="Tracing",
-                    actions=["xray:PutTraceSegments", "xray:PutTelemetryRecords"],
-                    resources=["*"],  # X-Ray has no resource ARNs for these
-                    conditions={"StringEquals": {"aws:RequestedRegion": stack.region}},
-                ),
+                *run_time_statements(self, dead_letters=self.dead_letters, log_group=self.logs.log_group),
                 # The dead-letter queue's messages. The environment variables need no statement: Lambda decrypts
                 # them through the grant it creates for this role on the key (the key's policy lets IAM decide).
                 iam.PolicyStatement(
@@ -169,11 +139,7 @@ class IdpKeysMirror(Construct):
             environment_encryption=key.key,
             description=f"{prefix}: mirror the IdP's public signing keys into {self.parameter_name}",
         )
-        # After its policy, so a first run does not meet AccessDenied; only that: CDK would also list the role, which
-        # the function already names (GetAtt), and cfn-lint reports such a DependsOn (W3005).
-        function = self.function.node.default_child
-        assert isinstance(function, lambda_.CfnFunction)
-        function.add_override("DependsOn", [logical_id_of(policy)])
+        run_after(self.function, policy)
         acknowledge(
             self.function,
             f"{NIST_R5}-LambdaConcurrency",
@@ -206,25 +172,14 @@ class IdpKeysMirror(Construct):
                 sid="AskForIdpKeysRefresh", actions=["lambda:InvokeFunction"], resources=[self.function.function_arn]
             ),
         )
-        self.alarms = [
-            topic_alarm(
-                self,
-                "Failing",
-                topic=topic,
-                metric=self.function.metric_errors(period=Duration.minutes(5), statistic="Sum"),
-                threshold=1,
-                periods=3,
-                description="the IdP-keys function has failed for 15 minutes: a new IdP signing key will not reach "
-                "the gateway, whose users then get 'unknown_signing_key'",
-            ),
-            topic_alarm(
-                self,
-                "DeadLettersWaiting",
-                topic=topic,
-                metric=self.dead_letters.metric_approximate_number_of_messages_visible(
-                    period=Duration.minutes(5), statistic="Maximum"
-                ),
-                threshold=1,
-                description="IdP-keys runs ended in the dead-letter queue",
-            ),
-        ]
+        self.alarms = failure_alarms(
+            self,
+            topic=topic,
+            function=self.function,
+            dead_letters=self.dead_letters,
+            errors_period=Duration.minutes(5),
+            errors_periods=3,
+            failing="the IdP-keys function has failed for 15 minutes: a new IdP signing key will not reach the "
+            "gateway, whose users then get 'unknown_signing_key'",
+            dead_lettered="IdP-keys runs ended in the dead-letter queue",
+        )

@@ -135,26 +135,28 @@ class Clients:
         return self.session.client(service, endpoint_url=self.endpoint)
 
 
-def import_certificate(clients: Clients, region: str) -> str:
-    """The emulator's ALB accepts an HTTPS listener only with a certificate its ACM holds: import a
-    self-signed one (the real environments name theirs in config)."""
+def import_certificate(acm: Any, common_name: str, *alternatives: str, days: int = 1) -> str:
+    """A self-signed certificate for these names, imported into (the emulator's) ACM: its ALB accepts an HTTPS
+    listener only with a certificate its ACM holds (the real environments name theirs in config)."""
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"aigw.{region}.local")])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = datetime.datetime.now(datetime.UTC)
-    certificate = (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
+        .not_valid_after(now + datetime.timedelta(days=days))
     )
+    if alternatives:
+        builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in alternatives]), False)
+    certificate = builder.sign(key, hashes.SHA256())
     private_key = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    response = clients("acm").import_certificate(
+    response = acm.import_certificate(
         Certificate=certificate.public_bytes(serialization.Encoding.PEM), PrivateKey=private_key
     )
     return str(response["CertificateArn"])
@@ -262,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
                 aws_access_key_id="testing", aws_secret_access_key="testing", region_name=config.region
             )
             clients = Clients(session, endpoint)
-            context = ["-c", f"env={args.env}", "-c", f"certificate_arn={import_certificate(clients, config.region)}"]
+            certificate = import_certificate(clients("acm"), f"aigw.{config.region}.local")
+            context = ["-c", f"env={args.env}", "-c", f"certificate_arn={certificate}"]
             output = ["--output", str(assembly)]
             run([*CDK, "bootstrap", f"aws://{config.account}/{config.region}", *context, *output], env)
             run([*CDK, "deploy", "--all", "--require-approval", "never", *context, *output], env)

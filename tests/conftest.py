@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,12 +14,14 @@ from typing import Any
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
 import pytest
+import yaml
 from aws_cdk import App, Environment, Stack, cx_api
 from aws_cdk.assertions import Template
 from constructs.compliance import record_packs
 
 import app as aigw_app
 from config import AigwConfig, load_config
+from config.settings import CONFIG_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -66,6 +70,19 @@ def synthesize(environment: str, outdir: Path) -> Synthesized:
     assembly = app.synth()
     record_packs(assembly.directory)  # as app.py's main does after synth
     return Synthesized(config=config, app=app, assembly=assembly)
+
+
+def synthesize_dev_with(outdir: Path, change: Callable[[dict[str, Any]], object]) -> App:
+    """The whole app from dev.yaml as `change` edits it (its file, as a user's would be), synthesized into
+    outdir/cdk.out without bundling the gateway; synth fails on an error finding."""
+    raw = yaml.safe_load((CONFIG_DIR / "dev.yaml").read_text())
+    change(raw)
+    (outdir / "dev.yaml").write_text(yaml.safe_dump(raw))
+    shutil.copy(CONFIG_DIR / "policy-rules.yaml", outdir / "policy-rules.yaml")
+    app = App(outdir=str(outdir / "cdk.out"), context={**cli_context("dev"), "aws:cdk:bundling-stacks": []})
+    aigw_app.build(app, load_config("dev", outdir))
+    app.synth()
+    return app
 
 
 @pytest.fixture(scope="session")

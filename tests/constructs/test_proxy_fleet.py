@@ -266,10 +266,11 @@ def test_a_failing_boot_step_signals_failure_at_once(tmp_path: Path) -> None:
     assert (tmp_path / "signals").read_text() == f"--success false {SIGNAL.options}\n"
 
 
-def test_pinned_ami_is_written_into_the_template() -> None:
+def bare_fleet(azs: int, **changes: Any) -> BareStack:
+    """A fleet alone in a bare stack over the first `azs` AZs (no packs, no synth)."""
     stack = BareStack()
     subnets = [ec2.SubnetConfiguration(name="Workload", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)]
-    vpc = ec2.Vpc(stack, "Vpc", availability_zones=list(BareStack.AZS[:2]), subnet_configuration=subnets)
+    vpc = ec2.Vpc(stack, "Vpc", availability_zones=list(BareStack.AZS[:azs]), subnet_configuration=subnets)
     ProxyFleet(
         stack,
         "Fleet",
@@ -281,8 +282,13 @@ def test_pinned_ami_is_written_into_the_template() -> None:
         audit_log_group=logs.LogGroup(stack, "Audit"),
         metrics_log_group=logs.LogGroup(stack, "Metrics"),
         metrics_namespace="aigw",
-        image="ami-0123456789abcdef0",
+        **changes,
     )
+    return stack
+
+
+def test_pinned_ami_is_written_into_the_template() -> None:
+    stack = bare_fleet(2, image="ami-0123456789abcdef0")
     template = Template.from_stack(stack)
     (launch,) = resources(template, "AWS::EC2::LaunchTemplate")
     assert launch["Properties"]["LaunchTemplateData"]["ImageId"] == "ami-0123456789abcdef0"
@@ -291,19 +297,5 @@ def test_pinned_ami_is_written_into_the_template() -> None:
 
 
 def test_one_az_is_refused() -> None:
-    stack = BareStack()
-    subnets = [ec2.SubnetConfiguration(name="Workload", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)]
-    vpc = ec2.Vpc(stack, "Vpc", availability_zones=[BareStack.AZS[0]], subnet_configuration=subnets)
     with pytest.raises(ValueError, match="at least 2 AZs"):
-        ProxyFleet(
-            stack,
-            "Fleet",
-            vpc=vpc,
-            subnets=ec2.SubnetSelection(subnet_group_name="Workload"),
-            security_group=ec2.SecurityGroup(stack, "Proxies", vpc=vpc),
-            bundle=GatewayBundle(stack, "Bundle", settings=gateway_settings(load_config("dev"))),
-            alerts=sns.Topic(stack, "Alerts"),
-            audit_log_group=logs.LogGroup(stack, "Audit"),
-            metrics_log_group=logs.LogGroup(stack, "Metrics"),
-            metrics_namespace="aigw",
-        )
+        bare_fleet(1)

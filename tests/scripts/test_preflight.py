@@ -17,15 +17,11 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from moto import mock_aws
 from moto import settings as moto_settings
 
 from config import AigwConfig, load_config
-from scripts import preflight
+from scripts import deploy_local, preflight
 from scripts.preflight import Clients, Result, Status, Step
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -317,28 +313,7 @@ def test_lambda_concurrency(stubbed: Clients, config: AigwConfig, unreserved: in
 
 
 def import_certificate(acm: Any, common_name: str, *alternatives: str, days: int = 90) -> str:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = datetime.datetime.now(datetime.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=days))
-    )
-    if alternatives:
-        builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in alternatives]), False)
-    certificate = builder.sign(key, hashes.SHA256())
-    response = acm.import_certificate(
-        Certificate=certificate.public_bytes(serialization.Encoding.PEM),
-        PrivateKey=key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        ),
-    )
-    return str(response["CertificateArn"])
+    return deploy_local.import_certificate(acm, common_name, *alternatives, days=days)
 
 
 def with_certificate(config: AigwConfig, arn: str, domain: str = "aigw.dev.example.com") -> AigwConfig:

@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
-import yaml
-from aws_cdk import App, Stack
+from aws_cdk import Stack
 from aws_cdk.assertions import Template
 from constructs.compliance import unacknowledged_findings
 
-import app as aigw_app
-from config import load_config
-from config.settings import CONFIG_DIR
-from tests.conftest import Synthesized, cli_context
+from tests.conftest import Synthesized, synthesize_dev_with
 
 
 def resources(synthesized: Synthesized, resource_type: str) -> list[dict[str, Any]]:
@@ -94,17 +89,12 @@ def test_every_alarm_notifies_the_alerts_topic(each_environment: Synthesized) ->
 
 
 def test_with_a_vendor_endpoint_service_the_role_reads_its_key_secret(tmp_path: Path) -> None:
-    raw = yaml.safe_load((CONFIG_DIR / "dev.yaml").read_text())
-    raw["vendor"] = {
+    vendor = {
         "service": "com.amazonaws.vpce.eu-west-1.vpce-svc-0123456789abcdef0",
         "url": "https://api.vendor.example",
         "api_key_secret_id": "aigw/dev/vendor-key",
     }
-    (tmp_path / "dev.yaml").write_text(yaml.safe_dump(raw))
-    shutil.copy(CONFIG_DIR / "policy-rules.yaml", tmp_path / "policy-rules.yaml")
-    app = App(outdir=str(tmp_path / "cdk.out"), context={**cli_context("dev"), "aws:cdk:bundling-stacks": []})
-    aigw_app.build(app, load_config("dev", tmp_path))
-    app.synth()
+    app = synthesize_dev_with(tmp_path, lambda raw: raw.update(vendor=vendor))
     assert unacknowledged_findings(tmp_path / "cdk.out") == []
     gateway = app.node.find_child("Gateway")
     assert isinstance(gateway, Stack)

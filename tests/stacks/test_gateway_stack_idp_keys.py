@@ -5,22 +5,17 @@ none of that and a way out to the proxy."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
-import yaml
-from aws_cdk import App, Stack
+from aws_cdk import Stack
 from aws_cdk.assertions import Template
 from constructs.compliance import unacknowledged_findings
 from constructs.gateway_bundle import GatewayBundle
 from constructs.idp_keys_mirror import HANDLER
 
-import app as aigw_app
-from config import load_config
 from config.render import gateway_settings
-from config.settings import CONFIG_DIR
-from tests.conftest import Synthesized, cli_context
+from tests.conftest import Synthesized, synthesize_dev_with
 
 
 def proxy_statements(template: Template) -> dict[str, dict[str, Any]]:
@@ -79,13 +74,8 @@ def test_the_vpc_reaches_lambda_through_an_endpoint(each_environment: Synthesize
 
 
 def test_with_a_corporate_proxy_there_is_no_mirror_and_the_proxy_port_is_open(tmp_path: Path) -> None:
-    raw = yaml.safe_load((CONFIG_DIR / "dev.yaml").read_text())
-    raw["gateway"]["auth"]["jwks_proxy"] = "http://proxy.corp.example:3128"
-    (tmp_path / "dev.yaml").write_text(yaml.safe_dump(raw))
-    shutil.copy(CONFIG_DIR / "policy-rules.yaml", tmp_path / "policy-rules.yaml")
-    app = App(outdir=str(tmp_path / "cdk.out"), context={**cli_context("dev"), "aws:cdk:bundling-stacks": []})
-    aigw_app.build(app, load_config("dev", tmp_path))
-    app.synth()
+    proxy = "http://proxy.corp.example:3128"
+    app = synthesize_dev_with(tmp_path, lambda raw: raw["gateway"]["auth"].update(jwks_proxy=proxy))
     assert unacknowledged_findings(tmp_path / "cdk.out") == []
     gateway = app.node.find_child("Gateway")
     assert isinstance(gateway, Stack)
