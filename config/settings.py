@@ -26,10 +26,13 @@ from pydantic import (
     model_validator,
 )
 
-from gateway.settings import GatewayOptions, ModelPrice, RateLimits
+from config.models import SHIPPED_CATALOG, Catalog, resolve_models, shipped_catalog
+from gateway.settings import GatewayOptions, ModelPrice, ModelRoute, RateLimits
 
 CONFIG_DIR = Path(__file__).resolve().parent
 DEFAULT_POLICY_RULES = CONFIG_DIR / "policy-rules.yaml"
+# The files beside the environments that every environment shares: none of them is an environment.
+SHARED_FILES = (DEFAULT_POLICY_RULES.name, SHIPPED_CATALOG.name)
 
 # CloudWatch Logs accepts only these retention periods (days).
 LOG_RETENTION_DAYS = (
@@ -49,10 +52,6 @@ def _log_retention(value: int) -> int:
 LogRetentionDays = Annotated[int, AfterValidator(_log_retention)]
 
 ENDPOINT_SERVICE_RE = re.compile(r"^com\.amazonaws\.vpce\.(?P<region>[a-z0-9-]+)\.vpce-svc-[0-9a-f]{8,17}$")
-BEDROCK_ARN_RE = re.compile(
-    r"^arn:aws[a-z-]*:bedrock:(?P<region>[a-z0-9-]+):(\d{12})?:"
-    r"(foundation-model|inference-profile|application-inference-profile)/[A-Za-z0-9._:/-]+$"
-)
 NAME_RE = r"^[a-z][a-z0-9-]{0,62}$"
 HOSTNAME_RE = r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
 
@@ -62,7 +61,7 @@ PLACEHOLDER_DOMAINS = ("example.com", "example.net", "example.org", "example", "
 PLACEHOLDER_ACCOUNTS = ("123456789012", "000000000000", "111111111111")
 PLACEHOLDER_CERTIFICATE_IDS = ("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0", "00000000-0000-0000-0000-000000000000")
 
-# The services whose model ARNs the endpoint policy pins (InvokeModel and friends).
+# The services whose models the endpoint policy pins (InvokeModel and friends).
 BEDROCK_SERVICES = frozenset({"bedrock-runtime"})
 
 
@@ -108,10 +107,12 @@ class VendorConfig(_Model):
     """The AI vendor behind PrivateLink: Amazon Bedrock, or a vendor's endpoint service."""
 
     service: str = "bedrock-runtime"
-    # Bedrock only: the endpoint policy allows invoking exactly these models/profiles.
-    model_arns: tuple[str, ...] = ()
-    # US dollars per 1,000 tokens, per model id: estimated cost in metrics, and (later) team budgets.
-    prices: dict[str, ModelPrice] = Field(default_factory=dict)
+    # Bedrock only: the ids clients may name (system inference profiles such as eu.anthropic.…, or models that
+    # may still be invoked on demand by their id), each with its price in US dollars per 1,000 tokens. Only
+    # these pass the gateway, the proxies' role and the endpoint policy.
+    models: dict[str, ModelPrice] = Field(default_factory=dict)
+    # Entries added to the shipped table of models and inference profiles (config/bedrock-models.yaml).
+    catalog: Catalog = Catalog()
     # None: on for AWS services, off for vendor endpoint services (their provider must verify a name).
     private_dns: bool | None = None
     # Where the gateway sends requests. Bedrock: its regional URL (private DNS points it at the
@@ -132,13 +133,19 @@ class VendorConfig(_Model):
     def private_dns_enabled(self) -> bool:
         return (not self.is_endpoint_service) if self.private_dns is None else self.private_dns
 
-    @property
-    def model_ids(self) -> tuple[str, ...]:
-        """What clients name in `/model/{id}/…`: the part of each ARN after the resource type."""
-        return tuple(arn.split("/", 1)[1] for arn in self.model_arns)
-
     def endpoint_url(self, region: str) -> str:
         return self.url or f"https://bedrock-runtime.{region}.amazonaws.com"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_fields(cls, data: Any) -> Any:
+        if isinstance(data, dict) and ("model_arns" in data or "prices" in data):
+            raise ValueError(
+                "model_arns and prices are now one map, models: each id clients name (an inference profile such as "
+                "eu.anthropic.claude-sonnet-4-5-20250929-v1:0, not an ARN) with its input_per_1k_usd and "
+                "output_per_1k_usd"
+            )
+        return data
 
     @field_validator("service")
     @classmethod
@@ -156,34 +163,14 @@ class VendorConfig(_Model):
             )
         return value
 
-    @field_validator("model_arns")
-    @classmethod
-    def _model_arns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for arn in value:
-            if not BEDROCK_ARN_RE.match(arn):
-                raise ValueError(
-                    f"{arn!r} is not a Bedrock foundation-model, inference-profile or application-inference-profile ARN"
-                )
-        return value
-
     @model_validator(mode="after")
     def _per_kind(self) -> VendorConfig:
         if self.is_bedrock:
-            if not self.model_arns:
-                raise ValueError(
-                    "model_arns: Bedrock needs at least one model ARN (the endpoint policy never allows '*')"
-                )
-            unpriced = [m for m in self.model_ids if m not in self.prices]
-            if unpriced:
-                raise ValueError(f"prices: no price for {', '.join(unpriced)} (input_per_1k_usd, output_per_1k_usd)")
-            unknown = sorted(set(self.prices) - set(self.model_ids))
-            if unknown:
-                raise ValueError(
-                    f"prices: {', '.join(unknown)} is not in model_arns; models are: {', '.join(self.model_ids)}"
-                )
+            if not self.models:
+                raise ValueError("models: Bedrock needs at least one model id (the policies never allow '*')")
         else:
-            if self.model_arns:
-                raise ValueError(f"model_arns: only used with Bedrock, not with {self.service!r}")
+            if self.models:
+                raise ValueError(f"models: only used with Bedrock, not with {self.service!r}")
             if not self.url:
                 raise ValueError("url: a vendor endpoint service needs the vendor's private URL (https://…)")
             if not self.api_key_secret_id:
@@ -327,6 +314,20 @@ class AigwConfig(_Model):
     alerts: AlertsConfig = AlertsConfig()
     audit: AuditConfig = AuditConfig()
 
+    @property
+    def models(self) -> list[ModelRoute]:
+        """The configured models as this Region and account invoke them (empty for a vendor endpoint service)."""
+        return self._resolved_models()
+
+    def _resolved_models(self) -> list[ModelRoute]:
+        if not self.vendor.is_bedrock:
+            return []
+        catalog = shipped_catalog().extended_by(self.vendor.catalog)
+        try:
+            return resolve_models(self.vendor.models, catalog, self.region, self.account)
+        except ValueError as error:
+            raise ValueError(f"vendor.models: {error}") from error
+
     @field_validator("account", mode="before")
     @classmethod
     def _account_is_text(cls, value: Any) -> Any:
@@ -360,6 +361,7 @@ class AigwConfig(_Model):
                 raise ValueError(
                     f"availability_zones: {az!r} is not an AZ of region {self.region} (e.g. {self.region}a)"
                 )
+        self._resolved_models()  # refuses an id this Region cannot use, naming the ones it can
         if self.vendor.is_endpoint_service:
             match = ENDPOINT_SERVICE_RE.match(self.vendor.service)
             if match and match["region"] != self.region:
@@ -456,8 +458,8 @@ def load_config(environment: str, directory: Path = CONFIG_DIR) -> AigwConfig:
     """Read and validate `<directory>/<environment>.yaml`, or raise ConfigError saying what is wrong."""
     path = directory / f"{environment}.yaml"
     shown = f"{directory.name}/{path.name}"
-    if not path.is_file() or path.name == DEFAULT_POLICY_RULES.name:
-        environments = (p.stem for p in directory.glob("*.yaml") if p.name != DEFAULT_POLICY_RULES.name)
+    if not path.is_file() or path.name in SHARED_FILES:
+        environments = (p.stem for p in directory.glob("*.yaml") if p.name not in SHARED_FILES)
         available = ", ".join(sorted(environments)) or "none"
         raise ConfigError(f"{shown}: no such environment {environment!r}; available: {available}")
     try:

@@ -8,6 +8,9 @@ import jsii
 from aws_cdk import Aspects, CfnResource, IAspect, TagManager, Tags
 from constructs import IConstruct
 
+# The cost-allocation tag that names a team: on its budgets, its anomaly monitor and its inference profiles.
+TEAM_TAG = "team"
+
 # Types that CDK's own helpers (custom-resource providers) create as raw CfnResource, so `Tags.of`
 # skips them although CloudFormation accepts a Key/Value Tags list on them.
 RAW_TAGGABLE_TYPES = frozenset({"AWS::IAM::Role", "AWS::Lambda::Function"})

@@ -24,6 +24,7 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 from constructs.compliance import AWS_SOLUTIONS, acknowledge
 from constructs.gateway_bundle import PREFIX, GatewayBundle
+from constructs.model_access import MANAGED_POLICY_CHARS, UNRESOLVED, check_size
 from constructs.private_network import availability_zones_of
 
 # Amazon Linux 2023's public SSM parameter: resolved by CloudFormation at deploy, not looked up at synth.
@@ -38,6 +39,9 @@ DISK_USED_PERCENT = "disk_used_percent"
 GROUP_PLACEHOLDER = "@AUTO_SCALING_GROUP@"
 # How long a new instance's gateway has to answer 200 on /healthz before the instance signals FAILURE.
 HEALTH_WAIT_SECONDS = 300
+# EC2 refuses user data longer than this (before base64). A token in it (a deploy-time value) counts as this much.
+USER_DATA_BYTES = 16_384
+TOKEN_BYTES = 64
 
 
 @dataclass(frozen=True)
@@ -185,7 +189,7 @@ class ProxyFleet(Construct):
         audit_log_group: logs.ILogGroup,
         metrics_log_group: logs.ILogGroup,
         metrics_namespace: str,
-        model_arns: Sequence[str] = (),
+        model_statements: Sequence[Sequence[iam.PolicyStatement]] = (),
         secret_arns: Sequence[str] = (),
         secret_keys: Sequence[kms.IKey] = (),
         environment: Mapping[str, str] | None = None,
@@ -266,16 +270,18 @@ class ProxyFleet(Construct):
         signal = ResourceSignal(
             stack=stack.stack_name, resource=stack.get_logical_id(group), region=stack.region, role=self.role.role_name
         )
-        user_data.add_commands(
-            user_data_script(
-                bundle_s3_url=bundle.asset.s3_object_url,
-                region=stack.region,
-                audit_log_group=audit_log_group.log_group_name,
-                metrics_log_group=metrics_log_group.log_group_name,
-                environment=environment or {},
-                signal=signal,
-            )
+        script = user_data_script(
+            bundle_s3_url=bundle.asset.s3_object_url,
+            region=stack.region,
+            audit_log_group=audit_log_group.log_group_name,
+            metrics_log_group=metrics_log_group.log_group_name,
+            environment=environment or {},
+            signal=signal,
         )
+        size = len(UNRESOLVED.sub("x" * TOKEN_BYTES, script).encode())
+        if size > USER_DATA_BYTES:
+            raise ValueError(f"the instances' user data would be about {size:,} bytes, over EC2's {USER_DATA_BYTES:,}")
+        user_data.add_commands(script)
         # Launches and terminations, successful or not, reach the alerts topic through EventBridge: Auto Scaling's
         # own notifications publish as its service-linked role, which the topic key's policy cannot name before
         # the role exists in a new account.
@@ -314,15 +320,23 @@ class ProxyFleet(Construct):
             heartbeat_timeout=Duration.seconds(drain_seconds + 60),
             default_result=autoscaling.DefaultResult.CONTINUE,
         )
-        self._grant(
-            stack, bundle, audit_log_group, metrics_log_group, metrics_namespace, model_arns, secret_arns, secret_keys
-        )
+        self._grant(stack, bundle, audit_log_group, metrics_log_group, metrics_namespace, secret_arns, secret_keys)
         # What the stack's other parts let the gateway do (e.g. read the IdP-keys mirror), in the same policy.
         self.policy.add_statements(*extra_statements)
+        # Invoking the models: a policy per model, as each lists every team's profile (IAM caps a policy's size).
+        self.model_policies: list[iam.ManagedPolicy] = []
+        for index, statements in enumerate(model_statements, start=1):
+            check_size(statements, MANAGED_POLICY_CHARS, f"the proxies' policy for model {index}")
+            self.model_policies.append(
+                iam.ManagedPolicy(
+                    self, f"ModelPolicy{index}", description="aigw proxy instances: invoke a model",
+                    roles=[self.role], statements=list(statements),
+                )
+            )  # fmt: skip
         # The first instances fetch the bundle and signal as soon as they boot: their role must hold its policy by
         # then. The launch template needs nothing more than its instance profile, which already names the role
         # (CDK's own DependsOn on the role repeats that, and cfn-lint reports it as W3005).
-        self.group.node.add_dependency(self.policy)
+        self.group.node.add_dependency(self.policy, *self.model_policies)
         launch_template = self.launch_template.node.default_child
         assert isinstance(launch_template, ec2.CfnLaunchTemplate)
         launch_template.add_deletion_override("DependsOn")
@@ -347,7 +361,6 @@ class ProxyFleet(Construct):
         audit_log_group: logs.ILogGroup,
         metrics_log_group: logs.ILogGroup,
         metrics_namespace: str,
-        model_arns: Sequence[str],
         secret_arns: Sequence[str],
         secret_keys: Sequence[kms.IKey],
     ) -> None:
@@ -399,14 +412,6 @@ class ProxyFleet(Construct):
                 conditions={"StringEquals": {f"autoscaling:ResourceTag/{FLEET_TAG}": self.node.addr}},
             ),
         ]
-        if model_arns:
-            statements.append(
-                iam.PolicyStatement(
-                    sid="InvokeConfiguredModels",
-                    actions=["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"],
-                    resources=list(model_arns),
-                )
-            )
         if secret_keys:
             statements.append(
                 iam.PolicyStatement(

@@ -4,21 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aws_cdk import Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from constructs import Construct
-
-# Converse and ConverseStream are authorised as InvokeModel and InvokeModelWithResponseStream.
-BEDROCK_INVOKE_ACTIONS = ("bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream")
+from constructs.model_access import ENDPOINT_POLICY_CHARS, check_size
 
 
 class VendorEndpoint(Construct):
     """An interface endpoint that only the given clients may reach, on 443.
 
     `service` is an AWS service name (`bedrock-runtime`) or an endpoint service name
-    (`com.amazonaws.vpce.<region>.vpce-svc-…`). With `model_arns` (Bedrock), the endpoint policy
-    allows this account to invoke exactly those models and profiles: nothing else passes the endpoint.
+    (`com.amazonaws.vpce.<region>.vpce-svc-…`). With `model_statements` (Bedrock, see model_access), the
+    endpoint policy allows exactly those invocations: nothing else passes the endpoint.
     """
 
     def __init__(
@@ -30,7 +27,7 @@ class VendorEndpoint(Construct):
         subnets: ec2.SubnetSelection,
         clients: ec2.ISecurityGroup,
         service: str,
-        model_arns: Sequence[str] = (),
+        model_statements: Sequence[iam.PolicyStatement] = (),
         private_dns: bool = True,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -57,13 +54,6 @@ class VendorEndpoint(Construct):
             open=False,
         )
         self.endpoint.connections.allow_default_port_from(clients, "HTTPS from the proxy fleet")
-        if model_arns:
-            self.endpoint.add_to_policy(
-                iam.PolicyStatement(
-                    sid="InvokeConfiguredModelsOnly",
-                    principals=[iam.AnyPrincipal()],
-                    actions=list(BEDROCK_INVOKE_ACTIONS),
-                    resources=list(model_arns),
-                    conditions={"StringEquals": {"aws:PrincipalAccount": Stack.of(self).account}},
-                )
-            )
+        check_size(model_statements, ENDPOINT_POLICY_CHARS, "the vendor endpoint's policy")
+        for statement in model_statements:
+            self.endpoint.add_to_policy(statement)

@@ -41,6 +41,7 @@ from gateway.messages import (
     check_body,
     usage_from_body,
 )
+from gateway.models import Invocation, ModelDirectory, ProbeError, UnknownModelError
 from gateway.policy import Policy, Scan
 from gateway.settings import GatewaySettings
 from gateway.sinks import JsonLinesSink
@@ -51,6 +52,8 @@ log = logging.getLogger("aigw.gateway")
 BEDROCK_PATH = re.compile(
     r"^/model/(?P<model>[^/]+(?:/[^/]+)*?)/(?P<action>invoke|invoke-with-response-stream|converse|converse-stream)$"
 )
+# Bedrock control-plane reads that Claude Code makes at start (ListInferenceProfiles, GetInferenceProfile).
+PROFILES_PATH = re.compile(r"^/inference-profiles(?:/(?P<identifier>.+))?$")
 STREAMS: dict[str, type[CompletionStream]] = {
     "invoke-with-response-stream": InvokeStream,
     "converse-stream": ConverseStream,
@@ -70,6 +73,7 @@ class Exchange:
     team: str | None = None
     repository: str | None = None
     model: str | None = None
+    invocation: Invocation | None = None
     status: int = 0
     outcome: str = "ok"
     reason: str | None = None
@@ -83,6 +87,8 @@ class Exchange:
     limits: dict[str, Any] | None = None
     reservation: Reservation | None = None
     recorded: bool = False
+    # False for a client start-up probe without a token: counted in the metrics, kept out of the audit trail.
+    audited: bool = True
 
     def note_policy(self, where: str, scan: Scan) -> None:
         if scan.matches:
@@ -103,7 +109,7 @@ class Gateway:
         self.upstream = Upstream(settings, self.client)
         keys = key_source_for(settings.auth, region=settings.vendor.region, client=self.idp_client)
         self.auth = Authenticator(settings.auth, SigningKeys(settings.auth, keys))
-        self.models = set(settings.vendor.models)
+        self.models = ModelDirectory(settings.vendor)
         self.limits = Limits(settings)
         self.finishing: set[asyncio.Task[None]] = set()
 
@@ -180,9 +186,14 @@ class Gateway:
         """Everything decided before the vendor is involved: who, which path, scope, size, prompt policy.
         Returns the refusal, or the Bedrock action (None for a vendor API path) and the body to send."""
         settings = self.settings
+        bedrock = settings.vendor.kind == "bedrock"
+        probe = PROFILES_PATH.match(request.url.path) if bedrock and request.method == "GET" else None
         try:
             identity = await self.auth.identify(request.headers.get("authorization"))
         except AuthError as error:
+            # Each client start probes the control plane before it sends its token: one per start is noise, not
+            # an audit event.
+            exchange.audited = probe is None
             return self._reject(
                 exchange, 401, "unauthorized", error.reason, error.message,
                 headers={"www-authenticate": f'Bearer error="invalid_token", error_description="{error.reason}"'},
@@ -190,7 +201,9 @@ class Gateway:
         exchange.user, exchange.team = identity.user, identity.team
 
         action = None
-        if settings.vendor.kind == "bedrock":
+        if probe is not None:
+            return self._probe(probe["identifier"], request, exchange)
+        if bedrock:
             route = BEDROCK_PATH.match(request.url.path)
             if route is None or request.method != "POST":
                 return self._reject(
@@ -202,15 +215,13 @@ class Gateway:
                 )
             action = route["action"]
             exchange.model = unquote(route["model"])
-            if self.models and _model_id(exchange.model) not in self.models:
-                allowed = ", ".join(sorted(self.models))
+            try:
+                exchange.invocation = self.models.invocation(exchange.model, exchange.team)
+            except UnknownModelError as error:  # Bedrock's answer to a model it does not know: clients stop at once
                 return self._reject(
-                    exchange,
-                    403,
-                    "model_not_allowed",
-                    exchange.model,
-                    f"Model {exchange.model!r} is not enabled here; enabled: {allowed}.",
-                )
+                    exchange, 400, "model_not_allowed", exchange.model, str(error),
+                    headers={"x-amzn-errortype": "ValidationException"},
+                )  # fmt: skip
         exchange.repository = request.headers.get(settings.policy.repository_header)
         blocked_by = self.policy.repository_policy(exchange.repository)
         if blocked_by:
@@ -308,9 +319,9 @@ class Gateway:
 
     def _worst_case_usd(self, exchange: Exchange, payload: Any, body: bytes) -> float:
         """What the request can cost at most: its input (estimated from its size) and all of max_tokens."""
-        price = self.settings.vendor.prices.get(_model_id(exchange.model or ""))
-        if price is None:
+        if exchange.invocation is None:
             return 0.0
+        price = exchange.invocation.route.price
         max_tokens = None
         if isinstance(payload, dict):
             config = payload.get("inferenceConfig")
@@ -347,7 +358,11 @@ class Gateway:
                     "The AI vendor is degraded; the gateway is failing fast. Retry later.",
                     headers={"retry-after": retry},
                 )
-            path = self.upstream.bedrock_path(exchange.model or "", action) if action else _path_and_query(request)
+            path = (
+                self.upstream.bedrock_path(exchange.invocation.target, action)
+                if action and exchange.invocation
+                else _path_and_query(request)
+            )
             try:
                 opened = await self.upstream.open(request.method, path, body, dict(request.headers))
             except UpstreamTimeoutError:
@@ -469,6 +484,20 @@ class Gateway:
         exchange.note_policy("completion", transform.scan)
         await self._finish(exchange)
 
+    def _probe(self, identifier: str | None, request: Request, exchange: Exchange) -> Response:
+        """Answer Claude Code's control-plane probes in Bedrock's shapes, listing only what this gateway serves."""
+        try:
+            if identifier is None:
+                body = self.models.list_profiles(dict(request.query_params), exchange.team)
+            else:
+                body = self.models.get_profile(identifier, exchange.team)
+        except ProbeError as error:
+            return self._reject(
+                exchange, error.status, "probe_refused", error.error_type, error.message,
+                headers={"x-amzn-errortype": error.error_type},
+            )  # fmt: skip
+        return JSONResponse(body)
+
     async def _read_body(self, request: Request) -> bytes | None:
         """The body, or None as soon as it passes the size limit (checked before any rule runs)."""
         limit = self.settings.policy.max_request_bytes
@@ -528,6 +557,10 @@ class Gateway:
         exchange.recorded = True
         latency_ms = round((time.perf_counter() - exchange.started) * 1000, 2)
         cost = self._cost(exchange)
+        invocation = exchange.invocation
+        self.metrics.put(self._metrics_line(exchange, latency_ms, cost))
+        if not exchange.audited:
+            return
         record: dict[str, Any] = {
             "time": exchange.at,
             "request_id": exchange.request_id,
@@ -536,6 +569,9 @@ class Gateway:
             "team": exchange.team,
             "repository": exchange.repository,
             "model": exchange.model,
+            # What was invoked for it: the team's own profile, or (flagged as a fallback) the shared one.
+            "invoked": invocation.target if invocation else None,
+            "profile_fallback": invocation.fallback if invocation else None,
             "method": exchange.method,
             "path": exchange.path,
             "status": exchange.status,
@@ -557,12 +593,11 @@ class Gateway:
         }
         # Serialized here, once, to its size cap: the sink writes exactly this line.
         self.audit.put(capped_line(record, self.settings.audit_record_limit_bytes))
-        self.metrics.put(self._metrics_line(exchange, latency_ms, cost))
 
     def _cost(self, exchange: Exchange) -> float:
-        price = self.settings.vendor.prices.get(_model_id(exchange.model or ""))
-        if price is None:
+        if exchange.invocation is None:
             return 0.0
+        price = exchange.invocation.route.price
         usage = exchange.usage
         return round(
             usage.input_tokens / 1000 * price.input_per_1k_usd + usage.output_tokens / 1000 * price.output_per_1k_usd, 6
@@ -583,6 +618,8 @@ class Gateway:
             "BudgetRefused": (1 if exchange.outcome == "budget_exceeded" else 0, "Count"),
             "LimitFailOpen": (1 if limits.get("mode") == "fail_open" else 0, "Count"),
             "OrgSoftCapExceeded": (1 if limits.get("org_over_soft_cap") else 0, "Count"),
+            "ProfileFallback": (1 if exchange.invocation and exchange.invocation.fallback else 0, "Count"),
+            "UnauthenticatedProbes": (0 if exchange.audited else 1, "Count"),
         }
         if exchange.first_byte_ms is not None:
             metrics["UpstreamFirstByte"] = (round(exchange.first_byte_ms, 2), "Milliseconds")
@@ -609,6 +646,7 @@ class Gateway:
             "Limit": (exchange.reason if exchange.outcome == "rate_limited" else None) or "none",
             "LimitMode": limits.get("mode") or "none",
             "Model": exchange.model,
+            "InvokedModel": exchange.invocation.target if exchange.invocation else None,
             "RequestId": exchange.request_id,
             **{name: value for name, (value, _) in metrics.items()},
         }
@@ -650,11 +688,6 @@ class _Slot:
             self.released = True
             self.gateway.in_flight -= 1
             self.gateway.slots.release()
-
-
-def _model_id(model: str) -> str:
-    """`arn:…:foundation-model/anthropic.x` and `anthropic.x` name the same model."""
-    return model.split("/", 1)[1] if model.startswith("arn:") and "/" in model else model
 
 
 def _path_and_query(request: Request) -> str:

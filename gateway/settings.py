@@ -20,6 +20,8 @@ RULE_ID = r"^[a-z][a-z0-9-]{1,62}$"
 STREAM_MARGIN_SECONDS = 30
 # The gateway keeps an idle connection open this much longer than the load balancer would: see keep_alive_seconds.
 KEEP_ALIVE_MARGIN_SECONDS = 30
+# Each team's application inference profile ids, known only once deployed: see team_profiles_variable.
+TEAM_PROFILES_VARIABLE = "AIGW_TEAM_PROFILES"
 
 
 class _Model(BaseModel):
@@ -175,14 +177,41 @@ class ModelPrice(_Model):
     output_per_1k_usd: Annotated[float, Field(ge=0)]
 
 
+def partition_of(region: str) -> str:
+    """The AWS partition a Region belongs to: ARNs name it."""
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
+
+
+class ModelRoute(_Model):
+    """One model clients may name, as config resolved it for this environment's Region and account."""
+
+    # What clients name in `/model/{id}/…`: a system inference profile's id (`eu.anthropic.…`) or a model's.
+    id: str
+    kind: Literal["inference-profile", "foundation-model"]
+    name: str
+    foundation_model: str
+    # What a request for this id invokes when its team has no profile of its own: the system profile or the model.
+    arn: str
+    # The model in every Region the profile may route to (what Bedrock authorises a cross-Region call against).
+    model_arns: tuple[str, ...]
+    price: ModelPrice
+
+
 class VendorSettings(_Model):
     kind: Literal["bedrock", "endpoint_service"]
     # Bedrock: the regional runtime URL (private DNS resolves it to the endpoint). A vendor: its private URL.
     url: str
     region: str
-    # Bedrock model ids (or ARNs) clients may name in the path; empty means the vendor decides.
-    models: tuple[str, ...] = ()
-    prices: dict[str, ModelPrice] = Field(default_factory=dict)
+    account: str | None = None
+    # Bedrock: the models clients may name; empty means the vendor decides (a vendor endpoint service).
+    models: tuple[ModelRoute, ...] = ()
+    # Each team's application inference profile per model id (team -> model id -> profile ARN): its usage is
+    # tagged with the team, so AWS's own cost tools see each team. Known only once deployed (AIGW_TEAM_PROFILES).
+    team_profiles: dict[str, dict[str, str]] = Field(default_factory=dict)
     # A vendor endpoint service: its API key, from Secrets Manager (or, locally, an environment variable).
     api_key_secret_id: str | None = None
     api_key_env: str | None = None
@@ -259,8 +288,8 @@ class GatewaySettings(GatewayOptions):
         return cls.model_validate_json(path.read_text())
 
     def with_environment(self, environ: Mapping[str, str]) -> GatewaySettings:
-        """What is known only once the stack is deployed (the counters' endpoint and token secret)
-        reaches an instance as environment variables; the rest of the file stays as rendered."""
+        """What is known only once the stack is deployed (the counters' endpoint and token secret, the teams'
+        inference profile ids) reaches an instance as environment variables; the rest stays as rendered."""
         redis = {
             field: environ[name]
             for field, name in (
@@ -270,6 +299,39 @@ class GatewaySettings(GatewayOptions):
             )
             if environ.get(name)
         }
-        if not redis:
-            return self
-        return self.model_copy(update={"redis": RedisSettings.model_validate({**self.redis.model_dump(), **redis})})
+        updated = self
+        if redis:
+            merged = RedisSettings.model_validate({**self.redis.model_dump(), **redis})
+            updated = updated.model_copy(update={"redis": merged})
+        if environ.get(TEAM_PROFILES_VARIABLE):
+            profiles = team_profiles_from(environ[TEAM_PROFILES_VARIABLE], self.vendor)
+            updated = updated.model_copy(update={"vendor": self.vendor.model_copy(update={"team_profiles": profiles})})
+        return updated
+
+
+def team_profiles_variable(profile_ids: Mapping[tuple[str, str], str]) -> str:
+    """AIGW_TEAM_PROFILES's value: `team/model-id=profile-id` pairs, comma-separated. Ids, not ARNs, keep the
+    instances' user data small (EC2 allows 16 KiB): the ARN is the same but for the id."""
+    return ",".join(f"{team}/{model}={profile}" for (team, model), profile in profile_ids.items())
+
+
+def team_profiles_from(value: str, vendor: VendorSettings) -> dict[str, dict[str, str]]:
+    """Parse AIGW_TEAM_PROFILES into team -> model id -> profile ARN, refusing what config did not render."""
+    if vendor.account is None:
+        raise ValueError(f"{TEAM_PROFILES_VARIABLE} needs vendor.account to name the profiles' ARNs")
+    models = {route.id for route in vendor.models}
+    prefix = (
+        f"arn:{partition_of(vendor.region)}:bedrock:{vendor.region}:{vendor.account}:application-inference-profile/"
+    )
+    profiles: dict[str, dict[str, str]] = {}
+    for entry in filter(None, value.split(",")):
+        key, equals, profile_id = entry.partition("=")
+        team, slash, model = key.partition("/")
+        if not (equals and slash and team and re2.fullmatch(r"[A-Za-z0-9.:-]{1,64}", profile_id)):
+            raise ValueError(f"{TEAM_PROFILES_VARIABLE}: {entry!r} is not team/model-id=profile-id")
+        if model not in models:
+            raise ValueError(
+                f"{TEAM_PROFILES_VARIABLE}: {model!r} is not a configured model ({', '.join(sorted(models))})"
+            )
+        profiles.setdefault(team, {})[model] = prefix + profile_id
+    return profiles

@@ -2,7 +2,10 @@
 event stream for the streaming two) and an Anthropic-style `/v1/messages` for vendor endpoint services.
 
 It recomputes every request's SigV4 signature with the dummy credentials and refuses a wrong one, checks
-a vendor key on `/v1/messages`, and can be told to be slow or to fail (`POST /_control`). `GET /_last`
+a vendor key on `/v1/messages`, and can be told to be slow or to fail (`POST /_control`). Like Bedrock, it
+takes a model by system inference-profile id or ARN, application inference-profile ARN, or (only where the
+model card allows on-demand use) model id or ARN, per aigw's table of models (config/bedrock-models.yaml);
+anything else gets Bedrock's 400 ValidationException. `GET /_last`
 shows the last request it accepted, so tests can see exactly what the gateway sent on.
 
     python -m local.fake_vendor --port PORT
@@ -29,6 +32,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from config.models import shipped_catalog
 from gateway import eventstream
 
 ACCESS_KEY = "AKIDFAKEVENDORTEST01"
@@ -41,6 +45,10 @@ AUTHORIZATION = re.compile(
 )
 BEDROCK_PATH = re.compile(
     r"^/model/(?P<model>[^/]+)/(?P<action>invoke|invoke-with-response-stream|converse|converse-stream)$"
+)
+MODEL_ARN = re.compile(
+    r"^arn:aws:bedrock:(?P<region>[a-z0-9-]{1,20}):(?P<account>\d{12})?:"
+    r"(?P<kind>foundation-model|inference-profile|application-inference-profile)/(?P<id>[A-Za-z0-9.:-]+)$"
 )
 
 DEFAULTS: dict[str, Any] = {
@@ -70,6 +78,34 @@ def signature_error(method: str, url: str, headers: dict[str, str], body: bytes)
     return None if hmac.compare_digest(expected, match["signature"]) else "signature does not match"
 
 
+def model_error(model: str) -> str | None:
+    """Bedrock's refusal of a model identifier, or None when it would invoke it."""
+    catalog = shipped_catalog()
+    arn = MODEL_ARN.match(model)
+    if arn is not None:
+        if arn["region"] != REGION:
+            return f"The model ARN {model} is not in this Region ({REGION})."
+        kind, model = arn["kind"], arn["id"]
+        if (kind == "foundation-model") == bool(arn["account"]):
+            return "The provided model identifier is invalid."
+        if kind == "application-inference-profile":
+            return None if re.fullmatch(r"[a-z0-9]{12}", model) else "The provided model identifier is invalid."
+        if kind == "inference-profile" and model not in catalog.inference_profiles:
+            return "The provided model identifier is invalid."
+    profile = catalog.inference_profiles.get(model)
+    if profile is not None:
+        return None if REGION in profile.sources else "The provided model identifier is invalid."
+    foundation = catalog.foundation_models.get(model)
+    if foundation is None:
+        return "The provided model identifier is invalid."
+    if REGION not in foundation.on_demand_regions:
+        return (
+            f"Invocation of model ID {model} with on-demand throughput isn't supported. Retry your request with "
+            "the ID or ARN of an inference profile that contains this model."
+        )
+    return None
+
+
 def pieces(text: str) -> list[str]:
     size = max(1, int(state["chunk_chars"]))
     return [text[i : i + size] for i in range(0, len(text), size)] or [""]
@@ -93,7 +129,11 @@ async def bedrock(request: Request) -> Response:
     route = BEDROCK_PATH.match(raw_path)  # the model id is one %-encoded segment, even an ARN with '/'
     if route is None:
         return JSONResponse({"message": "UnknownOperationException"}, status_code=404)
-    return await answer(request, body, route["action"], unquote(route["model"]))
+    model = unquote(route["model"])
+    refused = model_error(model)
+    if refused is not None:
+        return JSONResponse({"message": refused}, status_code=400, headers={"x-amzn-errortype": "ValidationException"})
+    return await answer(request, body, route["action"], model)
 
 
 async def messages(request: Request) -> Response:

@@ -3,6 +3,7 @@ the fake vendor, the token issuer and the gateway itself, each a `python -m …`
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import signal
@@ -25,7 +26,7 @@ from local import fake_vendor, token_issuer
 ROOT = Path(__file__).resolve().parents[1]
 
 
-MODEL = "anthropic.claude-sonnet-4-5-20250929-v1:0"
+MODEL = "eu.anthropic.claude-sonnet-4-5-20250929-v1:0"
 
 
 def prompt(text: str, **extra: Any) -> dict[str, Any]:
@@ -35,6 +36,17 @@ def prompt(text: str, **extra: Any) -> dict[str, Any]:
         "max_tokens": 256,
         "messages": [{"role": "user", "content": text}],
         **extra,
+    }
+
+
+def team_profile_ids(environment: str = "dev") -> dict[tuple[str, str], str]:
+    """Stand-ins for the ids AWS gives each team's application inference profiles (12 lowercase letters and
+    digits, like Bedrock's), one per configured team and model: what AIGW_TEAM_PROFILES carries on an instance."""
+    config = load_config(environment)
+    return {
+        (team, route.id): hashlib.sha256(f"{team}/{route.id}".encode()).hexdigest()[:12]
+        for team in config.teams
+        for route in config.models
     }
 
 

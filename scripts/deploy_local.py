@@ -223,6 +223,18 @@ def read_back(clients: Clients, templates: dict[str, Path]) -> tuple[list[Row], 
     return rows, skipped, failed
 
 
+def stack_outputs(clients: Clients, templates: dict[str, Path]) -> list[str]:
+    """Each stack's own outputs as CloudFormation reports them (e.g. each team's inference profile ARNs), not
+    the exports CDK adds for the stacks that import from it."""
+    cloudformation = clients("cloudformation")
+    return [
+        f"{stack_name}  {output['OutputKey']}  {output['OutputValue']}"
+        for stack_name in templates
+        for output in cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0].get("Outputs", [])
+        if not output["OutputKey"].startswith("ExportsOutput")
+    ]
+
+
 def creation_policies(templates: dict[str, Path]) -> list[str]:
     """Resources whose create waits for signals on AWS (CreationPolicy): stack/logical id, signal count."""
     waiting = []
@@ -271,11 +283,15 @@ def main(argv: list[str] | None = None) -> int:
             run([*CDK, "deploy", "--all", "--require-approval", "never", *context, *output], env)
             templates = stack_artifacts(assembly)
             rows, skipped, failed = read_back(clients, templates)
+            outputs = stack_outputs(clients, templates)
             waiting = creation_policies(templates)
 
     print()
     print_table(rows)
     print()
+    if outputs:
+        print("Stack outputs:", *outputs, sep="\n  ")
+        print()
     stood_in = sorted({row.resource_type for row in rows if row.detail.startswith(STAND_IN_PREFIX)})
     if stood_in:
         print(f"Stand-ins for types moto lacks ({', '.join(stood_in)}): CloudFormation completes, nothing runs;")

@@ -1,5 +1,5 @@
 """Run the gateway on 127.0.0.1 against the fake vendor and a local token issuer, and print a curl
-line that works. Ctrl-C stops all three.
+line and the Claude Code settings that work against it. Ctrl-C stops them all.
 
     python scripts/gateway_local.py [--env dev] [--port 8080] [--check]
 
@@ -20,6 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from gateway.settings import TEAM_PROFILES_VARIABLE, team_profiles_variable  # noqa: E402
 from local import harness, token_issuer  # noqa: E402
 from local.harness import MODEL, prompt  # noqa: E402
 
@@ -41,7 +42,9 @@ def main(argv: list[str] | None = None) -> int:
         processes = [vendor, issuer]
         try:
             settings = harness.settings_for(workdir, vendor.url, issuer.url, environment=args.env, **redis.settings())
-            gateway = harness.start_gateway(workdir, settings, port=args.port)
+            # As on an instance: each team's application inference profile ids (stand-ins here) by environment.
+            profiles = {TEAM_PROFILES_VARIABLE: team_profiles_variable(harness.team_profile_ids(args.env))}
+            gateway = harness.start_gateway(workdir, settings, port=args.port, env=profiles)
             processes.append(gateway)
             token = keys.token(kid, user="you@example.com", team="platform")
             body = json.dumps(prompt("Say hello."))
@@ -55,8 +58,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"issuer   {issuer.url}{token_issuer.JWKS_PATH}")
             print(f"redis    127.0.0.1:{redis.port}   (rate limits and budgets)")
             print(f"audit    {settings.audit.path}")
+            print(f"models   {', '.join(route.id for route in settings.vendor.models)}")
             print("\nTry it:\n")
-            print(curl + "\n", flush=True)
+            print(curl + "\n")
+            print("Or point Claude Code at it, from another shell (README, 'Pointing Claude Code at aigw'):\n")
+            print(f"export CLAUDE_CODE_USE_BEDROCK=1 AWS_REGION={settings.vendor.region}")
+            print(f"export ANTHROPIC_BEDROCK_BASE_URL={gateway.url} CLAUDE_CODE_SKIP_BEDROCK_AUTH=1")
+            print(f"export ANTHROPIC_CUSTOM_HEADERS={shlex.quote('Authorization: Bearer ' + token)}")
+            print("claude -p 'Say hello.'\n", flush=True)
             if args.check:
                 completed = subprocess.run(curl, shell=True, capture_output=True, text=True, check=False)
                 print(completed.stdout)

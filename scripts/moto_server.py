@@ -177,7 +177,44 @@ class SecretFromCloudFormation(CloudFormationModel):
         return self.arn
 
 
-STAND_INS = (ReplicationGroupStandIn.cloudformation_type(),)
+class ApplicationInferenceProfileStandIn(CloudFormationModel):
+    """moto has no Bedrock inference profiles in CloudFormation, and the gateway stack reads each team profile's
+    ARN and id (Fn::GetAtt). This stand-in answers with an ARN of AWS's form and a random 12-character id; nothing
+    runs. `make deploy-local` lists it as a stand-in; the template assertions prove the profiles' settings."""
+
+    __module__ = "moto.bedrock.stand_in"
+
+    def __init__(self, arn: str) -> None:
+        self.arn = arn
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::Bedrock::ApplicationInferenceProfile"
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return "InferenceProfileName"
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return attr in ("InferenceProfileArn", "InferenceProfileId", "InferenceProfileIdentifier")
+
+    @classmethod
+    def create_from_cloudformation_json(
+        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
+    ) -> ApplicationInferenceProfileStandIn:
+        profile_id = "".join(secrets.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(12))
+        return cls(f"arn:aws:bedrock:{region_name}:{account_id}:application-inference-profile/{profile_id}")
+
+    @property
+    def physical_resource_id(self) -> str:
+        return f"{STAND_IN_PREFIX}{self.arn.rpartition('/')[2]}"
+
+    def get_cfn_attribute(self, attribute_name: str) -> Any:
+        return self.arn.rpartition("/")[2] if attribute_name == "InferenceProfileId" else self.arn
+
+
+STAND_INS = (ReplicationGroupStandIn.cloudformation_type(), ApplicationInferenceProfileStandIn.cloudformation_type())
 
 if __name__ == "__main__":
     main()

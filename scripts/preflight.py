@@ -46,9 +46,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from config import AigwConfig, ConfigError, load_config, with_context  # noqa: E402
+from gateway.settings import ModelRoute  # noqa: E402
 
-# The cost-allocation tag the budgets and the team monitor group by (stacks/cost_stack.py COST_TAG_KEY; a
-# test keeps the two equal without this script loading the CDK).
+# The cost-allocation tag the budgets, the team monitor and the team inference profiles use
+# (constructs/cost_allocation.py TEAM_TAG; a test keeps the two equal without this script loading the CDK).
 TEAM_TAG = "team"
 # Below this, the account is on a new account's reduced Lambda quota (it can be 10 in all): AWS lets a
 # function reserve concurrency only while 100 stay unreserved for the rest.
@@ -378,14 +379,6 @@ def has_operation(client: Any, operation: str) -> bool:
     return operation in client.meta.service_model.operation_names
 
 
-def model_reference(reference: str) -> tuple[str, str]:
-    """(kind, identifier) of a configured model: an ARN names its kind; a bare id's kind is found by asking."""
-    if reference.startswith("arn:"):
-        kind, _, name = reference.split(":", 5)[5].partition("/")
-        return kind, (name if kind == "foundation-model" else reference)
-    return "unknown", reference
-
-
 def foundation_model_access(bedrock: Any, model_id: str, *, looked_up: bool = False) -> Finding:
     """Whether this account may invoke `model_id` in the client's region (`looked_up`: it is known to exist)."""
     if not has_operation(bedrock, "GetFoundationModelAvailability"):  # older botocore: existence only
@@ -434,51 +427,48 @@ def foundation_model_finding(bedrock: Any, model_id: str) -> Finding:
     return access
 
 
-def inference_profile_finding(bedrock: Any, identifier: str) -> Finding | None:
-    """None when no inference profile has that identifier."""
+def inference_profile_finding(bedrock: Any, route: ModelRoute) -> Finding:
     try:
-        profile = bedrock.get_inference_profile(inferenceProfileIdentifier=identifier)
+        profile = bedrock.get_inference_profile(inferenceProfileIdentifier=route.id)
     except ClientError as error:
         if error_code(error) not in ("ResourceNotFoundException", "ValidationException"):
             raise
-        return None
+        return Finding(Status.FAIL, f"no such inference profile in {bedrock.meta.region_name}")
     if profile.get("status") != "ACTIVE":
         return Finding(Status.FAIL, f"inference profile is {profile.get('status')}, not ACTIVE")
-    # The profile routes to the same model in several regions; model access is the account's, so this
-    # region's answer stands for them all.
-    model_ids = dict.fromkeys(str(m["modelArn"]).rpartition("/")[2] for m in profile.get("models", []))
-    findings = [foundation_model_access(bedrock, model_id) for model_id in model_ids]
-    worst = max(findings, key=lambda f: SEVERITY[f.status], default=Finding(Status.FAIL, "routes to no model"))
-    return (
-        worst
-        if worst.status is not Status.PASS
-        else Finding(Status.PASS, f"{profile.get('type')} profile, access granted")
-    )
-
-
-def model_finding(bedrock: Any, reference: str) -> Finding:
-    kind, identifier = model_reference(reference)
-    if kind == "foundation-model":
-        return foundation_model_finding(bedrock, identifier)
-    profile = inference_profile_finding(bedrock, identifier)
-    if profile is not None:
-        return profile
-    if kind == "unknown":  # a bare id that names no profile: a foundation model's id, or nothing
-        return foundation_model_finding(bedrock, identifier)
-    return Finding(Status.FAIL, f"no such inference profile in {bedrock.meta.region_name}")
+    # Bedrock authorises the model in whichever Region the profile routes a request to: the policies name the
+    # Regions aigw's table lists, so a Region Bedrock added since would be denied.
+    reported = {str(m["modelArn"]).split(":")[3] for m in profile.get("models", [])}
+    allowed = {arn.split(":")[3] for arn in route.model_arns}
+    unlisted = sorted(reported - allowed) if "" not in allowed else []  # a global profile's model is allowed anywhere
+    if unlisted:
+        return Finding(
+            Status.FAIL,
+            f"Bedrock routes it to {', '.join(unlisted)} too, which the policies would deny: add "
+            f"{'it' if len(unlisted) == 1 else 'them'} to its destinations (vendor.catalog.inference_profiles)",
+        )
+    # Model access is the account's, so this Region's answer stands for every Region the profile routes to.
+    access = foundation_model_access(bedrock, route.foundation_model)
+    if access.status is not Status.PASS:
+        return access
+    return Finding(Status.PASS, f"{profile.get('type')} profile to {len(reported)} Regions, access granted")
 
 
 def check_bedrock_models(clients: Clients, config: AigwConfig) -> Result:
     if not config.vendor.is_bedrock:
         return Result(Status.PASS, "bedrock-models", f"not Bedrock: the vendor is {config.vendor.service}")
     bedrock = clients("bedrock")
-    findings = [(reference, model_finding(bedrock, reference)) for reference in config.vendor.model_arns]
+    findings = [
+        (
+            route.id,
+            inference_profile_finding(bedrock, route)
+            if route.kind == "inference-profile"
+            else foundation_model_finding(bedrock, route.id),
+        )
+        for route in config.models
+    ]
     worst = max((finding.status for _, finding in findings), key=SEVERITY.__getitem__)
-    return Result(
-        worst,
-        "bedrock-models",
-        "; ".join(f"{reference.rpartition('/')[2]}: {finding.text}" for reference, finding in findings),
-    )
+    return Result(worst, "bedrock-models", "; ".join(f"{model}: {finding.text}" for model, finding in findings))
 
 
 # 7. The vendor's endpoint service in every AZ ------------------------------------------------------

@@ -4,6 +4,7 @@ on the gateway's own usage metrics as the fast alarm; all alert the audit stack'
 from __future__ import annotations
 
 from constructs import Construct
+from constructs.cost_allocation import TEAM_TAG
 from constructs.cost_anomaly_detector import CostAnomalyDetector, DetectorSettings
 from constructs.cost_anomaly_monitors import CostAnomalyMonitors
 from constructs.team_budgets import TeamBudgets
@@ -11,8 +12,6 @@ from constructs.team_budgets import TeamBudgets
 from config import AigwConfig
 from stacks.audit_stack import AuditStack
 from stacks.environment_stack import EnvironmentStack
-
-COST_TAG_KEY = "team"
 
 
 class CostStack(EnvironmentStack):
@@ -36,7 +35,7 @@ class CostStack(EnvironmentStack):
             team_monthly_usd=team_budgets,
             topic=topic,
             emails=config.alerts.emails,
-            tag_key=COST_TAG_KEY,
+            tag_key=TEAM_TAG,
         )
         self.monitors = CostAnomalyMonitors(
             self,
@@ -47,7 +46,7 @@ class CostStack(EnvironmentStack):
             impact_percent=anomalies.aws_impact_percent,
             service_monitor=anomalies.service_monitor,
             team_monitor=anomalies.team_monitor,
-            tag_key=COST_TAG_KEY,
+            tag_key=TEAM_TAG,
         )
         self.detector = CostAnomalyDetector(
             self,
@@ -63,6 +62,6 @@ class CostStack(EnvironmentStack):
                 spike_floor_usd=anomalies.spike_floor_usd,
                 baseline_days=anomalies.baseline_days,
                 concentration_share=anomalies.concentration_share,
-                tag_key=COST_TAG_KEY,
+                tag_key=TEAM_TAG,
             ),
         )

@@ -1,4 +1,9 @@
-"""GatewayStack: the proxy fleet behind its internal load balancer, its shared counters, and alarms."""
+"""GatewayStack: the way to the vendor (its PrivateLink endpoint, each team's inference profiles) and the
+proxy fleet behind its internal load balancer, with its shared counters and alarms.
+
+The endpoint's policy, the proxies' role and the gateway all name the teams' profiles, whose ARNs exist only
+once deployed: one stack keeps them in step without cross-stack exports (which could not be deleted while
+imported, so a team could not be removed)."""
 
 from __future__ import annotations
 
@@ -9,11 +14,15 @@ from constructs.fleet_alarms import FleetAlarms
 from constructs.gateway_bundle import PORT, GatewayBundle
 from constructs.gateway_load_balancer import GatewayLoadBalancer
 from constructs.idp_keys_mirror import IdpKeysMirror
+from constructs.model_access import invoke_statements
 from constructs.proxy_fleet import FleetSizing, ProxyFleet
 from constructs.shared_counters import SharedCounters
+from constructs.team_inference_profiles import TeamInferenceProfiles
+from constructs.vendor_endpoint import VendorEndpoint
 
 from config import AigwConfig
 from config.render import gateway_settings
+from gateway.settings import TEAM_PROFILES_VARIABLE, team_profiles_variable
 from stacks.audit_stack import AuditStack
 from stacks.environment_stack import EnvironmentStack
 from stacks.network_stack import NetworkStack
@@ -27,7 +36,7 @@ class GatewayStack(EnvironmentStack):
             scope,
             construct_id,
             config=config,
-            description="aigw gateway: proxy fleet, internal load balancer, shared counters, alarms",
+            description="aigw gateway: vendor endpoint, team inference profiles, proxy fleet, load balancer, alarms",
         )
         vpc, subnets, proxies = network.network.vpc, network.network.workload_subnets, network.proxy_security_group
         settings = gateway_settings(config)
@@ -35,6 +44,26 @@ class GatewayStack(EnvironmentStack):
         stream_seconds = settings.upstream.load_balancer_idle_seconds
 
         key, alerts = audit.key.key, audit.alerts.topic
+        models = config.models
+        self.team_profiles = TeamInferenceProfiles(
+            self, "TeamProfiles", environment=config.environment, teams=config.teams, models=models
+        )
+        self.vendor_endpoint = VendorEndpoint(
+            self,
+            "VendorEndpoint",
+            vpc=vpc,
+            subnets=network.network.endpoint_subnets,
+            clients=proxies,
+            service=config.vendor.service,
+            model_statements=[
+                statement
+                for route in models
+                for statement in invoke_statements(
+                    route, self.team_profiles.arns_for(route.id), endpoint_account=config.account
+                )
+            ],
+            private_dns=config.vendor.private_dns_enabled,
+        )
         # Named, so the project key's policy can name it without the audit stack depending on this one.
         proxy_role_name = f"aigw-{config.environment}-proxy-{config.region}"
         audit.key.allow_role_through_service(
@@ -76,13 +105,14 @@ class GatewayStack(EnvironmentStack):
             audit_log_group=audit.audit_logs.log_group,
             metrics_log_group=audit.metrics_logs.log_group,
             metrics_namespace=settings.metrics_namespace,
-            model_arns=config.vendor.model_arns,
+            model_statements=[invoke_statements(route, self.team_profiles.arns_for(route.id)) for route in models],
             secret_arns=[self.counters.auth_token.secret_arn, *self._vendor_key_arns(config)],
             secret_keys=[key],
             environment={
                 "AIGW_REDIS_HOST": self.counters.address,
                 "AIGW_REDIS_PORT": str(self.counters.port),
                 "AIGW_REDIS_AUTH_SECRET_ID": self.counters.auth_token.secret_arn,
+                TEAM_PROFILES_VARIABLE: team_profiles_variable(self.team_profiles.ids),
             },
             drain_seconds=stream_seconds,
             role_name=proxy_role_name,

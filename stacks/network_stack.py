@@ -1,4 +1,4 @@
-"""NetworkStack: the private VPC, its flow logs and endpoints, and the PrivateLink path to the vendor."""
+"""NetworkStack: the private VPC, its flow logs and endpoints, and the proxies' security group."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from constructs.corporate_network_link import CorporateNetworkLink
 from constructs.encrypted_log_group import EncryptedLogGroup
 from constructs.private_network import PrivateNetwork
 from constructs.project_key import ProjectKey
-from constructs.vendor_endpoint import VendorEndpoint
 
 from config import AigwConfig
 from stacks.environment_stack import EnvironmentStack
@@ -20,7 +19,7 @@ class NetworkStack(EnvironmentStack):
             scope,
             construct_id,
             config=config,
-            description="aigw network: private multi-AZ VPC and PrivateLink to the AI vendor",
+            description="aigw network: private multi-AZ VPC, its AWS service endpoints and flow logs",
         )
         prefix = f"aigw-{config.environment}"
 
@@ -55,21 +54,11 @@ class NetworkStack(EnvironmentStack):
             if transit_gateway is not None and self.network.transit_subnets is not None
             else None
         )
-        # The proxies' group lives here so the vendor endpoint can name it; GatewayStack attaches it to the fleet.
+        # The proxies' group lives here so the endpoints can name it; GatewayStack attaches it to the fleet.
         self.proxy_security_group = ec2.SecurityGroup(
             self,
             "ProxySecurityGroup",
             vpc=self.network.vpc,
             description=f"{prefix} proxy fleet",
             allow_all_outbound=False,
-        )
-        self.vendor_endpoint = VendorEndpoint(
-            self,
-            "VendorEndpoint",
-            vpc=self.network.vpc,
-            subnets=self.network.endpoint_subnets,
-            clients=self.proxy_security_group,
-            service=config.vendor.service,
-            model_arns=config.vendor.model_arns,
-            private_dns=config.vendor.private_dns_enabled,
         )

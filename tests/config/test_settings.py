@@ -143,8 +143,104 @@ def test_unsupported_aws_service(tmp_path: Path) -> None:
 
 
 def test_every_model_needs_a_price(tmp_path: Path) -> None:
-    message = error_for(tmp_path, lambda c: c["vendor"]["prices"].pop("anthropic.claude-haiku-4-5-20251001-v1:0"))
-    assert "vendor: prices: no price for anthropic.claude-haiku-4-5-20251001-v1:0" in message
+    message = error_for(tmp_path, lambda c: c["vendor"]["models"].update({"eu.anthropic.claude-opus-5-5": {}}))
+    assert "vendor.models.eu.anthropic.claude-opus-5-5.input_per_1k_usd: Field required" in message
+
+
+EU_ALLOWED = (
+    "eu.anthropic.claude-haiku-4-5-20251001-v1:0, eu.anthropic.claude-opus-5-5, "
+    "eu.anthropic.claude-sonnet-4-5-20250929-v1:0, global.anthropic.claude-haiku-4-5-20251001-v1:0, "
+    "global.anthropic.claude-opus-5-5, global.anthropic.claude-sonnet-4-5-20250929-v1:0, "
+    "anthropic.claude-haiku-4-5-20251001-v1:0"
+)
+PRICE = {"input_per_1k_usd": 0.001, "output_per_1k_usd": 0.005}
+
+
+@pytest.mark.parametrize(
+    ("model", "why"),
+    [
+        ("anthropic.claude-opus-4-1-20250805-v1:0", "not in the model catalog"),
+        ("us.anthropic.claude-opus-5-5", "this profile cannot be called from eu-west-1 (only from us-east-1"),
+        (
+            "anthropic.claude-opus-5-5",
+            "this model cannot be invoked on demand by its id in eu-west-1: name an inference",
+        ),
+        ("arn:aws:bedrock:eu-west-1::foundation-model/anthropic.claude-opus-5-5", "name models by id, not ARN"),
+    ],
+)
+def test_a_model_this_region_cannot_use_is_refused_with_the_ids_it_can(tmp_path: Path, model: str, why: str) -> None:
+    message = error_for(tmp_path, lambda c: c["vendor"]["models"].update({model: PRICE}))
+    assert f"vendor.models: {model!r}: {why}" in message
+    assert message.endswith(f"; usable in eu-west-1: {EU_ALLOWED}")
+
+
+def test_an_environment_extends_the_model_catalog(tmp_path: Path) -> None:
+    catalog = {
+        "foundation_models": {"anthropic.claude-sonnet-5-5": {}},
+        "inference_profiles": {
+            "eu.anthropic.claude-sonnet-5-5": {
+                "model": "anthropic.claude-sonnet-5-5",
+                "sources": ["eu-west-1"],
+                "destinations": ["eu-west-1", "eu-central-1"],
+            }
+        },
+    }
+
+    def extend(c: dict[str, Any]) -> None:
+        c["vendor"]["catalog"] = catalog
+        c["vendor"]["models"]["eu.anthropic.claude-sonnet-5-5"] = PRICE
+
+    config = load_config("dev", write(tmp_path, extend))
+    route = next(m for m in config.models if m.id == "eu.anthropic.claude-sonnet-5-5")
+    assert route.kind == "inference-profile" and route.foundation_model == "anthropic.claude-sonnet-5-5"
+    assert route.arn == "arn:aws:bedrock:eu-west-1:123456789012:inference-profile/eu.anthropic.claude-sonnet-5-5"
+    assert route.model_arns == (
+        "arn:aws:bedrock:eu-west-1::foundation-model/anthropic.claude-sonnet-5-5",
+        "arn:aws:bedrock:eu-central-1::foundation-model/anthropic.claude-sonnet-5-5",
+    )
+
+
+def test_a_profile_from_a_source_outside_its_destinations_also_reaches_that_source(tmp_path: Path) -> None:
+    def london(c: dict[str, Any]) -> None:
+        c.update(region="eu-west-2", availability_zones=["eu-west-2a", "eu-west-2b"])
+
+    route = load_config("dev", write(tmp_path, london)).models[0]
+    regions = [arn.split(":")[3] for arn in route.model_arns]
+    assert regions == ["eu-central-1", "eu-north-1", "eu-south-1", "eu-south-2", "eu-west-1", "eu-west-3", "eu-west-2"]
+
+
+def test_a_global_profile_names_its_model_in_every_region_as_aws_requires(tmp_path: Path) -> None:
+    def global_opus(c: dict[str, Any]) -> None:
+        c["vendor"]["models"] = {"global.anthropic.claude-opus-5-5": PRICE}
+
+    (route,) = load_config("dev", write(tmp_path, global_opus)).models
+    assert route.model_arns == (
+        "arn:aws:bedrock:eu-west-1::foundation-model/anthropic.claude-opus-5-5",
+        "arn:aws:bedrock:::foundation-model/anthropic.claude-opus-5-5",
+    )
+
+
+def test_a_model_still_invocable_on_demand_is_named_by_its_id(tmp_path: Path) -> None:
+    def haiku(c: dict[str, Any]) -> None:
+        c["vendor"]["models"] = {"anthropic.claude-haiku-4-5-20251001-v1:0": PRICE}
+
+    (route,) = load_config("dev", write(tmp_path, haiku)).models
+    assert route.kind == "foundation-model"
+    assert route.arn == "arn:aws:bedrock:eu-west-1::foundation-model/anthropic.claude-haiku-4-5-20251001-v1:0"
+    assert route.model_arns == (route.arn,)
+
+
+def test_the_old_model_arns_field_says_what_replaced_it(tmp_path: Path) -> None:
+    message = error_for(tmp_path, lambda c: c["vendor"].update(model_arns=["arn:aws:bedrock:eu-west-1::x/y"]))
+    assert "vendor: model_arns and prices are now one map, models" in message
+
+
+def test_a_catalog_profile_must_say_where_it_routes(tmp_path: Path) -> None:
+    profile = {"model": "anthropic.claude-opus-5-5", "sources": ["eu-west-1"]}
+    message = error_for(
+        tmp_path, lambda c: c["vendor"].update(catalog={"inference_profiles": {"eu.acme.coder-1": profile}})
+    )
+    assert "inference_profiles.eu.acme.coder-1: list the Regions it routes to (destinations)" in message
 
 
 def test_a_rule_that_is_not_re2_names_the_rule(tmp_path: Path) -> None:
@@ -165,14 +261,9 @@ def test_clock_leeway_is_bounded(tmp_path: Path) -> None:
     assert "gateway.auth.leeway_seconds: Input should be less than or equal to 300" in message
 
 
-def test_bedrock_needs_model_arns(tmp_path: Path) -> None:
+def test_bedrock_needs_models(tmp_path: Path) -> None:
     message = error_for(tmp_path, lambda c: c.update(vendor={"service": "bedrock-runtime"}))
-    assert "vendor: model_arns: Bedrock needs at least one model ARN" in message
-
-
-def test_model_arn_must_be_bedrock(tmp_path: Path) -> None:
-    message = error_for(tmp_path, lambda c: c["vendor"].update(model_arns=["*"]))
-    assert "vendor.model_arns: '*' is not a Bedrock foundation-model" in message
+    assert "vendor: models: Bedrock needs at least one model id" in message
 
 
 def test_unknown_field_lists_allowed_fields(tmp_path: Path) -> None:
@@ -244,7 +335,9 @@ def test_gateway_settings_render_from_the_same_config() -> None:
     rendered = gateway_settings(config)
     assert rendered.limits == config.limits and rendered.fleet_min_instances == config.fleet.min_instances
     assert rendered.team_budgets_usd == config.budgets.team_monthly_usd
-    assert rendered.vendor.models == config.vendor.model_ids and rendered.vendor.kind == "bedrock"
+    assert list(rendered.vendor.models) == config.models and rendered.vendor.kind == "bedrock"
+    assert [route.id for route in rendered.vendor.models] == list(config.vendor.models)
+    assert rendered.vendor.account == config.account and rendered.vendor.team_profiles == {}
     assert rendered.upstream.first_byte_timeout_seconds == 12 and rendered.policy == config.gateway.policy
 
 

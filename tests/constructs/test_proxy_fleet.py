@@ -16,6 +16,7 @@ from aws_cdk.assertions import Template
 from constructs.compliance import unacknowledged_findings
 from constructs.encrypted_log_group import EncryptedLogGroup
 from constructs.gateway_bundle import GatewayBundle
+from constructs.model_access import invoke_statements
 from constructs.proxy_fleet import (
     AL2023_PARAMETER,
     GROUP_PLACEHOLDER,
@@ -31,7 +32,7 @@ from config.render import gateway_settings
 from tests.conftest import BareStack
 from tests.constructs.conftest import NetworkedStack, synth_with_packs
 
-MODEL = "arn:aws:bedrock:eu-west-1::foundation-model/anthropic.claude-sonnet-4-5-20250929-v1:0"
+ROUTE = load_config("dev").models[0]
 SIGNAL = ResourceSignal(stack="aigw-dev-gateway", resource="FleetGroupASG1234", region="eu-west-1", role="proxy-role")
 
 
@@ -46,7 +47,8 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> tuple[Template, Pat
             bundle=GatewayBundle(stack, "Bundle", settings=gateway_settings(load_config("dev"))),
             alerts=sns.Topic(stack, "Alerts", master_key=stack.key.key, enforce_ssl=True),
             audit_log_group=audit.log_group, metrics_log_group=metrics.log_group, metrics_namespace="aigw",
-            model_arns=[MODEL], secret_arns=["arn:aws:secretsmanager:eu-west-1:123456789012:secret:aigw/redis-AbCdEf"],
+            model_statements=[invoke_statements(ROUTE, [])],
+            secret_arns=["arn:aws:secretsmanager:eu-west-1:123456789012:secret:aigw/redis-AbCdEf"],
         )  # fmt: skip
 
     return synth_with_packs(tmp_path_factory.mktemp("fleet"), build)
@@ -87,13 +89,14 @@ def test_launches_and_terminations_reach_the_alerts_topic_through_eventbridge(
     assert [target["Arn"] for target in rule["Properties"]["Targets"]] == [{"Ref": topic_id}]
 
 
-def test_instances_boot_only_once_their_role_holds_its_policy(synthesized: tuple[Template, Path]) -> None:
+def test_instances_boot_only_once_their_role_holds_its_policies(synthesized: tuple[Template, Path]) -> None:
     template, _ = synthesized
     _, group, launch = group_and_launch_template(template)
-    ((policy_id, _),) = template.find_resources(
-        "AWS::IAM::ManagedPolicy", {"Properties": {"Description": "aigw proxy instances"}}
-    ).items()
-    assert policy_id in group["DependsOn"]
+    for description in ("aigw proxy instances", "aigw proxy instances: invoke a model"):
+        ((policy_id, _),) = template.find_resources(
+            "AWS::IAM::ManagedPolicy", {"Properties": {"Description": description}}
+        ).items()
+        assert policy_id in group["DependsOn"]
     # The launch template reaches the role through its instance profile: no DependsOn repeating it (cfn-lint W3005).
     assert "DependsOn" not in launch
 
@@ -182,10 +185,12 @@ def test_instance_role_has_no_unconditioned_wildcard(synthesized: tuple[Template
         targets = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
         if "*" in targets:
             assert statement.get("Condition"), statement["Sid"]
-    invoke = next(
-        s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Sid"] == "InvokeConfiguredModels"
-    )
-    assert invoke["Resource"] == MODEL
+    (model_policy,) = [
+        p["Properties"]["PolicyDocument"]["Statement"]
+        for p in resources(template, "AWS::IAM::ManagedPolicy")
+        if p["Properties"].get("Description") == "aigw proxy instances: invoke a model"
+    ]
+    assert [s["Resource"] for s in model_policy] == [ROUTE.arn, list(ROUTE.model_arns)]
 
 
 def test_no_ssh_and_nothing_open_to_the_world(synthesized: tuple[Template, Path]) -> None:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import pytest
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk.assertions import Match, Template
+from constructs.model_access import invoke_statements
 from constructs.vendor_endpoint import VendorEndpoint
 
+from config import load_config
 from tests.conftest import BareStack
 
 VENDOR_SERVICE = "com.amazonaws.vpce.eu-west-1.vpce-svc-0123456789abcdef0"
-MODEL = "arn:aws:bedrock:eu-west-1::foundation-model/anthropic.claude-sonnet-4-5-20250929-v1:0"
+ROUTE = load_config("dev").models[0]
 
 
 def endpoint(stack: BareStack, **props: object) -> Template:
@@ -35,7 +38,9 @@ def test_vendor_endpoint_service_is_used_as_is_without_a_policy(bare_stack: Bare
 
 
 def test_bedrock_gets_the_regional_service_and_a_policy_naming_the_models(bare_stack: BareStack) -> None:
-    template = endpoint(bare_stack, service="bedrock-runtime", model_arns=[MODEL])
+    statements = invoke_statements(ROUTE, [], endpoint_account="123456789012")
+    template = endpoint(bare_stack, service="bedrock-runtime", model_statements=statements)
+    account = {"aws:PrincipalAccount": "123456789012"}
     template.has_resource_properties(
         "AWS::EC2::VPCEndpoint",
         {
@@ -43,13 +48,25 @@ def test_bedrock_gets_the_regional_service_and_a_policy_naming_the_models(bare_s
             "PrivateDnsEnabled": True,
             "PolicyDocument": {
                 "Statement": [
+                    Match.object_like({"Resource": ROUTE.arn, "Condition": {"StringEquals": account}}),
                     Match.object_like(
-                        {"Resource": MODEL, "Condition": {"StringEquals": {"aws:PrincipalAccount": "123456789012"}}}
-                    )
+                        {
+                            "Resource": list(ROUTE.model_arns),
+                            "Condition": {"StringEquals": {**account, "bedrock:InferenceProfileArn": [ROUTE.arn]}},
+                        }
+                    ),
                 ]
             },
         },
     )
+
+
+def test_a_policy_over_iams_size_limit_stops_synth(bare_stack: BareStack) -> None:
+    teams = [f"arn:aws:bedrock:eu-west-1:123456789012:application-inference-profile/team{n:08d}" for n in range(120)]
+    with pytest.raises(
+        ValueError, match=r"the vendor endpoint's policy would be about [\d,]+ characters, over IAM's 20,480"
+    ):
+        endpoint(bare_stack, service="bedrock-runtime", model_statements=invoke_statements(ROUTE, teams))
 
 
 def test_only_the_clients_group_may_connect(bare_stack: BareStack) -> None:

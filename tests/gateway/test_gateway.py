@@ -124,8 +124,8 @@ def test_invoke_is_signed_forwarded_and_audited(stack: RunningGateway) -> None:
     assert record["repository"] == "mobile-app" and record["model"] == MODEL
     assert record["status"] == 200 and record["outcome"] == "ok"
     assert record["input_tokens"] > 0 and record["output_tokens"] == 4
-    expected_cost = record["input_tokens"] / 1000 * 0.003 + record["output_tokens"] / 1000 * 0.015
-    assert record["estimated_cost_usd"] == pytest.approx(expected_cost)
+    expected_cost = record["input_tokens"] / 1000 * 0.0033 + record["output_tokens"] / 1000 * 0.0165
+    assert record["estimated_cost_usd"] == pytest.approx(expected_cost, abs=1e-6)  # rounded to 6 places
     assert record["prompt"] == "Say hello." and record["completion"] == "Hello from the fake vendor."
 
 
@@ -148,18 +148,6 @@ def test_streams_pass_through(stack: RunningGateway, action: str) -> None:
     record = stack.audit(response.headers["x-request-id"])
     assert record["stream"] is True and record["completion"] == text
     assert record["input_tokens"] > 0 and record["output_tokens"] == 4
-
-
-def test_model_arn_in_the_path_is_the_same_model(stack: RunningGateway) -> None:
-    arn = f"arn:aws:bedrock:eu-west-1::foundation-model/{MODEL}"
-    response = stack.call(model=arn.replace("/", "%2F"))
-    assert response.status_code == 200, response.text
-
-
-def test_a_model_that_is_not_enabled_is_refused(stack: RunningGateway) -> None:
-    response = stack.call(model="anthropic.claude-opus-4-1-20250805-v1:0")
-    assert response.status_code == 403
-    assert response.json()["error"] == "model_not_allowed"
 
 
 def test_unknown_path_is_404_and_audited(stack: RunningGateway) -> None:

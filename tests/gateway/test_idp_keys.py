@@ -42,7 +42,7 @@ import pytest
 
 from gateway.settings import GatewaySettings
 from local import harness, token_issuer
-from local.harness import prompt
+from local.harness import MODEL, prompt
 
 FUNCTION_CODE = Path(__file__).resolve().parents[2] / "lambda" / "idp_keys"
 if str(FUNCTION_CODE) not in sys.path:
@@ -160,7 +160,7 @@ class Mirrored:
 
     def call(self, token: str) -> httpx.Response:
         return httpx.post(
-            self.gateway.url + "/model/anthropic.claude-sonnet-4-5-20250929-v1:0/invoke",
+            self.gateway.url + f"/model/{MODEL}/invoke",
             json=prompt("Say hello."),
             headers={"authorization": f"Bearer {token}"},
             timeout=30,
@@ -339,7 +339,7 @@ def test_jwks_proxy_fetches_the_keys_through_the_proxy(
     gateway = harness.start_gateway(folder, settings)
     try:
         response = httpx.post(
-            gateway.url + "/model/anthropic.claude-sonnet-4-5-20250929-v1:0/invoke",
+            gateway.url + f"/model/{MODEL}/invoke",
             json=prompt("Say hello."),
             headers={"authorization": f"Bearer {keys.token('k1')}"},
             timeout=30,

@@ -36,7 +36,7 @@ def stack(make_stack: GatewayFactory, secrets_endpoint: str) -> RunningGateway:
         env={"AWS_ENDPOINT_URL": secrets_endpoint},
         vendor__kind="endpoint_service",
         vendor__models=[],
-        vendor__prices={},
+        vendor__account=None,
         vendor__api_key_secret_id=SECRET_ID,
     )
 
@@ -82,7 +82,7 @@ def test_without_the_key_the_vendor_refuses(make_stack: GatewayFactory, tmp_path
     keyless = make_stack(
         vendor__kind="endpoint_service",
         vendor__models=[],
-        vendor__prices={},
+        vendor__account=None,
         vendor__api_key_env="AIGW_TEST_NO_KEY",
         env={"AIGW_TEST_NO_KEY": "wrong"},
     )

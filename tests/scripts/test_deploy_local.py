@@ -43,14 +43,12 @@ def test_local_deploy_creates_the_network_and_reports_what_moto_skipped(tmp_path
 
     endpoint_services = {row[5] for row in rows if row[1] == "AWS::EC2::VPCEndpoint"}
     region = config.region
-    assert {
-        f"com.amazonaws.{region}.{s}" for s in ("ssm", "logs", "kms", "sts", "s3", "bedrock-runtime")
-    } <= endpoint_services
+    assert {f"com.amazonaws.{region}.{s}" for s in ("ssm", "logs", "kms", "sts", "s3")} <= endpoint_services
 
     assert [row for row in rows if row[1] == "AWS::Logs::LogGroup" and row[4] == "/aigw-dev/vpc-flow-logs"]
     # moto's CloudFormation does not model security-group egress rules: the report must say so.
     skipped = dict(re.findall(r"^  (AWS::\S+): (.+)$", output.split("emulator skipped", 1)[1], re.MULTILINE))
-    assert "aigw-dev-network/" in skipped["AWS::EC2::SecurityGroupEgress"]
+    assert "aigw-dev-gateway/" in skipped["AWS::EC2::SecurityGroupEgress"]
     assert "AWS::CloudWatch::Alarm" in skipped and "AWS::AutoScaling::LifecycleHook" in skipped
 
     audit = [line.split() for line in output.splitlines() if line.startswith("aigw-dev-audit ")]
@@ -87,9 +85,29 @@ def test_local_deploy_creates_the_network_and_reports_what_moto_skipped(tmp_path
     )
     assert gateway["AWS::ElasticLoadBalancingV2::LoadBalancer"][4].startswith("internal ")
     assert {"AWS::ElasticLoadBalancingV2::Listener", "AWS::ElasticLoadBalancingV2::TargetGroup"} <= set(gateway)
-    # moto lacks ElastiCache replication groups: the report says the one it shows is a stand-in.
+    assert gateway["AWS::EC2::VPCEndpoint"][4] == f"Interface com.amazonaws.{region}.bedrock-runtime"
+    # moto lacks ElastiCache replication groups and Bedrock inference profiles: the report says the ones it
+    # shows are stand-ins, and reads each team's profile ARNs back from the stack's outputs.
     assert gateway["AWS::ElastiCache::ReplicationGroup"][4].startswith("moto-stand-in-")
-    assert "Stand-ins for types moto lacks (AWS::ElastiCache::ReplicationGroup)" in output
+    assert (
+        "Stand-ins for types moto lacks (AWS::Bedrock::ApplicationInferenceProfile, AWS::ElastiCache::ReplicationGroup)"
+        in output
+    )
+    profiles = [
+        row
+        for row in (line.split() for line in output.splitlines())
+        if row[:2] == ["aigw-dev-gateway", "AWS::Bedrock::ApplicationInferenceProfile"]
+    ]
+    assert len(profiles) == len(config.teams) * len(config.vendor.models)
+    assert all(row[3] == "CREATE_COMPLETE" and row[4].startswith("moto-stand-in-") for row in profiles)
+    arn = rf"arn:aws:bedrock:{region}:{config.account}:application-inference-profile/[a-z0-9]{{12}}"
+    for team in config.teams:
+        (line,) = [
+            line for line in output.splitlines() if re.match(rf"  aigw-dev-gateway  TeamProfiles{team}arns", line)
+        ]
+        pairs = dict(pair.split("=", 1) for pair in line.split()[-1].split(","))
+        assert list(pairs) == list(config.vendor.models)
+        assert all(re.fullmatch(arn, value) for value in pairs.values()), line
 
 
 def test_a_bad_environment_deploys_nothing() -> None:

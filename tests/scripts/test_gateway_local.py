@@ -21,4 +21,6 @@ def test_printed_curl_line_works() -> None:
     assert completed.returncode == 0, completed.stdout + completed.stderr
     curl = next(line for line in completed.stdout.splitlines() if line.startswith("curl "))
     assert "Authorization: Bearer ey" in curl and "/invoke" in curl
+    assert "export CLAUDE_CODE_USE_BEDROCK=1 AWS_REGION=eu-west-1" in completed.stdout
+    assert "models   eu.anthropic.claude-opus-5-5, " in completed.stdout  # what Claude Code picks by default here
     assert '"text":"Hello from the fake vendor."' in completed.stdout

@@ -383,6 +383,7 @@ def test_an_imported_certificate_about_to_expire_warns(moto: Clients, config: Ai
 
 # 6. Bedrock model access -----------------------------------------------------------------------------------
 
+OPUS = "anthropic.claude-opus-5-5"
 SONNET = "anthropic.claude-sonnet-4-5-20250929-v1:0"
 HAIKU = "anthropic.claude-haiku-4-5-20251001-v1:0"
 
@@ -416,14 +417,51 @@ def foundation_model_stub(stubber: Stubber, model_id: str, details: Any = None, 
     )
 
 
-def test_configured_models_with_access_pass(stubbed: Clients, config: AigwConfig) -> None:
-    assert config.vendor.model_ids == (SONNET, HAIKU)
+EU = ("eu-central-1", "eu-north-1", "eu-south-1", "eu-south-2", "eu-west-1", "eu-west-3")
+PRICE = {"input_per_1k_usd": 0.001, "output_per_1k_usd": 0.005}
+
+
+def profile(identifier: str, model_id: str, regions: tuple[str, ...] = EU, status: str = "ACTIVE") -> dict[str, Any]:
+    now = datetime.datetime.now(datetime.UTC)
+    return {
+        "inferenceProfileName": identifier.replace(".", " "),
+        "inferenceProfileArn": f"arn:aws:bedrock:{REGION}:{ACCOUNT}:inference-profile/{identifier}",
+        "inferenceProfileId": identifier,
+        "status": status,
+        "type": "SYSTEM_DEFINED",
+        "createdAt": now,
+        "updatedAt": now,
+        "models": [{"modelArn": f"arn:aws:bedrock:{region}::foundation-model/{model_id}"} for region in regions],
+    }
+
+
+def profile_stub(stubber: Stubber, model_id: str, regions: tuple[str, ...] = EU, **overrides: Any) -> None:
+    identifier = f"eu.{model_id}"
+    stubber.add_response(
+        "get_inference_profile", profile(identifier, model_id, regions), {"inferenceProfileIdentifier": identifier}
+    )
+    stubber.add_response(
+        "get_foundation_model_availability", availability(model_id, **overrides), {"modelId": model_id}
+    )
+
+
+def with_models(config: AigwConfig, *model_ids: str) -> AigwConfig:
+    return updated(config, vendor={"models": dict.fromkeys(model_ids, PRICE)})
+
+
+@pytest.fixture
+def two_profiles(config: AigwConfig) -> AigwConfig:
+    return with_models(config, f"eu.{SONNET}", f"eu.{HAIKU}")
+
+
+def test_configured_profiles_with_access_pass(stubbed: Clients, config: AigwConfig) -> None:
+    assert list(config.vendor.models) == [f"eu.{OPUS}", f"eu.{SONNET}", f"eu.{HAIKU}"]
     bedrock = stub(stubbed, "bedrock")
-    foundation_model_stub(bedrock, SONNET)
-    foundation_model_stub(bedrock, HAIKU)
+    for model_id in (OPUS, SONNET, HAIKU):
+        profile_stub(bedrock, model_id)
     result = preflight.check_bedrock_models(stubbed, config)
     assert result.status is Status.PASS, result
-    assert f"{SONNET}: access granted" in result.detail and f"{HAIKU}: access granted" in result.detail
+    assert f"eu.{SONNET}: SYSTEM_DEFINED profile to 6 Regions, access granted" in result.detail
     bedrock.assert_no_pending_responses()
 
 
@@ -437,101 +475,69 @@ def test_configured_models_with_access_pass(stubbed: Clients, config: AigwConfig
     ],
 )
 def test_a_model_without_access_fails(
-    stubbed: Clients, config: AigwConfig, overrides: dict[str, Any], expected: str
+    stubbed: Clients, two_profiles: AigwConfig, overrides: dict[str, Any], expected: str
 ) -> None:
     bedrock = stub(stubbed, "bedrock")
-    foundation_model_stub(bedrock, SONNET, **overrides)
-    foundation_model_stub(bedrock, HAIKU)
-    result = preflight.check_bedrock_models(stubbed, config)
-    assert result.status is Status.FAIL and f"{SONNET}: " in result.detail and expected in result.detail
-    assert f"{HAIKU}: access granted" in result.detail
+    profile_stub(bedrock, SONNET, **overrides)
+    profile_stub(bedrock, HAIKU)
+    result = preflight.check_bedrock_models(stubbed, two_profiles)
+    assert result.status is Status.FAIL and f"eu.{SONNET}: " in result.detail and expected in result.detail
+    assert f"eu.{HAIKU}: SYSTEM_DEFINED profile to 6 Regions, access granted" in result.detail
 
 
-def test_a_model_without_a_marketplace_agreement_yet_warns(stubbed: Clients, config: AigwConfig) -> None:
+def test_a_model_without_a_marketplace_agreement_yet_warns(stubbed: Clients, two_profiles: AigwConfig) -> None:
     bedrock = stub(stubbed, "bedrock")
-    foundation_model_stub(bedrock, SONNET, agreementAvailability={"status": "NOT_AVAILABLE"})
-    foundation_model_stub(bedrock, HAIKU)
-    result = preflight.check_bedrock_models(stubbed, config)
+    profile_stub(bedrock, SONNET, agreementAvailability={"status": "NOT_AVAILABLE"})
+    profile_stub(bedrock, HAIKU)
+    result = preflight.check_bedrock_models(stubbed, two_profiles)
     assert result.status is Status.WARN and "invoke the model once" in result.detail
 
 
-def test_a_model_only_invocable_through_a_profile_fails(stubbed: Clients, config: AigwConfig) -> None:
+def test_a_profile_routing_where_the_table_does_not_say_fails(stubbed: Clients, two_profiles: AigwConfig) -> None:
+    bedrock = stub(stubbed, "bedrock")
+    identifier = f"eu.{SONNET}"
+    bedrock.add_response(
+        "get_inference_profile",
+        profile(identifier, SONNET, (*EU, "eu-west-2")),
+        {"inferenceProfileIdentifier": identifier},
+    )
+    profile_stub(bedrock, HAIKU)
+    result = preflight.check_bedrock_models(stubbed, two_profiles)
+    assert result.status is Status.FAIL
+    assert f"eu.{SONNET}: Bedrock routes it to eu-west-2 too, which the policies would deny" in result.detail
+
+
+def test_a_missing_inference_profile_fails(stubbed: Clients, two_profiles: AigwConfig) -> None:
+    bedrock = stub(stubbed, "bedrock")
+    bedrock.add_client_error(
+        "get_inference_profile", service_error_code="ResourceNotFoundException", http_status_code=404
+    )
+    profile_stub(bedrock, HAIKU)
+    result = preflight.check_bedrock_models(stubbed, two_profiles)
+    assert result.status is Status.FAIL and f"eu.{SONNET}: no such inference profile in {REGION}" in result.detail
+
+
+def test_a_model_named_by_its_id_is_checked_as_on_demand(stubbed: Clients, config: AigwConfig) -> None:
+    bedrock = stub(stubbed, "bedrock")
+    foundation_model_stub(bedrock, HAIKU)
+    result = preflight.check_bedrock_models(stubbed, with_models(config, HAIKU))
+    assert result.status is Status.PASS and f"{HAIKU}: access granted" in result.detail
+
+
+def test_a_model_bedrock_no_longer_serves_on_demand_fails(stubbed: Clients, config: AigwConfig) -> None:
     bedrock = stub(stubbed, "bedrock")
     bedrock.add_response(
-        "get_foundation_model", model_details(SONNET, ("INFERENCE_PROFILE",)), {"modelIdentifier": SONNET}
+        "get_foundation_model", model_details(HAIKU, ("INFERENCE_PROFILE",)), {"modelIdentifier": HAIKU}
     )
-    foundation_model_stub(bedrock, HAIKU)
-    result = preflight.check_bedrock_models(stubbed, config)
+    result = preflight.check_bedrock_models(stubbed, with_models(config, HAIKU))
     assert result.status is Status.FAIL and "cannot be invoked on demand" in result.detail
 
 
 def test_an_unknown_model_fails(stubbed: Clients, config: AigwConfig) -> None:
     bedrock = stub(stubbed, "bedrock")
     bedrock.add_client_error("get_foundation_model", service_error_code="ResourceNotFoundException")
-    foundation_model_stub(bedrock, HAIKU)
-    result = preflight.check_bedrock_models(stubbed, config)
-    assert result.status is Status.FAIL and f"{SONNET}: no such foundation model" in result.detail
-
-
-def profile(identifier: str, arn: str, model_id: str, status: str = "ACTIVE") -> dict[str, Any]:
-    now = datetime.datetime.now(datetime.UTC)
-    return {
-        "inferenceProfileName": identifier,
-        "inferenceProfileArn": arn,
-        "inferenceProfileId": identifier,
-        "status": status,
-        "type": "SYSTEM_DEFINED",
-        "createdAt": now,
-        "updatedAt": now,
-        "models": [
-            {"modelArn": f"arn:aws:bedrock:{region}::foundation-model/{model_id}"}
-            for region in ("eu-west-1", "eu-central-1", "eu-west-3")
-        ],
-    }
-
-
-def with_models(config: AigwConfig, *references: str) -> AigwConfig:
-    return updated(config, vendor={"model_arns": references})
-
-
-def test_inference_profiles_by_arn_and_by_id_are_checked_through_their_models(
-    stubbed: Clients, config: AigwConfig
-) -> None:
-    arn = f"arn:aws:bedrock:{REGION}:{ACCOUNT}:inference-profile/eu.{SONNET}"
-    bedrock = stub(stubbed, "bedrock")
-    bedrock.add_response(
-        "get_inference_profile", profile(f"eu.{SONNET}", arn, SONNET), {"inferenceProfileIdentifier": arn}
-    )
-    bedrock.add_response("get_foundation_model_availability", availability(SONNET), {"modelId": SONNET})
-    # A bare id (the shape the config may take later): asked as a profile first.
-    bedrock.add_response(
-        "get_inference_profile", profile(f"eu.{HAIKU}", arn, HAIKU), {"inferenceProfileIdentifier": f"eu.{HAIKU}"}
-    )
-    bedrock.add_response(
-        "get_foundation_model_availability",
-        availability(HAIKU, regionAvailability="NOT_AVAILABLE"),
-        {"modelId": HAIKU},
-    )
-    result = preflight.check_bedrock_models(stubbed, with_models(config, arn, f"eu.{HAIKU}"))
-    assert result.status is Status.FAIL, result
-    assert f"eu.{SONNET}: SYSTEM_DEFINED profile, access granted" in result.detail
-    assert f"eu.{HAIKU}: not offered in {REGION}" in result.detail
-    bedrock.assert_no_pending_responses()
-
-
-def test_a_bare_foundation_model_id_falls_back_to_the_model(stubbed: Clients, config: AigwConfig) -> None:
-    bedrock = stub(stubbed, "bedrock")
-    bedrock.add_client_error("get_inference_profile", service_error_code="ValidationException")
-    foundation_model_stub(bedrock, SONNET)
-    result = preflight.check_bedrock_models(stubbed, with_models(config, SONNET))
-    assert result.status is Status.PASS and f"{SONNET}: access granted" in result.detail
-
-
-def test_a_missing_inference_profile_fails(stubbed: Clients, config: AigwConfig) -> None:
-    arn = f"arn:aws:bedrock:{REGION}:{ACCOUNT}:application-inference-profile/abcdef123456"
-    error_stub(stubbed, "bedrock", "get_inference_profile", "ResourceNotFoundException", 404)
-    result = preflight.check_bedrock_models(stubbed, with_models(config, arn))
-    assert result.status is Status.FAIL and "abcdef123456: no such inference profile" in result.detail
+    result = preflight.check_bedrock_models(stubbed, with_models(config, HAIKU))
+    assert result.status is Status.FAIL and f"{HAIKU}: no such foundation model" in result.detail
 
 
 def test_without_the_availability_api_the_model_is_only_looked_up(
@@ -539,9 +545,8 @@ def test_without_the_availability_api_the_model_is_only_looked_up(
 ) -> None:
     monkeypatch.setattr(preflight, "has_operation", lambda client, operation: False)
     bedrock = stub(stubbed, "bedrock")
-    for model_id in (SONNET, HAIKU):
-        bedrock.add_response("get_foundation_model", model_details(model_id), {"modelIdentifier": model_id})
-    result = preflight.check_bedrock_models(stubbed, config)
+    bedrock.add_response("get_foundation_model", model_details(HAIKU), {"modelIdentifier": HAIKU})
+    result = preflight.check_bedrock_models(stubbed, with_models(config, HAIKU))
     assert result.status is Status.PASS and "upgrade it to check" in result.detail
     bedrock.assert_no_pending_responses()
 
@@ -551,8 +556,7 @@ def vendor_config(config: AigwConfig, service: str = "com.amazonaws.vpce.eu-west
         config,
         vendor={
             "service": service,
-            "model_arns": (),
-            "prices": {},
+            "models": {},
             "url": "https://api.vendor.example",
             "api_key_secret_id": "aigw/vendor",
         },
@@ -640,9 +644,9 @@ def test_a_member_account_denied_the_tags_is_told_the_payer_must_activate(stubbe
 
 
 def test_the_tag_is_the_one_the_cost_stack_groups_by() -> None:
-    from stacks.cost_stack import COST_TAG_KEY
+    from constructs.cost_allocation import TEAM_TAG
 
-    assert preflight.TEAM_TAG == COST_TAG_KEY
+    assert preflight.TEAM_TAG == TEAM_TAG
 
 
 # The load balancer's deletion protection ------------------------------------------------------------------

@@ -128,7 +128,7 @@ def interface_endpoints(synthesized: Synthesized) -> dict[str, dict[str, Any]]:
 
 def test_interface_endpoints_for_the_aws_apis_the_instances_need(dev: Synthesized) -> None:
     endpoints = interface_endpoints(dev)
-    assert set(endpoints) == {*INTERFACE_SERVICES, "bedrock-runtime"}
+    assert set(endpoints) == INTERFACE_SERVICES  # the vendor's is GatewayStack's (test_gateway_stack_models)
     for properties in endpoints.values():
         assert properties["PrivateDnsEnabled"] is True
         assert len(properties["SubnetIds"]) == len(dev.config.availability_zones)
@@ -150,40 +150,6 @@ def test_aws_endpoint_security_groups_admit_443_from_the_vpc_only(dev: Synthesiz
             }
         ]
         assert [rule["CidrIp"] for rule in group["SecurityGroupEgress"]] == ["255.255.255.255/32"]  # no egress
-
-
-def test_vendor_endpoint_admits_443_from_the_proxy_group_only(dev: Synthesized) -> None:
-    vendor = interface_endpoints(dev)["bedrock-runtime"]
-    (group_ref,) = vendor["SecurityGroupIds"]
-    vendor_group_id = group_ref["Fn::GetAtt"][0]
-    ingress = [
-        rule["Properties"]
-        for rule in resources(dev, "AWS::EC2::SecurityGroupIngress").values()
-        if rule["Properties"]["GroupId"]["Fn::GetAtt"][0] == vendor_group_id
-    ]
-    proxy_group_id = dev.stack("Network").get_logical_id(dev.stack("Network").proxy_security_group.node.default_child)  # type: ignore[attr-defined]
-    assert ingress == [
-        {
-            "Description": "HTTPS from the proxy fleet",
-            "FromPort": 443,
-            "ToPort": 443,
-            "IpProtocol": "tcp",
-            "GroupId": {"Fn::GetAtt": [vendor_group_id, "GroupId"]},
-            "SourceSecurityGroupId": {"Fn::GetAtt": [proxy_group_id, "GroupId"]},
-        }
-    ]
-    assert "SecurityGroupIngress" not in resources(dev, "AWS::EC2::SecurityGroup")[vendor_group_id]["Properties"]
-
-
-def test_vendor_endpoint_policy_allows_invoking_configured_models_only(each_environment: Synthesized) -> None:
-    vendor = interface_endpoints(each_environment)["bedrock-runtime"]
-    statements = vendor["PolicyDocument"]["Statement"]
-    assert [s["Effect"] for s in statements] == ["Allow"]
-    (statement,) = statements
-    assert sorted(statement["Action"]) == ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"]
-    assert sorted(statement["Resource"]) == sorted(each_environment.config.vendor.model_arns)
-    assert "*" not in statement["Resource"] and "*" not in statement["Action"]
-    assert statement["Condition"] == {"StringEquals": {"aws:PrincipalAccount": each_environment.config.account}}
 
 
 def subnet_ids_of_tier(synthesized: Synthesized, tier: str) -> list[str]:
