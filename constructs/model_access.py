@@ -24,7 +24,7 @@ MANAGED_POLICY_CHARS = 6_144
 ENDPOINT_POLICY_CHARS = 20_480
 # A team profile's ARN is a token at synth: this many characters once deployed (the id is 12).
 PROFILE_ARN_CHARS = 100
-UNRESOLVED = re.compile(r"\$\{Token\[[^\]]+\]\}")
+UNRESOLVED = re.compile(r"\$\{Token\[[^\]]+\]\}")  # how CDK writes a deploy-time value into a string
 
 
 def statement_id(route: ModelRoute, suffix: str) -> str:
@@ -61,10 +61,15 @@ def invoke_statements(
     return statements
 
 
+def deployed_length(text: str, token_chars: int) -> int:
+    """How long `text` will be once deployed, counting each deploy-time value (token) in it as `token_chars`."""
+    return len(UNRESOLVED.sub("x" * token_chars, text).encode())
+
+
 def check_size(statements: Sequence[iam.PolicyStatement], limit: int, what: str) -> None:
     """Refuse at synth a policy IAM would refuse at deploy, counting each token as a deployed ARN."""
     rendered = json.dumps([statement.to_json() for statement in statements], separators=(",", ":"))
-    size = len(UNRESOLVED.sub("x" * PROFILE_ARN_CHARS, rendered))
+    size = deployed_length(rendered, PROFILE_ARN_CHARS)
     if size > limit:
         raise ValueError(
             f"{what} would be about {size:,} characters, over IAM's {limit:,}: configure fewer teams or models"

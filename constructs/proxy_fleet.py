@@ -24,7 +24,7 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 from constructs.compliance import AWS_SOLUTIONS, acknowledge
 from constructs.gateway_bundle import PREFIX, GatewayBundle
-from constructs.model_access import MANAGED_POLICY_CHARS, UNRESOLVED, check_size
+from constructs.model_access import MANAGED_POLICY_CHARS, check_size, deployed_length
 from constructs.private_network import availability_zones_of
 
 # Amazon Linux 2023's public SSM parameter: resolved by CloudFormation at deploy, not looked up at synth.
@@ -278,7 +278,7 @@ class ProxyFleet(Construct):
             environment=environment or {},
             signal=signal,
         )
-        size = len(UNRESOLVED.sub("x" * TOKEN_BYTES, script).encode())
+        size = deployed_length(script, TOKEN_BYTES)
         if size > USER_DATA_BYTES:
             raise ValueError(f"the instances' user data would be about {size:,} bytes, over EC2's {USER_DATA_BYTES:,}")
         user_data.add_commands(script)

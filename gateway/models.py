@@ -55,16 +55,16 @@ class ModelDirectory:
         self.routes = vendor.models
         self._names = {name: route for route in vendor.models for name in (route.id, route.arn)}
         by_id = {route.id: route for route in vendor.models}
-        self._team_profiles = [
+        profiles = [
             TeamProfile(team, by_id[model], arn)
             for team, profiles in vendor.team_profiles.items()
             for model, arn in profiles.items()
             if model in by_id
         ]
         # Looked up on every request: (team, configured id) -> its profile, and (team, its profile's ARN or id).
-        self._own: dict[tuple[str | None, str], TeamProfile] = {(p.team, p.route.id): p for p in self._team_profiles}
+        self._own: dict[tuple[str | None, str], TeamProfile] = {(p.team, p.route.id): p for p in profiles}
         self._own_by_name: dict[tuple[str | None, str], TeamProfile] = {
-            (p.team, name): p for p in self._team_profiles for name in (p.arn, p.id)
+            (p.team, name): p for p in profiles for name in (p.arn, p.id)
         }
 
     @property
@@ -98,7 +98,7 @@ class ModelDirectory:
         summaries = (
             [_system_summary(route) for route in self.routes if route.kind == "inference-profile"]
             if kind == SYSTEM_DEFINED
-            else [_application_summary(p) for p in self._team_profiles if p.team == team]
+            else [_application_summary(p) for p in self._own.values() if p.team == team]
         )
         page: dict[str, Any] = {"inferenceProfileSummaries": summaries[start : start + size]}
         if start + size < len(summaries):
