@@ -1,0 +1,225 @@
+"""Everything decided before the vendor is involved: who, which path, scope, size, prompt policy, limits."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import unquote
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from gateway.auth import Authenticator, AuthError
+from gateway.exchange import Exchange, refuse
+from gateway.limits import Limits, RateDecision
+from gateway.messages import check_body
+from gateway.models import ModelDirectory, ProbeError, UnknownModelError
+from gateway.policy import Policy
+from gateway.settings import GatewaySettings
+
+BEDROCK_PATH = re.compile(
+    r"^/model/(?P<model>[^/]+(?:/[^/]+)*?)/(?P<action>invoke|invoke-with-response-stream|converse|converse-stream)$"
+)
+# Bedrock control-plane reads that Claude Code makes at start (ListInferenceProfiles, GetInferenceProfile).
+PROFILES_PATH = re.compile(r"^/inference-profiles(?:/(?P<identifier>.+))?$")
+STREAMED_ACTIONS = frozenset({"invoke-with-response-stream", "converse-stream"})
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """A request cleared to go to the vendor: its Bedrock action (None on a vendor API path) and the body to send."""
+
+    action: str | None
+    body: bytes
+
+
+class Admission:
+    def __init__(
+        self, settings: GatewaySettings, auth: Authenticator, models: ModelDirectory, policy: Policy, limits: Limits
+    ) -> None:
+        self.settings = settings
+        self.auth = auth
+        self.models = models
+        self.policy = policy
+        self.limits = limits
+
+    async def admit(self, request: Request, exchange: Exchange) -> Response | Admitted:
+        """The refusal, or what to send the vendor."""
+        settings = self.settings
+        bedrock = settings.vendor.kind == "bedrock"
+        probe = PROFILES_PATH.match(request.url.path) if bedrock and request.method == "GET" else None
+        try:
+            identity = await self.auth.identify(request.headers.get("authorization"))
+        except AuthError as error:
+            # Each client start probes the control plane before it sends its token: one per start is noise, not
+            # an audit event.
+            exchange.audited = probe is None
+            return refuse(
+                exchange, 401, "unauthorized", error.reason, error.message,
+                headers={"www-authenticate": f'Bearer error="invalid_token", error_description="{error.reason}"'},
+            )  # fmt: skip
+        exchange.user, exchange.team = identity.user, identity.team
+
+        action = None
+        if probe is not None:
+            return self._probe(probe["identifier"], request, exchange)
+        if bedrock:
+            route = BEDROCK_PATH.match(request.url.path)
+            if route is None or request.method != "POST":
+                return refuse(
+                    exchange,
+                    404,
+                    "not_found",
+                    "unknown_path",
+                    f"{request.method} {request.url.path} is not a Bedrock runtime path.",
+                )
+            action = route["action"]
+            exchange.model = unquote(route["model"])
+            try:
+                exchange.invocation = self.models.invocation(exchange.model, exchange.team)
+            except UnknownModelError as error:  # Bedrock's answer to a model it does not know: clients stop at once
+                return refuse(
+                    exchange, 400, "model_not_allowed", exchange.model, str(error),
+                    headers={"x-amzn-errortype": "ValidationException"},
+                )  # fmt: skip
+        exchange.repository = request.headers.get(settings.policy.repository_header)
+        blocked_by = self.policy.repository_policy(exchange.repository)
+        if blocked_by:
+            return refuse(
+                exchange,
+                403,
+                "repository_blocked",
+                blocked_by,
+                f"Repository {exchange.repository!r} is out of scope for AI assistance (policy {blocked_by}).",
+            )
+
+        body = await self._read_body(request)
+        if body is None:
+            limit = settings.policy.max_request_bytes
+            return refuse(exchange, 413, "too_large", str(limit), f"The request body is larger than {limit} bytes.")
+        try:
+            payload = json.loads(body) if body else {}
+        except json.JSONDecodeError as error:
+            return refuse(exchange, 400, "malformed_body", "json", f"The request body is not JSON ({error}).")
+
+        payload, scan, exchange.prompt = check_body(self.policy, payload, "prompt")
+        exchange.note_policy("prompt", scan)
+        if scan.action == "block":
+            rules = ", ".join(scan.blocking_rules)
+            return refuse(
+                exchange, 403, "policy_blocked", rules, f"The prompt contains content the policy blocks (rule {rules})."
+            )
+        if scan.action == "redact":
+            body = json.dumps(payload).encode()
+        exchange.stream = (
+            action in STREAMED_ACTIONS if action else isinstance(payload, dict) and bool(payload.get("stream"))
+        )
+
+        refused = await self._check_limits(exchange, payload, body)
+        return refused or Admitted(action, body)
+
+    async def _check_limits(self, exchange: Exchange, payload: Any, body: bytes) -> Response | None:
+        """The fleet-wide rate limits, then the team's monthly budget (a reservation settled at the end)."""
+        user, team = exchange.user or "", exchange.team or ""
+        started = time.perf_counter()
+        decision = await self.limits.check_rate(user, team, exchange.request_id)
+        if decision.allowed:
+            worst_case = self._worst_case_usd(exchange, payload, body)
+            exchange.reservation = await self.limits.reserve(team, exchange.request_id, worst_case)
+        exchange.limits = {**decision.audit(), "check_ms": round((time.perf_counter() - started) * 1000, 3)}
+        if not decision.allowed:
+            return self._rate_refusal(exchange, decision)
+        reservation = exchange.reservation
+        if reservation is not None and not reservation.allowed:
+            if reservation.mode == "fail_closed":
+                return refuse(
+                    exchange,
+                    503,
+                    "limits_unavailable",
+                    "redis",
+                    "Budgets cannot be checked right now; retry shortly.",
+                    headers={"retry-after": "1"},
+                )
+            return refuse(
+                exchange, 402, "budget_exceeded", team,
+                f"Team {team} has used ${reservation.spent_usd:,.2f} of its ${reservation.cap_usd:,.2f} budget "
+                f"for {reservation.month}.",
+                extra={
+                    "team": team, "spent_usd": reservation.spent_usd, "cap_usd": reservation.cap_usd,
+                    "month": reservation.month,
+                },
+            )  # fmt: skip
+        return None
+
+    def _rate_refusal(self, exchange: Exchange, decision: RateDecision) -> Response:
+        if decision.mode == "fail_closed":
+            return refuse(
+                exchange, 503, "limits_unavailable", "redis",
+                "The shared rate-limit counters are out of reach and this gateway fails closed; retry shortly.",
+                headers={"retry-after": "1"},
+            )  # fmt: skip
+        limits = self.settings.limits
+        allowed = {"user": limits.user_per_hour, "team": limits.team_per_hour, "org": limits.org_per_hour}[
+            decision.limit or "user"
+        ]
+        frees_at = datetime.fromtimestamp(self.limits.clock() + decision.retry_after_seconds, UTC).isoformat(
+            timespec="seconds"
+        )
+        who = {"user": exchange.user, "team": exchange.team, "org": "the organisation"}[decision.limit or "user"]
+        return refuse(
+            exchange, 429, "rate_limited", decision.limit,
+            f"The {decision.limit} limit ({allowed} requests per rolling hour, {who}) is used up; "
+            f"it frees up in {decision.retry_after_seconds} s, at {frees_at}.",
+            headers={"retry-after": str(decision.retry_after_seconds)},
+            extra={
+                "limit": decision.limit, "retry_after_seconds": decision.retry_after_seconds,
+                "frees_at": frees_at, "mode": decision.mode,
+            },
+        )  # fmt: skip
+
+    def _worst_case_usd(self, exchange: Exchange, payload: Any, body: bytes) -> float:
+        """What the request can cost at most: its input (estimated from its size) and all of max_tokens."""
+        if exchange.invocation is None:
+            return 0.0
+        price = exchange.invocation.route.price
+        max_tokens = None
+        if isinstance(payload, dict):
+            config = payload.get("inferenceConfig")
+            max_tokens = payload.get("max_tokens") or (config.get("maxTokens") if isinstance(config, dict) else None)
+        output_tokens = (
+            max_tokens if isinstance(max_tokens, int) and max_tokens > 0 else self.settings.limits.default_max_tokens
+        )
+        input_tokens = math.ceil(len(body) / 3)  # fewer than one token per 3 bytes of JSON, in practice
+        return input_tokens / 1000 * price.input_per_1k_usd + output_tokens / 1000 * price.output_per_1k_usd
+
+    def _probe(self, identifier: str | None, request: Request, exchange: Exchange) -> Response:
+        """Answer Claude Code's control-plane probes in Bedrock's shapes, listing only what this gateway serves."""
+        try:
+            if identifier is None:
+                body = self.models.list_profiles(dict(request.query_params), exchange.team)
+            else:
+                body = self.models.get_profile(identifier, exchange.team)
+        except ProbeError as error:
+            return refuse(
+                exchange, error.status, "probe_refused", error.error_type, error.message,
+                headers={"x-amzn-errortype": error.error_type},
+            )  # fmt: skip
+        return JSONResponse(body)
+
+    async def _read_body(self, request: Request) -> bytes | None:
+        """The body, or None as soon as it passes the size limit (checked before any rule runs)."""
+        limit = self.settings.policy.max_request_bytes
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            return None
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                return None
+        return bytes(body)

@@ -1,0 +1,72 @@
+"""One request as it moves along the path, and the one way any stage refuses it."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.responses import JSONResponse
+
+from gateway.limits import Reservation
+from gateway.messages import Usage
+from gateway.models import Invocation
+from gateway.policy import Scan
+
+
+@dataclass
+class Exchange:
+    """One request as the audit trail will remember it."""
+
+    method: str
+    path: str
+    request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="milliseconds"))
+    started: float = field(default_factory=time.perf_counter)
+    user: str | None = None
+    team: str | None = None
+    repository: str | None = None
+    model: str | None = None
+    invocation: Invocation | None = None
+    status: int = 0
+    outcome: str = "ok"
+    reason: str | None = None
+    policy: dict[str, Any] = field(default_factory=dict)
+    usage: Usage = field(default_factory=Usage)
+    prompt: list[str] = field(default_factory=list)
+    completion: list[str] = field(default_factory=list)
+    stream: bool = False
+    first_byte_ms: float | None = None
+    upstream_ms: float | None = None
+    limits: dict[str, Any] | None = None
+    reservation: Reservation | None = None
+    recorded: bool = False
+    # False for a client start-up probe without a token: counted in the metrics, kept out of the audit trail.
+    audited: bool = True
+
+    def note_policy(self, where: str, scan: Scan) -> None:
+        if scan.matches:
+            self.policy[where] = {"action": scan.action, "matches": dict(scan.matches)}
+
+
+def refuse(
+    exchange: Exchange,
+    status: int,
+    outcome: str,
+    reason: str | None,
+    message: str,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> JSONResponse:
+    """The answer to a request the gateway will not (or cannot) serve, noted on the exchange for its record."""
+    exchange.status, exchange.outcome, exchange.reason = status, outcome, reason
+    body = {
+        "error": outcome,
+        "reason": reason,
+        "message": message,
+        "request_id": exchange.request_id,
+        **(extra or {}),
+    }
+    return JSONResponse(body, status_code=status, headers=headers)

@@ -1,0 +1,250 @@
+"""A slot, the breaker, the vendor, and the answer checked on its way back (buffered or streamed)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from functools import partial
+
+import httpx
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from gateway.admission import Admitted
+from gateway.breaker import CircuitBreaker
+from gateway.exchange import Exchange, refuse
+from gateway.messages import (
+    CompletionStream,
+    ConverseStream,
+    InvokeStream,
+    ServerSentEventStream,
+    check_body,
+    usage_from_body,
+)
+from gateway.policy import Policy
+from gateway.recording import Recorder
+from gateway.settings import GatewaySettings
+from gateway.upstream import Opened, Upstream, UpstreamTimeoutError, UpstreamUnavailableError
+
+STREAMS: dict[str, type[CompletionStream]] = {
+    "invoke-with-response-stream": InvokeStream,
+    "converse-stream": ConverseStream,
+}
+
+
+class Forwarder:
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        upstream: Upstream,
+        breaker: CircuitBreaker,
+        policy: Policy,
+        recorder: Recorder,
+    ) -> None:
+        self.settings = settings
+        self.upstream = upstream
+        self.breaker = breaker
+        self.policy = policy
+        self.recorder = recorder
+        self.slots = asyncio.Semaphore(settings.upstream.max_concurrency)
+        self.in_flight = 0
+
+    async def forward(self, request: Request, exchange: Exchange, admitted: Admitted) -> Response:
+        settings = self.settings
+        action = admitted.action
+        try:
+            await asyncio.wait_for(self.slots.acquire(), settings.upstream.queue_wait_seconds)
+        except TimeoutError:
+            return refuse(
+                exchange,
+                503,
+                "busy",
+                "max_concurrency",
+                "The gateway is at capacity; retry shortly.",
+                headers={"retry-after": "1"},
+            )
+        slot, handed_to_stream = _Slot(self), False
+        try:
+            if not self.breaker.allow():
+                retry = str(self.breaker.retry_after())
+                return refuse(
+                    exchange,
+                    503,
+                    "vendor_degraded",
+                    "circuit_open",
+                    "The AI vendor is degraded; the gateway is failing fast. Retry later.",
+                    headers={"retry-after": retry},
+                )
+            path = (
+                self.upstream.bedrock_path(exchange.invocation.target, action)
+                if action and exchange.invocation
+                else _path_and_query(request)
+            )
+            try:
+                opened = await self.upstream.open(request.method, path, admitted.body, dict(request.headers))
+            except UpstreamTimeoutError:
+                self.breaker.record_failure()
+                seconds = settings.upstream.first_byte_timeout_seconds
+                return refuse(
+                    exchange,
+                    504,
+                    "upstream_timeout",
+                    f"{seconds:g}s",
+                    f"The AI vendor did not answer within {seconds:g} s.",
+                )
+            except UpstreamUnavailableError as error:
+                self.breaker.record_failure()
+                return refuse(exchange, 502, "upstream_unavailable", str(error), "The AI vendor could not be reached.")
+            except BaseException:
+                self.breaker.release_probe()
+                raise
+            exchange.first_byte_ms = opened.first_byte_ms
+            if opened.response.status_code >= 500:
+                self.breaker.record_failure()
+            else:
+                self.breaker.record_success()
+            if exchange.stream and opened.response.status_code == 200:
+                transform = STREAMS[action](self.policy) if action else ServerSentEventStream(self.policy)
+                # Until the stream says otherwise, it ended early: the client went away.
+                exchange.status, exchange.outcome = 200, "client_disconnected"
+                streamed = CheckedStream(
+                    self._stream(exchange, opened.response, transform),
+                    on_close=partial(self._end_stream, exchange, opened.response, transform, slot),
+                    headers=self.upstream.returned_headers(opened.response),
+                )
+                handed_to_stream = True  # the stream releases the slot when it ends
+                return streamed
+            return await self._buffered(exchange, opened)
+        finally:
+            if not handed_to_stream:
+                slot.release()
+
+    async def _buffered(self, exchange: Exchange, opened: Opened) -> Response:
+        response = opened.response
+        try:
+            raw = await asyncio.wait_for(response.aread(), self._remaining(exchange))
+        except TimeoutError:
+            return refuse(
+                exchange, 504, "upstream_timeout", "stream_timeout_seconds", "The AI vendor's answer took too long."
+            )
+        finally:
+            await response.aclose()
+        exchange.upstream_ms = (time.perf_counter() - exchange.started) * 1000
+        headers = self.upstream.returned_headers(response)
+        if response.status_code != 200:
+            exchange.outcome, exchange.reason = (
+                "vendor_error",
+                response.headers.get("x-amzn-errortype", str(response.status_code)),
+            )
+            return Response(raw, status_code=response.status_code, headers=headers)
+        try:
+            answer = json.loads(raw)
+        except json.JSONDecodeError:
+            return Response(raw, status_code=200, headers=headers)
+        exchange.usage = usage_from_body(answer)
+        answer, scan, exchange.completion = check_body(self.policy, answer, "completion")
+        exchange.note_policy("completion", scan)
+        if scan.action == "block":
+            rules = ", ".join(scan.blocking_rules)
+            exchange.completion = []
+            return refuse(
+                exchange,
+                403,
+                "completion_blocked",
+                rules,
+                f"The answer contains content the policy blocks (rule {rules}).",
+            )
+        if scan.action == "redact":
+            raw = json.dumps(answer).encode()
+            headers.pop("content-length", None)
+        return Response(raw, status_code=200, headers=headers)
+
+    async def _stream(
+        self, exchange: Exchange, response: httpx.Response, transform: CompletionStream
+    ) -> AsyncGenerator[bytes]:
+        """The answer as it arrives, each piece checked before it is passed on."""
+        chunks = response.aiter_raw()
+        try:
+            while not transform.blocked:
+                try:
+                    chunk = await asyncio.wait_for(anext(chunks), self._remaining(exchange))
+                except StopAsyncIteration:
+                    tail = transform.finish()
+                    if tail:
+                        yield tail
+                    exchange.outcome = "ok"
+                    break
+                except TimeoutError:
+                    seconds = self.settings.upstream.stream_timeout_seconds
+                    exchange.outcome, exchange.reason = "stream_timeout", f"{seconds:g}s"
+                    break
+                out = transform.feed(chunk)
+                if out:
+                    yield out
+            if transform.blocked:
+                exchange.outcome, exchange.reason = "completion_blocked", ", ".join(transform.scan.blocking_rules)
+        except httpx.HTTPError as error:
+            exchange.outcome, exchange.reason = "upstream_unavailable", str(error) or type(error).__name__
+
+    async def _end_stream(
+        self, exchange: Exchange, response: httpx.Response, transform: CompletionStream, slot: _Slot
+    ) -> None:
+        """After the stream, however it ended (finished, blocked, timed out, or the client left)."""
+        slot.release()
+        with contextlib.suppress(Exception):
+            await response.aclose()
+        exchange.upstream_ms = (time.perf_counter() - exchange.started) * 1000
+        exchange.usage = transform.usage
+        exchange.completion = ["".join(transform.text)]
+        exchange.note_policy("completion", transform.scan)
+        await self.recorder.finish(exchange)
+
+    def _remaining(self, exchange: Exchange) -> float:
+        return max(0.001, self.settings.upstream.stream_timeout_seconds - (time.perf_counter() - exchange.started))
+
+
+class CheckedStream(StreamingResponse):
+    """A streamed answer whose clean-up runs however the response ends, even if the client leaves
+    before the first byte or the server is cancelled (a generator's own `finally` would not run
+    then: it never started)."""
+
+    def __init__(
+        self, content: AsyncGenerator[bytes], on_close: Callable[[], Awaitable[None]], headers: dict[str, str]
+    ) -> None:
+        super().__init__(content, status_code=200, headers=headers)
+        self._content = content
+        self._on_close = on_close
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await asyncio.shield(self._close())
+
+    async def _close(self) -> None:
+        await self._content.aclose()
+        await self._on_close()
+
+
+class _Slot:
+    """One of the process's upstream slots, released exactly once."""
+
+    def __init__(self, forwarder: Forwarder) -> None:
+        self.forwarder = forwarder
+        self.released = False
+        forwarder.in_flight += 1
+
+    def release(self) -> None:
+        if not self.released:
+            self.released = True
+            self.forwarder.in_flight -= 1
+            self.forwarder.slots.release()
+
+
+def _path_and_query(request: Request) -> str:
+    query = request.url.query
+    return request.url.path + (f"?{query}" if query else "")

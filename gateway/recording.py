@@ -1,0 +1,158 @@
+"""The end of every request: settle its budget reservation, then one audit record and one metrics line."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from gateway.audit import capped_line
+from gateway.breaker import BreakerState, CircuitBreaker
+from gateway.exchange import Exchange
+from gateway.limits import Limits
+from gateway.settings import GatewaySettings
+from gateway.sinks import JsonLinesSink
+
+
+class Recorder:
+    def __init__(self, settings: GatewaySettings, limits: Limits, breaker: CircuitBreaker) -> None:
+        self.settings = settings
+        self.limits = limits
+        self.breaker = breaker
+        self.audit = JsonLinesSink(settings.audit.path, settings.audit.queue_size, "audit")
+        self.metrics = JsonLinesSink(settings.metrics.path, settings.metrics.queue_size, "metrics")
+        self.finishing: set[asyncio.Task[None]] = set()
+
+    def start(self) -> None:
+        self.audit.start()
+        self.metrics.start()
+
+    async def drain(self) -> None:
+        """Wait for the settlements still under way (they need Redis: before it closes)."""
+        await asyncio.gather(*self.finishing, return_exceptions=True)
+
+    async def close(self) -> None:
+        """Flush both files: the last thing the process does."""
+        await asyncio.to_thread(self.audit.close)
+        await asyncio.to_thread(self.metrics.close)
+
+    async def finish(self, exchange: Exchange) -> None:
+        """Settle the budget reservation to what the request really cost, then record it."""
+        try:
+            if exchange.reservation is not None:
+                await self.limits.settle(exchange.reservation, cost(exchange))
+        finally:
+            self.record(exchange)
+
+    def finish_soon(self, exchange: Exchange) -> None:
+        """Finish off the request path: the answer does not wait for the settlement round trip.
+        Shutdown waits for these before it flushes the audit file."""
+        task = asyncio.create_task(self.finish(exchange))
+        self.finishing.add(task)
+        task.add_done_callback(self.finishing.discard)
+
+    def record(self, exchange: Exchange) -> None:
+        if exchange.recorded:
+            return
+        exchange.recorded = True
+        latency_ms = round((time.perf_counter() - exchange.started) * 1000, 2)
+        spent = cost(exchange)
+        invocation = exchange.invocation
+        self.metrics.put(self._metrics_line(exchange, latency_ms, spent))
+        if not exchange.audited:
+            return
+        record: dict[str, Any] = {
+            "time": exchange.at,
+            "request_id": exchange.request_id,
+            "environment": self.settings.environment,
+            "user": exchange.user,
+            "team": exchange.team,
+            "repository": exchange.repository,
+            "model": exchange.model,
+            # What was invoked for it: the team's own profile, or (flagged as a fallback) the shared one.
+            "invoked": invocation.target if invocation else None,
+            "profile_fallback": invocation.fallback if invocation else None,
+            "method": exchange.method,
+            "path": exchange.path,
+            "status": exchange.status,
+            "outcome": exchange.outcome,
+            "reason": exchange.reason,
+            "policy": exchange.policy,
+            "stream": exchange.stream,
+            "input_tokens": exchange.usage.input_tokens,
+            "output_tokens": exchange.usage.output_tokens,
+            "estimated_cost_usd": spent,
+            "latency_ms": latency_ms,
+            "first_byte_ms": _rounded(exchange.first_byte_ms),
+            "upstream_ms": _rounded(exchange.upstream_ms),
+            "breaker": self.breaker.state.value,
+            "limits": exchange.limits,
+            "budget": exchange.reservation.audit() if exchange.reservation else None,
+            "prompt": "\n".join(exchange.prompt),
+            "completion": "".join(exchange.completion),
+        }
+        # Serialized here, once, to its size cap: the sink writes exactly this line.
+        self.audit.put(capped_line(record, self.settings.audit_record_limit_bytes))
+
+    def _metrics_line(self, exchange: Exchange, latency_ms: float, spent: float) -> dict[str, Any]:
+        """A CloudWatch embedded-metric-format line: the agent turns it into metrics, no API calls here."""
+        limits = exchange.limits or {}
+        metrics = {
+            "Requests": (1, "Count"),
+            "Rejections": (0 if exchange.outcome == "ok" else 1, "Count"),
+            "InputTokens": (exchange.usage.input_tokens, "Count"),
+            "OutputTokens": (exchange.usage.output_tokens, "Count"),
+            "EstimatedCostUsd": (spent, "None"),
+            "Latency": (latency_ms, "Milliseconds"),
+            "BreakerOpen": (0 if self.breaker.state is BreakerState.CLOSED else 1, "Count"),
+            "RateLimited": (1 if exchange.outcome == "rate_limited" else 0, "Count"),
+            "BudgetRefused": (1 if exchange.outcome == "budget_exceeded" else 0, "Count"),
+            "LimitFailOpen": (1 if limits.get("mode") == "fail_open" else 0, "Count"),
+            "OrgSoftCapExceeded": (1 if limits.get("org_over_soft_cap") else 0, "Count"),
+            "ProfileFallback": (1 if exchange.invocation and exchange.invocation.fallback else 0, "Count"),
+            "UnauthenticatedProbes": (0 if exchange.audited else 1, "Count"),
+        }
+        if exchange.first_byte_ms is not None:
+            metrics["UpstreamFirstByte"] = (round(exchange.first_byte_ms, 2), "Milliseconds")
+        return {
+            "_aws": {
+                "Timestamp": int(time.time() * 1000),
+                "CloudWatchMetrics": [
+                    {
+                        "Namespace": self.settings.metrics_namespace,
+                        "Dimensions": [
+                            ["Environment"],
+                            ["Environment", "Team"],
+                            ["Environment", "Outcome"],
+                            ["Environment", "Limit"],
+                            ["Environment", "LimitMode"],
+                        ],
+                        "Metrics": [{"Name": name, "Unit": unit} for name, (_, unit) in metrics.items()],
+                    }
+                ],
+            },
+            "Environment": self.settings.environment,
+            "Team": exchange.team or "unauthenticated",
+            "Outcome": exchange.outcome,
+            "Limit": (exchange.reason if exchange.outcome == "rate_limited" else None) or "none",
+            "LimitMode": limits.get("mode") or "none",
+            "Model": exchange.model,
+            "InvokedModel": exchange.invocation.target if exchange.invocation else None,
+            "RequestId": exchange.request_id,
+            **{name: value for name, (value, _) in metrics.items()},
+        }
+
+
+def cost(exchange: Exchange) -> float:
+    """What the request cost at the model's configured prices."""
+    if exchange.invocation is None:
+        return 0.0
+    price = exchange.invocation.route.price
+    usage = exchange.usage
+    return round(
+        usage.input_tokens / 1000 * price.input_per_1k_usd + usage.output_tokens / 1000 * price.output_per_1k_usd, 6
+    )
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)

@@ -1,0 +1,103 @@
+"""The gateway's parts, put together in request-path order: admission, forwarding, recording.
+
+Every request but `/healthz` ends in exactly one audit record and one metrics line, whatever its
+outcome, including a client that goes away mid-stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import httpx
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from gateway.admission import Admission
+from gateway.auth import KEY_SOURCE_ERRORS, Authenticator, SigningKeys, key_source_for
+from gateway.breaker import CircuitBreaker
+from gateway.exchange import Exchange, refuse
+from gateway.forwarding import CheckedStream, Forwarder
+from gateway.limits import Limits
+from gateway.models import ModelDirectory
+from gateway.policy import Policy
+from gateway.recording import Recorder
+from gateway.settings import GatewaySettings
+from gateway.upstream import Upstream, client_for
+
+log = logging.getLogger("aigw.gateway")
+
+
+class Gateway:
+    def __init__(self, settings: GatewaySettings) -> None:
+        self.settings = settings
+        policy = Policy(settings.policy)
+        self.breaker = CircuitBreaker(settings.upstream.breaker)
+        self.limits = Limits(settings)
+        self.client = client_for(settings)
+        self.idp_client = httpx.AsyncClient()
+        self.upstream = Upstream(settings, self.client)
+        keys = key_source_for(settings.auth, region=settings.vendor.region, client=self.idp_client)
+        self.auth = Authenticator(settings.auth, SigningKeys(settings.auth, keys))
+        self.recorder = Recorder(settings, self.limits, self.breaker)
+        self.admission = Admission(settings, self.auth, ModelDirectory(settings.vendor), policy, self.limits)
+        self.forwarder = Forwarder(settings, self.upstream, self.breaker, policy, self.recorder)
+
+    async def start(self) -> None:
+        self.recorder.start()
+        await asyncio.to_thread(self.upstream.key.load)
+        await asyncio.to_thread(self.limits.connect)
+        if self.limits.enabled and self.limits.client is None:
+            log.warning(
+                "no Redis configured: rate limits run per process (fail mode %s)", self.settings.limits.fail_mode
+            )
+        try:
+            await self.auth.keys.load()
+        except KEY_SOURCE_ERRORS as error:  # keys are read again on the first request
+            log.warning("could not prefetch the IdP's keys from %s: %s", self.auth.keys.source.description, error)
+
+    async def stop(self) -> None:
+        await self.recorder.drain()
+        await self.client.aclose()
+        await self.auth.keys.aclose()
+        await self.idp_client.aclose()
+        await self.limits.close()
+        await self.recorder.close()
+
+    async def health(self, _request: Request) -> JSONResponse:
+        sinks = {
+            sink.name: {"ok": sink.healthy, "error": sink.error, "written": sink.written}
+            for sink in (self.recorder.audit, self.recorder.metrics)
+        }
+        healthy = all(s["ok"] for s in sinks.values())
+        # Redis out of reach is reported, not fatal: the fail mode decides what requests get.
+        redis = {"ok": await self.limits.reachable(), "fail_mode": self.settings.limits.fail_mode}
+        body = {
+            "status": "ok" if healthy else "unhealthy",
+            "environment": self.settings.environment,
+            "breaker": self.breaker.state.value,
+            "in_flight": self.forwarder.in_flight,
+            "redis": redis,
+            **sinks,
+        }
+        return JSONResponse(body, status_code=200 if healthy else 503)
+
+    async def handle(self, request: Request) -> Response:
+        exchange = Exchange(method=request.method, path=request.url.path)
+        try:
+            admitted = await self.admission.admit(request, exchange)
+            response = (
+                admitted
+                if isinstance(admitted, Response)
+                else await self.forwarder.forward(request, exchange, admitted)
+            )
+        except Exception as error:  # a bug must still leave a record and a clear answer
+            log.exception("request %s failed", exchange.request_id)
+            response = refuse(
+                exchange, 500, "internal_error", type(error).__name__, "The gateway failed; see its logs."
+            )
+        response.headers["x-request-id"] = exchange.request_id
+        if not isinstance(response, CheckedStream):  # a stream records itself when it ends
+            exchange.status = response.status_code
+            self.recorder.finish_soon(exchange)
+        return response
