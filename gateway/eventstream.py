@@ -11,7 +11,9 @@ import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from botocore.eventstream import EventStreamBuffer
+from botocore.eventstream import EventStreamBuffer, ParserError
+
+DecodeError = ParserError  # a frame whose lengths or CRCs are wrong
 
 CONTENT_TYPE = "application/vnd.amazon.eventstream"
 _STRING_HEADER = 7

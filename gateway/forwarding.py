@@ -22,6 +22,7 @@ from gateway.messages import (
     ConverseStream,
     InvokeStream,
     ServerSentEventStream,
+    VendorStreamError,
     check_body,
     usage_from_body,
 )
@@ -189,6 +190,10 @@ class Forwarder:
                 exchange.outcome, exchange.reason = "completion_blocked", ", ".join(transform.scan.blocking_rules)
         except httpx.HTTPError as error:
             exchange.outcome, exchange.reason = "upstream_unavailable", str(error) or type(error).__name__
+        except VendorStreamError as error:  # the vendor's fault: counts against it, and the client is told why
+            self.breaker.record_failure()
+            exchange.outcome, exchange.reason = "upstream_malformed", str(error)
+            yield transform.vendor_error(f"The AI vendor's stream broke off: {error}.")
 
     async def _end_stream(
         self, exchange: Exchange, response: httpx.Response, transform: CompletionStream, slot: _Slot

@@ -77,26 +77,53 @@ def usage_from_body(body: Any) -> Usage:
     return usage
 
 
-class CompletionStream:
-    """A streamed completion passing through: text checked as it goes, usage collected.
+# The deltas that stream model output piece by piece, by wire format: (delta type, field with the text).
+MESSAGES_STREAMED = {"text_delta": "text", "input_json_delta": "partial_json", "thinking_delta": "thinking"}
+SIGNED_DELTAS = frozenset({"thinking_delta", "reasoning"})
 
-    Subclasses know one wire format; all share the scanner, which holds back only the last few
-    hundred characters so a match split across chunks is still caught before it leaves.
+
+class VendorStreamError(ValueError):
+    """The vendor's stream broke its own format: the vendor's fault, not the client's."""
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One run of streamed text: a content block's text, tool input or thinking."""
+
+    index: int
+    kind: str
+
+    @property
+    def signed(self) -> bool:
+        return self.kind in SIGNED_DELTAS
+
+
+class CompletionStream:
+    """A streamed completion passing through: every event that carries model output is checked, usage collected.
+
+    Pieces of text, tool input and thinking go through one `StreamScanner` per stream, which holds back
+    only what could still become a match; any other event's strings are checked whole. Before any other
+    event leaves, the segment being held is released, so events keep their order.
     """
 
     def __init__(self, policy: Policy) -> None:
+        self.policy = policy
         self.scanner = StreamScanner(policy)
         self.usage = Usage()
         self.text: list[str] = []
-        self.index: int | None = None  # the content block whose text is being held
+        self.segment: Segment | None = None
+        self.whole = Scan(text="")  # what the rules found in events checked whole
 
     @property
     def blocked(self) -> bool:
-        return self.scanner.blocked
+        return self.scanner.blocked or self.whole.action == "block"
 
     @property
     def scan(self) -> Scan:
-        return self.scanner.total
+        total = Scan(text="")
+        total.merge(self.scanner.total)
+        total.merge(self.whole)
+        return total
 
     def feed(self, data: bytes) -> bytes:
         raise NotImplementedError
@@ -109,47 +136,70 @@ class CompletionStream:
         rules = ", ".join(self.scan.blocking_rules)
         return f"aigw content policy blocked the completion (rule {rules})."
 
-    def _release(self, text: str) -> str:
-        released = self.scanner.feed(text)
+    def vendor_error(self, message: str) -> bytes:
+        """The in-stream error that ends a stream the vendor broke, in this stream's format."""
+        raise NotImplementedError
+
+    def _piece(self, segment: Segment, text: str) -> bytes:
+        """A piece of a segment: what of it may leave now (after the previous segment, if this is a new one)."""
+        out = b"" if segment == self.segment else self._flush()
+        if self.blocked:
+            return b""
+        self.segment = segment
+        released = self.scanner.feed(text, signed=segment.signed)
         self.text.append(released)
-        return released
+        return out + (self._delta(segment, released) if released and not self.blocked else b"")
 
     def _flush(self) -> bytes:
+        segment, self.segment = self.segment, None
+        if segment is None:
+            return b""
         rest = self.scanner.finish()
         self.text.append(rest)
-        if not rest or self.blocked:
-            return b""
-        return self._delta(rest, self.index or 0)
+        return self._delta(segment, rest) if rest and not self.blocked else b""
 
-    def _delta(self, text: str, index: int) -> bytes:
-        """A text delta in this stream's format, for text released at the end of a block."""
-        return self._wrap(
-            {"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": text}}
-        )
+    def _whole(self, event: Any) -> Any:
+        """An event's strings checked whole (after any held segment): the event to send on, redacted if need be."""
+        checked, scan, passed = check_body(self.policy, event, "completion")
+        self.whole.merge(scan)
+        self.text.extend(passed)
+        return checked
+
+    def _delta(self, segment: Segment, text: str) -> bytes:
+        """A piece of a segment in this stream's format."""
+        raise NotImplementedError
+
+    def _messages_event(self, inner: dict[str, Any], original: bytes) -> bytes:
+        """One Anthropic Messages streaming event (Bedrock InvokeModel streams and vendor SSE share
+        them): note usage, check its output; returns what to send on."""
+        kind = inner.get("type")
+        delta = inner.get("delta")
+        if kind == "content_block_delta" and isinstance(delta, dict) and delta.get("type") in MESSAGES_STREAMED:
+            text = delta.get(MESSAGES_STREAMED[delta["type"]])
+            if isinstance(text, str):
+                return self._piece(Segment(_index(inner.get("index")), delta["type"]), text)
+        out = self._flush()
+        if self.blocked:
+            return out
+        if kind == "message_start":
+            usage = (inner.get("message") or {}).get("usage") or {}
+            self.usage.update(usage.get("input_tokens"), usage.get("output_tokens"))
+        elif kind == "message_delta":
+            self.usage.update(output_tokens=(inner.get("usage") or {}).get("output_tokens"))
+        checked = self._whole(inner)
+        if self.blocked:
+            return out
+        return out + (original if checked is inner else self._wrap(checked))
 
     def _wrap(self, inner: dict[str, Any]) -> bytes:
         """An Anthropic Messages streaming event, framed as this stream frames it."""
         raise NotImplementedError
 
-    def _messages_event(self, inner: dict[str, Any], original: bytes) -> bytes:
-        """One Anthropic Messages streaming event (Bedrock InvokeModel streams and vendor SSE share
-        them): note usage, pass text through the scanner; returns what to send on."""
-        kind = inner.get("type")
-        if kind == "message_start":
-            usage = inner.get("message", {}).get("usage", {})
-            self.usage.update(usage.get("input_tokens"), usage.get("output_tokens"))
-        elif kind == "message_delta":
-            self.usage.update(output_tokens=inner.get("usage", {}).get("output_tokens"))
-        elif kind == "content_block_delta" and inner.get("delta", {}).get("type") == "text_delta":
-            self.index = inner.get("index", 0)
-            released = self._release(inner["delta"]["text"])
-            if not released:
-                return b""
-            inner["delta"]["text"] = released
-            return self._wrap(inner)
-        elif kind in ("content_block_stop", "message_stop"):
-            return self._flush() + original
-        return original
+    def _messages_delta(self, segment: Segment, text: str) -> bytes:
+        field = MESSAGES_STREAMED[segment.kind]
+        return self._wrap(
+            {"type": "content_block_delta", "index": segment.index, "delta": {"type": segment.kind, field: text}}
+        )
 
 
 class _EventStreamCompletion(CompletionStream):
@@ -161,10 +211,13 @@ class _EventStreamCompletion(CompletionStream):
 
     def feed(self, data: bytes) -> bytes:
         out = bytearray()
-        for event in self.decoder.feed(data):
-            if self.blocked:
-                break
-            out += self._event(event)
+        try:
+            for event in self.decoder.feed(data):
+                if self.blocked:
+                    break
+                out += self._event(event)
+        except (ValueError, KeyError, TypeError, eventstream.DecodeError) as error:
+            raise VendorStreamError(f"the vendor's event stream is malformed ({type(error).__name__})") from error
         if self.blocked:
             out += eventstream.exception("validationException", json.dumps({"message": self.block_message()}).encode())
         return bytes(out)
@@ -172,16 +225,34 @@ class _EventStreamCompletion(CompletionStream):
     def _event(self, event: eventstream.Event) -> bytes:
         raise NotImplementedError
 
+    def vendor_error(self, message: str) -> bytes:
+        return eventstream.exception("modelStreamErrorException", json.dumps({"message": message}).encode())
+
+    def _other(self, event: eventstream.Event) -> bytes:
+        """An event this format does not stream text in (exceptions, unknown kinds): its strings checked whole."""
+        out = self._flush()
+        try:
+            body = json.loads(event.payload) if event.payload else None
+        except (ValueError, UnicodeDecodeError):
+            body = event.payload.decode(errors="replace")
+        checked = self._whole(body)
+        if self.blocked:
+            return out
+        payload = event.payload if checked is body else json.dumps(checked).encode()
+        return out + eventstream.encode(event.headers, payload)
+
 
 class InvokeStream(_EventStreamCompletion):
     """InvokeModelWithResponseStream: `chunk` events carry base64 JSON in the model's own format
     (Anthropic Messages streaming events)."""
 
     def _event(self, event: eventstream.Event) -> bytes:
+        if event.event_type != "chunk" or event.message_type != "event":
+            return self._other(event)
         original = eventstream.encode(event.headers, event.payload)
-        if event.event_type != "chunk":
-            return original
-        inner = json.loads(base64.b64decode(json.loads(event.payload)["bytes"]))
+        inner = json.loads(base64.b64decode(json.loads(event.payload)["bytes"], validate=True))
+        if not isinstance(inner, dict):
+            raise VendorStreamError("a chunk is not a JSON object")
         metrics = inner.get("amazon-bedrock-invocationMetrics")
         if isinstance(metrics, dict):
             self.usage.update(metrics.get("inputTokenCount"), metrics.get("outputTokenCount"))
@@ -191,31 +262,41 @@ class InvokeStream(_EventStreamCompletion):
         payload = json.dumps({"bytes": base64.b64encode(json.dumps(inner).encode()).decode()}).encode()
         return eventstream.event("chunk", payload)
 
+    def _delta(self, segment: Segment, text: str) -> bytes:
+        return self._messages_delta(segment, text)
+
 
 class ConverseStream(_EventStreamCompletion):
-    """ConverseStream: `contentBlockDelta` text events and a `metadata` usage event."""
+    """ConverseStream: text, tool input and reasoning arrive as `contentBlockDelta` pieces; usage in `metadata`."""
 
     def _event(self, event: eventstream.Event) -> bytes:
         kind = event.event_type
+        if event.message_type != "event":
+            return self._other(event)
+        body = json.loads(event.payload)
+        if not isinstance(body, dict):
+            raise VendorStreamError("an event is not a JSON object")
         if kind == "contentBlockDelta":
-            body = json.loads(event.payload)
-            text = body.get("delta", {}).get("text")
-            if isinstance(text, str):
-                self.index = body.get("contentBlockIndex", 0)
-                released = self._release(text)
-                if not released:
-                    return b""
-                body["delta"]["text"] = released
-                return eventstream.event(kind, json.dumps(body).encode())
-        elif kind in ("contentBlockStop", "messageStop"):
-            return self._flush() + eventstream.encode(event.headers, event.payload)
-        elif kind == "metadata":
-            usage = json.loads(event.payload).get("usage", {})
+            index, delta = _index(body.get("contentBlockIndex")), body.get("delta") or {}
+            for segment_kind, text in (
+                ("text", delta.get("text")),
+                ("toolUse", (delta.get("toolUse") or {}).get("input")),
+                ("reasoning", (delta.get("reasoningContent") or {}).get("text")),
+            ):
+                if isinstance(text, str):
+                    return self._piece(Segment(index, segment_kind), text)
+        if kind == "metadata":
+            usage = body.get("usage") or {}
             self.usage.update(usage.get("inputTokens"), usage.get("outputTokens"))
-        return eventstream.encode(event.headers, event.payload)
+        return self._other(event)
 
-    def _delta(self, text: str, index: int) -> bytes:
-        body = {"contentBlockIndex": index, "delta": {"text": text}}
+    def _delta(self, segment: Segment, text: str) -> bytes:
+        delta: dict[str, Any] = {"text": text}
+        if segment.kind == "toolUse":
+            delta = {"toolUse": {"input": text}}
+        elif segment.kind == "reasoning":
+            delta = {"reasoningContent": {"text": text}}
+        body = {"contentBlockIndex": segment.index, "delta": delta}
         return eventstream.event("contentBlockDelta", json.dumps(body).encode())
 
 
@@ -237,13 +318,28 @@ class ServerSentEventStream(CompletionStream):
             out += f"event: error\ndata: {json.dumps(error)}\n\n".encode()
         return bytes(out)
 
+    def vendor_error(self, message: str) -> bytes:
+        error = {"type": "error", "error": {"type": "api_error", "message": message}}
+        return f"event: error\ndata: {json.dumps(error)}\n\n".encode()
+
     def _event(self, raw: bytes) -> bytes:
         data = b"".join(line[5:].strip() for line in raw.split(b"\n") if line.startswith(b"data:"))
         try:
             inner = json.loads(data) if data else None
-        except json.JSONDecodeError:
-            return raw
-        return self._messages_event(inner, raw) if isinstance(inner, dict) else raw
+        except (ValueError, UnicodeDecodeError) as error:
+            raise VendorStreamError("an event's data is not JSON") from error
+        if isinstance(inner, dict):
+            return self._messages_event(inner, raw)
+        out = self._flush()
+        checked = self._whole(inner)
+        return out if self.blocked or checked is not inner else out + raw
 
     def _wrap(self, inner: dict[str, Any]) -> bytes:
-        return f"event: {inner['type']}\ndata: {json.dumps(inner)}\n\n".encode()
+        return f"event: {inner.get('type')}\ndata: {json.dumps(inner)}\n\n".encode()
+
+    def _delta(self, segment: Segment, text: str) -> bytes:
+        return self._messages_delta(segment, text)
+
+
+def _index(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0

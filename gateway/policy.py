@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from gateway.pending import PendingMatches
 from gateway.settings import PolicyRule, PolicySettings, compile_pattern
 
 Where = Literal["prompt", "completion"]
@@ -92,6 +93,7 @@ class Policy:
             )
             for rule in settings.rules
         ]
+        self.pending = PendingMatches(rule.settings.pattern for rule in self.rules if rule.applies("completion"))
         self.blocked_repositories = [
             (blocked.policy, compile_pattern(blocked.pattern, f"blocked repository {blocked.policy}"))
             for blocked in settings.blocked_repositories
@@ -114,16 +116,17 @@ class Policy:
                 )
         return found
 
-    def scan(self, text: str, where: Where) -> Scan:
-        return self.apply(text, self.find(text, where))
+    def scan(self, text: str, where: Where, *, signed: bool = False) -> Scan:
+        return self.apply(text, self.find(text, where), signed=signed)
 
     @staticmethod
-    def apply(text: str, matches: Iterable[Match]) -> Scan:
-        """Count every match, redact the redact-rule spans, and say the strongest action."""
+    def apply(text: str, matches: Iterable[Match], *, signed: bool = False) -> Scan:
+        """Count every match, redact the redact-rule spans, and say the strongest action. Signed text (a
+        thinking block, whose signature the vendor checks) cannot be edited: there, a redact rule blocks."""
         scan = Scan(text=text)
         spans: list[tuple[int, int, str]] = []
         for match in matches:
-            action: Action = match.rule.settings.action
+            action: Action = "block" if blocks(match, signed) else match.rule.settings.action
             scan.matches[match.rule.id] += 1
             if SEVERITY[action] > SEVERITY[scan.action]:
                 scan.action = action
@@ -159,24 +162,36 @@ def redact(text: str, spans: Iterable[tuple[int, int, str]]) -> str:
 
 
 class StreamScanner:
-    """Checks a completion as it streams, holding back only the last few hundred characters.
+    """Checks a completion as it streams, holding back only what could still become a match.
 
-    Text is released once it is further than `holdback` from the end, so a match split across
-    chunks is still found before any of it leaves. A match that straddles the release point is held
-    whole until it is complete.
+    Text leaves as soon as no rule's match can be in progress over it (`gateway.pending`): ordinary
+    prose streams at once, a candidate secret is held until it is whole or ruled out, however long,
+    up to `stream_hold_max_chars`. The end of what already left stays as context, so a match split
+    across segments (content blocks, tool input and text) is still found; a blocking one ends the stream.
+    In signed text (thinking), which must not be edited, a redact rule blocks instead.
     """
+
+    CONTEXT_CHARS = 256  # of released text, kept to find matches that began in an earlier segment
 
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
-        self.holdback = policy.settings.stream_holdback_chars
+        self.max_held = policy.settings.stream_hold_max_chars
+        self.context = ""
         self.pending = ""
+        self.signed = False
         self.total = Scan(text="")
+        self._scanned = 0  # len(pending) at the last scan: a long held run is rescanned as it grows by a quarter
 
-    def feed(self, text: str) -> str:
+    def feed(self, text: str, *, signed: bool = False) -> str:
+        """Text of one segment; returns what may leave now."""
         self.pending += text
+        self.signed = signed
+        if len(self.pending) < self._scanned + max(64, self._scanned // 4) and self._scanned > 256:
+            return ""
         return self._release(final=False)
 
     def finish(self) -> str:
+        """The segment ended: everything left, checked whole."""
         return self._release(final=True)
 
     @property
@@ -184,20 +199,33 @@ class StreamScanner:
         return self.total.action == "block"
 
     def _release(self, *, final: bool) -> str:
-        matches = self.policy.find(self.pending, "completion")
-        if any(m.rule.settings.action == "block" for m in matches):
+        text, offset = self.context + self.pending, len(self.context)
+        matches = [m for m in self.policy.find(text, "completion") if m.end > offset]
+        if any(blocks(m, self.signed) for m in matches):
             # A block ends the stream: count what was seen, release nothing more.
-            self.total.merge(Policy.apply(self.pending, matches))
+            self.total.merge(Policy.apply(text, matches, signed=self.signed))
             self.pending = ""
             return ""
-        cut = len(self.pending) if final else max(0, len(self.pending) - self.holdback)
-        for match in matches:
-            if match.start < cut < match.end:
-                cut = match.start
-        scan = Policy.apply(self.pending[:cut], [m for m in matches if m.end <= cut])
+        cut = len(self.pending)
+        if not final:
+            cut = max(0, self.policy.pending.start(text) - offset)
+            cut = max(cut, len(self.pending) - self.max_held)
+            for match in matches:
+                if match.start < offset + cut < match.end:
+                    cut = max(0, match.start - offset)
+        released = [Match(m.rule, max(0, m.start - offset), m.end - offset) for m in matches if m.end <= offset + cut]
+        scan = Policy.apply(self.pending[:cut], released, signed=self.signed)
         self.total.merge(scan)
         self.pending = self.pending[cut:]
+        self._scanned = len(self.pending)
+        self.context = (self.context + scan.text)[-self.CONTEXT_CHARS :]
         return scan.text
+
+
+def blocks(match: Match, signed: bool) -> bool:
+    """Whether a match stops the request: a block rule, or a redact rule in text that must not be edited."""
+    action = match.rule.settings.action
+    return action == "block" or (signed and action == "redact")
 
 
 def scan_file(policy: Policy, path: Path) -> dict[str, Any]:

@@ -118,9 +118,9 @@ class PolicySettings(_Model):
     repository_header: str = "x-aigw-repository"
     blocked_repositories: tuple[BlockedRepository, ...] = ()
     rules: tuple[PolicyRule, ...] = ()
-    # Completions are checked as they stream; this much text is held back so a match split across
-    # two chunks is still found (and redacted) before it reaches the client. Longer than any rule's match.
-    stream_holdback_chars: Annotated[int, Field(ge=16, le=65536)] = 512
+    # Completions are checked as they stream, text held back only while a rule's match may be in progress
+    # at its end; at most this much (a secret is far shorter; a longer run is let go from its start).
+    stream_hold_max_chars: Annotated[int, Field(ge=1024, le=1024 * 1024)] = 64 * 1024
 
     @field_validator("rules")
     @classmethod

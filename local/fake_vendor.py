@@ -8,6 +8,12 @@ model card allows on-demand use) model id or ARN, per aigw's table of models (co
 anything else gets Bedrock's 400 ValidationException. `GET /_last`
 shows the last request it accepted, so tests can see exactly what the gateway sent on.
 
+Its answers have Bedrock's complete shapes in all four formats: text (with citations), signed thinking,
+redacted thinking and tool calls (streamed as `input_json_delta`, Converse `toolUse.input`). A test scripts
+the next answers with `POST /_control {"script": [{"content": [blocks…]}, …]}`, one per request, in the
+Anthropic Messages block format; a scripted `error` ({status, type, message}) is answered as Bedrock
+errors are, and `garbage_after: N` breaks a stream's framing after N events.
+
     python -m local.fake_vendor --port PORT
 """
 
@@ -58,7 +64,7 @@ DEFAULTS: dict[str, Any] = {
     "completion": "Hello from the fake vendor.",
     "chunk_chars": 8,  # streamed completions are cut into pieces of this size
 }
-state: dict[str, Any] = {**DEFAULTS, "last": None, "requests": 0}
+state: dict[str, Any] = {**DEFAULTS, "last": None, "requests": 0, "script": []}
 
 
 def signature_error(method: str, url: str, headers: dict[str, str], body: bytes) -> str | None:
@@ -155,38 +161,86 @@ async def answer(request: Request, body: bytes, action: str, model: str) -> Resp
         "body": body.decode(errors="replace"),
         "model": model,
     }
+    reply = state["script"].pop(0) if state["script"] else default_reply()
     if state["delay_seconds"]:
         await asyncio.sleep(float(state["delay_seconds"]))
-    if state["fail_status"]:
+    error = reply.get("error") or (
+        {"status": int(state["fail_status"]), "type": "ServiceUnavailableException", "message": "fake vendor failure"}
+        if state["fail_status"]
+        else None
+    )
+    if error:
         return JSONResponse(
-            {"message": "fake vendor failure"},
-            status_code=int(state["fail_status"]),
-            headers={"x-amzn-errortype": "ServiceUnavailableException"},
+            {"message": error["message"]}, status_code=int(error["status"]), headers={"x-amzn-errortype": error["type"]}
         )
-    text, tokens_in = str(state["completion"]), input_tokens(body)
-    tokens_out = len(pieces(text))
+    blocks: list[dict[str, Any]] = reply["content"]
+    usage = {"input_tokens": input_tokens(body), "output_tokens": output_tokens(blocks)}
+    stop_reason = reply.get("stop_reason") or (
+        "tool_use" if any(b["type"] == "tool_use" for b in blocks) else "end_turn"
+    )
+    headers = {"x-amzn-requestid": "fake-request", "x-amzn-bedrock-content-type": "application/json"}
     if action in ("invoke", "messages"):
-        return JSONResponse(
-            {
-                "id": "msg_fake", "type": "message", "role": "assistant", "model": model,
-                "content": [{"type": "text", "text": text}], "stop_reason": "end_turn",
-                "usage": {"input_tokens": tokens_in, "output_tokens": tokens_out},
-            },
-            headers={"x-amzn-requestid": "fake-request"},
-        )  # fmt: skip
+        return JSONResponse(message(model, blocks, stop_reason, usage), headers=headers)
     if action == "converse":
-        return JSONResponse(
-            {
-                "output": {"message": {"role": "assistant", "content": [{"text": text}]}}, "stopReason": "end_turn",
-                "usage": {"inputTokens": tokens_in, "outputTokens": tokens_out, "totalTokens": tokens_in + tokens_out},
-                "metrics": {"latencyMs": 1},
-            }
-        )  # fmt: skip
+        return JSONResponse(converse(blocks, stop_reason, usage), headers=headers)
     frames = {"invoke-with-response-stream": invoke_stream, "converse-stream": converse_stream, "sse": sse_stream}[
         action
-    ]
+    ](model, blocks, stop_reason, usage)
+    if reply.get("garbage_after") is not None:  # a vendor that breaks its own framing mid-stream
+        frames = [*frames[: int(reply["garbage_after"])], b"\x00\x01garbage that is not an event\n\n"]
     media_type = "text/event-stream" if action == "sse" else eventstream.CONTENT_TYPE
-    return StreamingResponse(paced(frames(text, tokens_in, tokens_out)), media_type=media_type)
+    return StreamingResponse(paced(frames), media_type=media_type, headers=headers)
+
+
+def default_reply() -> dict[str, Any]:
+    return {"content": [{"type": "text", "text": str(state["completion"])}]}
+
+
+def output_tokens(blocks: list[dict[str, Any]]) -> int:
+    return sum(len(pieces(block_text(block))) for block in blocks)
+
+
+def block_text(block: dict[str, Any]) -> str:
+    """What a block streams as deltas: its text, its thinking, or its tool input as JSON."""
+    kind = block["type"]
+    if kind == "tool_use":
+        return json.dumps(block["input"])
+    return str(block.get("thinking" if kind == "thinking" else "text", ""))
+
+
+def message(model: str, blocks: list[dict[str, Any]], stop_reason: str, usage: dict[str, int]) -> dict[str, Any]:
+    return {
+        "id": "msg_fake", "type": "message", "role": "assistant", "model": model, "content": blocks,
+        "stop_reason": stop_reason, "stop_sequence": None, "usage": usage,
+    }  # fmt: skip
+
+
+def converse(blocks: list[dict[str, Any]], stop_reason: str, usage: dict[str, int]) -> dict[str, Any]:
+    return {
+        "output": {"message": {"role": "assistant", "content": [converse_block(b) for b in blocks]}},
+        "stopReason": stop_reason,
+        "usage": converse_usage(usage),
+        "metrics": {"latencyMs": 1},
+    }
+
+
+def converse_block(block: dict[str, Any]) -> dict[str, Any]:
+    kind = block["type"]
+    if kind == "tool_use":
+        return {"toolUse": {"toolUseId": block["id"], "name": block["name"], "input": block["input"]}}
+    if kind == "thinking":
+        return {"reasoningContent": {"reasoningText": {"text": block["thinking"], "signature": block["signature"]}}}
+    if kind == "redacted_thinking":
+        return {"reasoningContent": {"redactedContent": block["data"]}}
+    return {"text": block["text"]}
+
+
+def converse_usage(usage: dict[str, int]) -> dict[str, int]:
+    return {
+        "inputTokens": usage["input_tokens"],
+        "outputTokens": usage["output_tokens"],
+        "totalTokens": usage["input_tokens"] + usage["output_tokens"],
+    }
 
 
 async def paced(frames: list[bytes]) -> AsyncIterator[bytes]:
@@ -196,87 +250,120 @@ async def paced(frames: list[bytes]) -> AsyncIterator[bytes]:
         yield frame
 
 
+def messages_events(
+    model: str, blocks: list[dict[str, Any]], stop_reason: str, usage: dict[str, int]
+) -> list[dict[str, Any]]:
+    """Anthropic Messages streaming events, as Bedrock's InvokeModelWithResponseStream and the vendor API send them."""
+    start = message(model, [], None, {**usage, "output_tokens": 1})  # type: ignore[arg-type]
+    events: list[dict[str, Any]] = [{"type": "message_start", "message": start}]
+    for index, block in enumerate(blocks):
+        kind = block["type"]
+        opening = {
+            "text": {"type": "text", "text": ""},
+            "thinking": {"type": "thinking", "thinking": ""},
+            "tool_use": {"type": "tool_use", "id": block.get("id"), "name": block.get("name"), "input": {}},
+        }.get(kind, block)
+        events.append({"type": "content_block_start", "index": index, "content_block": opening})
+        delta_type, field = {
+            "text": ("text_delta", "text"), "thinking": ("thinking_delta", "thinking"),
+            "tool_use": ("input_json_delta", "partial_json"),
+        }.get(kind, (None, None))  # fmt: skip
+        if delta_type:
+            for piece in pieces(block_text(block)):
+                events.append(
+                    {"type": "content_block_delta", "index": index, "delta": {"type": delta_type, field: piece}}
+                )
+        for citation in block.get("citations") or []:
+            events.append(
+                {
+                    "type": "content_block_delta",
+                    "index": index,
+                    "delta": {"type": "citations_delta", "citation": citation},
+                }
+            )
+        if kind == "thinking":
+            events.append(
+                {
+                    "type": "content_block_delta",
+                    "index": index,
+                    "delta": {"type": "signature_delta", "signature": block["signature"]},
+                }
+            )
+        events.append({"type": "content_block_stop", "index": index})
+    events.append(
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": stop_reason, "stop_sequence": None},
+            "usage": {"output_tokens": usage["output_tokens"]},
+        }
+    )
+    events.append({"type": "message_stop"})
+    return events
+
+
 def chunk(inner: dict[str, Any]) -> bytes:
     return eventstream.event(
         "chunk", json.dumps({"bytes": base64.b64encode(json.dumps(inner).encode()).decode()}).encode()
     )
 
 
-def invoke_stream(text: str, tokens_in: int, tokens_out: int) -> list[bytes]:
-    return [
-        chunk(
-            {
-                "type": "message_start",
-                "message": {
-                    "id": "msg_fake",
-                    "role": "assistant",
-                    "usage": {"input_tokens": tokens_in, "output_tokens": 1},
-                },
-            }
-        ),
-        chunk({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
-        *(
-            chunk({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": p}})
-            for p in pieces(text)
-        ),
-        chunk({"type": "content_block_stop", "index": 0}),
-        chunk({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": tokens_out}}),
-        chunk(
-            {
-                "type": "message_stop",
-                "amazon-bedrock-invocationMetrics": {"inputTokenCount": tokens_in, "outputTokenCount": tokens_out},
-            }
-        ),
-    ]
+def invoke_stream(model: str, blocks: list[dict[str, Any]], stop_reason: str, usage: dict[str, int]) -> list[bytes]:
+    events = messages_events(model, blocks, stop_reason, usage)
+    events[-1]["amazon-bedrock-invocationMetrics"] = {
+        "inputTokenCount": usage["input_tokens"], "outputTokenCount": usage["output_tokens"],
+        "invocationLatency": 1, "firstByteLatency": 1,
+    }  # fmt: skip
+    return [chunk(event) for event in events]
 
 
-def converse_stream(text: str, tokens_in: int, tokens_out: int) -> list[bytes]:
+def converse_stream(model: str, blocks: list[dict[str, Any]], stop_reason: str, usage: dict[str, int]) -> list[bytes]:
     def event(kind: str, body: dict[str, Any]) -> bytes:
         return eventstream.event(kind, json.dumps(body).encode())
 
+    frames = [event("messageStart", {"role": "assistant"})]
+    for index, block in enumerate(blocks):
+        kind = block["type"]
+        if kind == "tool_use":
+            start = {"toolUse": {"toolUseId": block["id"], "name": block["name"]}}
+            frames.append(event("contentBlockStart", {"contentBlockIndex": index, "start": start}))
+        if kind == "redacted_thinking":
+            deltas: list[dict[str, Any]] = [{"reasoningContent": {"redactedContent": block["data"]}}]
+        else:
+            deltas = [converse_delta(kind, p) for p in pieces(block_text(block))]
+            if kind == "thinking":
+                deltas.append({"reasoningContent": {"signature": block["signature"]}})
+        frames += [event("contentBlockDelta", {"contentBlockIndex": index, "delta": d}) for d in deltas]
+        frames.append(event("contentBlockStop", {"contentBlockIndex": index}))
+    frames.append(event("messageStop", {"stopReason": stop_reason}))
+    frames.append(event("metadata", {"usage": converse_usage(usage), "metrics": {"latencyMs": 1}}))
+    return frames
+
+
+def converse_delta(kind: str, piece: str) -> dict[str, Any]:
+    if kind == "tool_use":
+        return {"toolUse": {"input": piece}}
+    if kind == "thinking":
+        return {"reasoningContent": {"text": piece}}
+    return {"text": piece}
+
+
+def sse_stream(model: str, blocks: list[dict[str, Any]], stop_reason: str, usage: dict[str, int]) -> list[bytes]:
     return [
-        event("messageStart", {"role": "assistant"}),
-        *(event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": p}}) for p in pieces(text)),
-        event("contentBlockStop", {"contentBlockIndex": 0}),
-        event("messageStop", {"stopReason": "end_turn"}),
-        event(
-            "metadata",
-            {
-                "usage": {"inputTokens": tokens_in, "outputTokens": tokens_out, "totalTokens": tokens_in + tokens_out},
-                "metrics": {"latencyMs": 1},
-            },
-        ),
-    ]
-
-
-def sse_stream(text: str, tokens_in: int, tokens_out: int) -> list[bytes]:
-    def event(inner: dict[str, Any]) -> bytes:
-        return f"event: {inner['type']}\ndata: {json.dumps(inner)}\n\n".encode()
-
-    return [
-        event(
-            {
-                "type": "message_start",
-                "message": {"id": "msg_fake", "usage": {"input_tokens": tokens_in, "output_tokens": 1}},
-            }
-        ),
-        *(
-            event({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": p}})
-            for p in pieces(text)
-        ),
-        event({"type": "content_block_stop", "index": 0}),
-        event({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": tokens_out}}),
-        event({"type": "message_stop"}),
+        f"event: {e['type']}\ndata: {json.dumps(e)}\n\n".encode()
+        for e in messages_events(model, blocks, stop_reason, usage)
     ]
 
 
 async def control(request: Request) -> Response:
     changes = await request.json()
-    unknown = set(changes) - set(DEFAULTS) - {"reset"}
+    unknown = set(changes) - set(DEFAULTS) - {"reset", "script"}
     if unknown:
         return JSONResponse({"unknown": sorted(unknown)}, status_code=400)
     if changes.pop("reset", False):
-        state.update(DEFAULTS)
+        state.update(DEFAULTS, script=[])
+    script = changes.pop("script", None)
+    if script is not None:
+        state["script"].extend(script)
     state.update(changes)
     return JSONResponse({k: state[k] for k in DEFAULTS})
 

@@ -115,11 +115,41 @@ def test_stream_redacts_a_match_split_across_chunks(policy: Policy) -> None:
     assert not scanner.blocked
 
 
-def test_stream_holds_back_only_the_tail(policy: Policy) -> None:
+def test_stream_releases_ordinary_text_at_once(policy: Policy) -> None:
     scanner = StreamScanner(policy)
-    released = scanner.feed("x" * 5000)
-    assert len(released) == 5000 - SHIPPED.stream_holdback_chars
-    assert scanner.finish() == "x" * SHIPPED.stream_holdback_chars
+    sentence = "The build failed because the cache key changed; rerun it with a clean cache. "
+    assert scanner.feed(sentence) == sentence
+    assert scanner.finish() == ""
+
+
+def test_stream_holds_a_candidate_only_until_it_is_ruled_out(policy: Policy) -> None:
+    scanner = StreamScanner(policy)
+    assert scanner.feed("the key starts AKIA12") == "the key starts "
+    assert scanner.feed("34 and is too short. ") == "AKIA1234 and is too short. "
+    assert not scanner.blocked
+
+
+def test_stream_redacts_a_token_far_longer_than_a_fixed_holdback(policy: Policy) -> None:
+    token = "eyJ" + "a" * 3000 + ".eyJ" + "b" * 3000 + "." + "c" * 2000
+    text = f"Authorization: Bearer {token} (expires soon)"
+    out, scanner = stream(policy, [text[i : i + 7] for i in range(0, len(text), 7)])
+    assert out == "Authorization: Bearer [REDACTED:jwt] (expires soon)"
+    assert scanner.total.matches["jwt"] == 1
+
+
+def test_stream_finds_a_secret_split_across_segments(policy: Policy) -> None:
+    scanner = StreamScanner(policy)
+    scanner.feed("aws key: AKIA")
+    scanner.finish()  # the text block ends; the tool input goes on
+    assert scanner.feed("ABCDEFGHIJKLMNOP\n") == ""
+    assert scanner.blocked and scanner.total.blocking_rules == ["aws-access-key-id"]
+
+
+def test_stream_blocks_a_redact_match_in_signed_text(policy: Policy) -> None:
+    scanner = StreamScanner(policy)
+    scanner.feed("The customer's SSN is 536-22-8765.", signed=True)
+    scanner.finish()
+    assert scanner.blocked and scanner.total.blocking_rules == ["us-ssn"]
 
 
 def test_stream_block_releases_nothing_more(policy: Policy) -> None:
@@ -142,7 +172,7 @@ NEAR_MISSES: dict[str, Callable[[int], str]] = {
     "slack-token": lambda n: "xoxb-abc " * n,
     "stripe-live-key": lambda n: "sk_live_short " * n,
     "ai-vendor-key": lambda n: "sk-ant-abc " * n,
-    "jwt": lambda n: "eyJ" + "a" * (8 * n) + ".eyJ",
+    "jwt": lambda n: "eyJ" + "a" * (8 * n) + ".x",  # a long first part, never a second
     "connection-string-password": lambda n: "postgres://user:" * n,
     "password-assignment": lambda n: 'password = "' * n,
     "card-number": lambda n: "4000 0012 3456 789x " * n,
