@@ -38,10 +38,15 @@ class Usage:
 
 
 def texts(node: Any) -> list[str]:
-    found: list[str] = []
+    return [text for text, _signed in _texts(node)]
 
-    def keep(text: str) -> str:
-        found.append(text)
+
+def _texts(node: Any) -> list[tuple[str, bool]]:
+    """Every text in a body, and whether it sits in a signed block (thinking, reasoning: not to be edited)."""
+    found: list[tuple[str, bool]] = []
+
+    def keep(text: str, signed: bool) -> str:
+        found.append((text, signed))
         return text
 
     _walk(node, keep)
@@ -50,23 +55,28 @@ def texts(node: Any) -> list[str]:
 
 def replace_texts(node: Any, replacements: list[str]) -> Any:
     remaining: Iterator[str] = iter(replacements)
-    return _walk(node, lambda _text: next(remaining))
+    return _walk(node, lambda _text, _signed: next(remaining))
 
 
-def _walk(node: Any, visit: Callable[[str], str], key: str | None = None) -> Any:
+def _walk(node: Any, visit: Callable[[str, bool], str], key: str | None = None, signed: bool = False) -> Any:
     if isinstance(node, str):
-        return node if key in NOT_TEXT else visit(node)
+        return node if key in NOT_TEXT else visit(node, signed)
     if isinstance(node, list):
-        return [_walk(item, visit, key) for item in node]
+        return [_walk(item, visit, key, signed) for item in node]
     if isinstance(node, dict):
-        return {k: _walk(v, visit, k) for k, v in node.items()}
+        signed = signed or "signature" in node
+        return {k: _walk(v, visit, k, signed) for k, v in node.items()}
     return node
 
 
 def check_body(policy: Policy, body: Any, where: Where) -> tuple[Any, Scan, list[str]]:
     """The body as it may be passed on (redacted), what was found, and its text after redaction."""
-    passed, scan = policy.scan_strings(texts(body), where)
-    return (replace_texts(body, passed) if scan.action == "redact" else body), scan, passed
+    total, passed = Scan(text=""), []
+    for text, signed in _texts(body):
+        scan = policy.scan(text, where, signed=signed)
+        total.merge(scan)
+        passed.append(scan.text)
+    return (replace_texts(body, passed) if total.action == "redact" else body), total, passed
 
 
 def usage_from_body(body: Any) -> Usage:

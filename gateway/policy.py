@@ -138,16 +138,6 @@ class Policy:
             scan.text = redact(text, spans)
         return scan
 
-    def scan_strings(self, strings: Sequence[str], where: Where) -> tuple[list[str], Scan]:
-        """Scan several texts of one message; returns them as they may be passed on, and the total."""
-        total = Scan(text="")
-        passed = []
-        for text in strings:
-            scan = self.scan(text, where)
-            total.merge(scan)
-            passed.append(scan.text)
-        return passed, total
-
 
 def redact(text: str, spans: Iterable[tuple[int, int, str]]) -> str:
     """Replace each span (overlaps merged, first rule wins) with a marker naming the rule."""
