@@ -83,16 +83,13 @@ class Admission:
             try:
                 exchange.invocation = self.models.invocation(exchange.model, exchange.team)
             except UnknownModelError as error:  # Bedrock's answer to a model it does not know: clients stop at once
-                return refuse(
-                    exchange, 400, "model_not_allowed", exchange.model, str(error),
-                    headers={"x-amzn-errortype": "ValidationException"},
-                )  # fmt: skip
+                return refuse(exchange, 400, "model_not_allowed", exchange.model, str(error))
         exchange.repository = request.headers.get(settings.policy.repository_header)
         blocked_by = self.policy.repository_policy(exchange.repository)
         if blocked_by:
-            return refuse(
+            return refuse(  # a validation error: the same request will never pass, so clients must not retry it
                 exchange,
-                403,
+                400,
                 "repository_blocked",
                 blocked_by,
                 f"Repository {exchange.repository!r} is out of scope for AI assistance (policy {blocked_by}).",
@@ -112,7 +109,7 @@ class Admission:
         if scan.action == "block":
             rules = ", ".join(scan.blocking_rules)
             return refuse(
-                exchange, 403, "policy_blocked", rules, f"The prompt contains content the policy blocks (rule {rules})."
+                exchange, 400, "policy_blocked", rules, f"The prompt contains content the policy blocks (rule {rules})."
             )
         if scan.action == "redact":
             body = json.dumps(payload).encode()

@@ -51,6 +51,25 @@ class Exchange:
             self.policy[where] = {"action": scan.action, "matches": dict(scan.matches)}
 
 
+# Each refusal in Bedrock's shape (`x-amzn-errortype` and `{"message": …}`), chosen for what clients do with it:
+# boto3, the anthropic SDK and Claude Code retry throttling and unavailability (after Retry-After) and stop
+# at once on a validation error, so a policy refusal is never re-sent and billed again.
+ERROR_TYPES = {
+    400: "ValidationException",
+    401: "UnrecognizedClientException",
+    402: "ServiceQuotaExceededException",
+    403: "AccessDeniedException",
+    404: "ResourceNotFoundException",
+    405: "ValidationException",
+    413: "ValidationException",
+    429: "ThrottlingException",
+    500: "InternalServerException",
+    502: "ServiceUnavailableException",
+    503: "ServiceUnavailableException",
+    504: "ModelTimeoutException",
+}
+
+
 def refuse(
     exchange: Exchange,
     status: int,
@@ -62,6 +81,7 @@ def refuse(
 ) -> JSONResponse:
     """The answer to a request the gateway will not (or cannot) serve, noted on the exchange for its record."""
     exchange.status, exchange.outcome, exchange.reason = status, outcome, reason
+    headers = {"x-amzn-errortype": ERROR_TYPES.get(status, "ValidationException"), **(headers or {})}
     body = {
         "error": outcome,
         "reason": reason,

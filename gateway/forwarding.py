@@ -154,7 +154,7 @@ class Forwarder:
             exchange.completion = []
             return refuse(
                 exchange,
-                403,
+                400,
                 "completion_blocked",
                 rules,
                 f"The answer contains content the policy blocks (rule {rules}).",

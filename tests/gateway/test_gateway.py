@@ -177,7 +177,7 @@ def test_a_wrong_signature_is_refused_by_the_vendor(make_stack: GatewayFactory) 
 def test_prompt_block_never_reaches_the_vendor(stack: RunningGateway) -> None:
     before = stack.vendor_last()["requests"]
     response = stack.call(body=prompt("deploy with AKIAZ7QXMP3VBN2LKW4R please"))
-    assert response.status_code == 403
+    assert response.status_code == 400
     body = response.json()
     assert (body["error"], body["reason"]) == ("policy_blocked", "aws-access-key-id")
     assert stack.vendor_last()["requests"] == before
@@ -233,7 +233,7 @@ def test_streamed_completion_block_ends_the_stream_with_an_exception(stack: Runn
 def test_buffered_completion_block_is_refused(stack: RunningGateway) -> None:
     stack.vendor_control(completion="token: ghp_" + "A1b2C3d4E5" * 3 + "F6g7H8")
     response = stack.call("converse", {"messages": [{"role": "user", "content": [{"text": "hi"}]}]})
-    assert response.status_code == 403
+    assert response.status_code == 400
     assert response.json()["error"] == "completion_blocked"
     assert stack.audit(response.headers["x-request-id"])["completion"] == ""
 
@@ -241,7 +241,7 @@ def test_buffered_completion_block_is_refused(stack: RunningGateway) -> None:
 def test_repository_scope(stack: RunningGateway) -> None:
     before = stack.vendor_last()["requests"]
     response = stack.call(headers={"x-aigw-repository": "payments-core"})
-    assert response.status_code == 403
+    assert response.status_code == 400
     body = response.json()
     assert (body["error"], body["reason"]) == ("repository_blocked", "pci-scope")
     assert "pci-scope" in body["message"]

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from botocore import UNSIGNED
 from botocore.config import Config
-from botocore.exceptions import EventStreamError
+from botocore.exceptions import ClientError, EventStreamError
 
 from gateway import eventstream
 from local.fake_vendor import REGION
@@ -179,3 +179,27 @@ def test_vendor_garbage_mid_stream_is_the_vendors_fault(stack: RunningGateway, r
     request_id = answer["ResponseMetadata"]["HTTPHeaders"]["x-request-id"]
     record = stack.audit(request_id)
     assert record["outcome"] == "upstream_malformed"
+
+
+# -- refusals in Bedrock's shape -----------------------------------------------------------------
+
+
+def refusal(call: Any) -> tuple[int, str, str]:
+    with pytest.raises(ClientError) as raised:
+        call()
+    error = raised.value.response
+    return error["ResponseMetadata"]["HTTPStatusCode"], error["Error"]["Code"], error["Error"]["Message"]
+
+
+def test_refusals_are_errors_boto3_reads_and_does_not_retry(stack: RunningGateway, runtime: Any) -> None:
+    before = stack.vendor_last()["requests"]
+    blocked = refusal(lambda: runtime.invoke_model(modelId=MODEL, body=json.dumps(prompt(f"use {AWS_KEY}"))))
+    assert blocked[:2] == (400, "ValidationException") and "aws-access-key-id" in blocked[2]
+    unknown = refusal(lambda: runtime.invoke_model(modelId="anthropic.claude-v1", body=json.dumps(prompt("hi"))))
+    assert unknown[:2] == (400, "ValidationException")
+    assert stack.vendor_last()["requests"] == before
+
+    expired = stack.keys.token("k1", issued_ago=9 * 3600, lifetime=8 * 3600)
+    response = stack.call(token=expired)
+    assert (response.status_code, response.headers["x-amzn-errortype"]) == (401, "UnrecognizedClientException")
+    assert stack.settings.auth.refresh_hint in response.json()["message"]
