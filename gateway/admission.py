@@ -84,6 +84,10 @@ class Admission:
                 exchange.invocation = self.models.invocation(exchange.model, exchange.team)
             except UnknownModelError as error:  # Bedrock's answer to a model it does not know: clients stop at once
                 return refuse(exchange, 400, "model_not_allowed", exchange.model, str(error))
+        # Every request that names a served path counts against its caller's limits, refused ones included.
+        refused = await self._check_rate(exchange)
+        if refused is not None:
+            return refused
         exchange.repository = request.headers.get(settings.policy.repository_header)
         blocked_by = self.policy.repository_policy(exchange.repository)
         if blocked_by:
@@ -101,8 +105,13 @@ class Admission:
             return refuse(exchange, 413, "too_large", str(limit), f"The request body is larger than {limit} bytes.")
         try:
             payload = json.loads(body) if body else {}
-        except json.JSONDecodeError as error:
-            return refuse(exchange, 400, "malformed_body", "json", f"The request body is not JSON ({error}).")
+        except (ValueError, RecursionError) as error:  # not JSON, not UTF-8, a number too long, nested too deep
+            reason = str(error) if isinstance(error, ValueError) else "nested too deeply"
+            return refuse(exchange, 400, "malformed_body", "json", f"The request body is not usable JSON ({reason}).")
+
+        max_tokens = self._max_tokens(payload)
+        if isinstance(max_tokens, str):
+            return refuse(exchange, 400, "invalid_max_tokens", "max_tokens", max_tokens)
 
         payload, scan, exchange.prompt = check_body(self.policy, payload, "prompt")
         exchange.note_policy("prompt", scan)
@@ -117,20 +126,40 @@ class Admission:
             action in STREAMED_ACTIONS if action else isinstance(payload, dict) and bool(payload.get("stream"))
         )
 
-        refused = await self._check_limits(exchange, payload, body)
+        refused = await self._reserve(exchange, max_tokens, body)
         return refused or Admitted(action, body)
 
-    async def _check_limits(self, exchange: Exchange, payload: Any, body: bytes) -> Response | None:
-        """The fleet-wide rate limits, then the team's monthly budget (a reservation settled at the end)."""
-        user, team = exchange.user or "", exchange.team or ""
+    async def _check_rate(self, exchange: Exchange) -> Response | None:
+        """The fleet-wide rate limits."""
         started = time.perf_counter()
-        decision = await self.limits.check_rate(user, team, exchange.request_id)
-        if decision.allowed:
-            worst_case = self._worst_case_usd(exchange, payload, body)
-            exchange.reservation = await self.limits.reserve(team, exchange.request_id, worst_case)
+        decision = await self.limits.check_rate(exchange.user or "", exchange.team or "", exchange.request_id)
         exchange.limits = {**decision.audit(), "check_ms": round((time.perf_counter() - started) * 1000, 3)}
-        if not decision.allowed:
-            return self._rate_refusal(exchange, decision)
+        return None if decision.allowed else self._rate_refusal(exchange, decision)
+
+    def _max_tokens(self, payload: Any) -> int | str | None:
+        """The output the request asks for at most (None: not said), or why it is refused."""
+        if not isinstance(payload, dict):
+            return "The request body must be a JSON object."
+        config = payload.get("inferenceConfig")
+        if isinstance(config, dict) and "maxTokens" in config:
+            name, value = "inferenceConfig.maxTokens", config["maxTokens"]
+        elif "max_tokens" in payload:
+            name, value = "max_tokens", payload["max_tokens"]
+        else:
+            return None
+        ceiling = self.settings.limits.max_output_tokens
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= ceiling:
+            return f"{name} must be an integer from 1 to {ceiling}, not {json.dumps(value)[:40]}."
+        return value
+
+    async def _reserve(self, exchange: Exchange, max_tokens: int | None, body: bytes) -> Response | None:
+        """The team's monthly budget: the request's worst case is reserved, and settled at the end."""
+        team = exchange.team or ""
+        started = time.perf_counter()
+        worst_case = self._worst_case_usd(exchange, max_tokens, body)
+        exchange.reservation = await self.limits.reserve(team, exchange.request_id, worst_case)
+        if exchange.limits is not None:
+            exchange.limits["check_ms"] += round((time.perf_counter() - started) * 1000, 3)
         reservation = exchange.reservation
         if reservation is not None and not reservation.allowed:
             if reservation.mode == "fail_closed":
@@ -179,18 +208,12 @@ class Admission:
             },
         )  # fmt: skip
 
-    def _worst_case_usd(self, exchange: Exchange, payload: Any, body: bytes) -> float:
+    def _worst_case_usd(self, exchange: Exchange, max_tokens: int | None, body: bytes) -> float:
         """What the request can cost at most: its input (estimated from its size) and all of max_tokens."""
         if exchange.invocation is None:
             return 0.0
         price = exchange.invocation.route.price
-        max_tokens = None
-        if isinstance(payload, dict):
-            config = payload.get("inferenceConfig")
-            max_tokens = payload.get("max_tokens") or (config.get("maxTokens") if isinstance(config, dict) else None)
-        output_tokens = (
-            max_tokens if isinstance(max_tokens, int) and max_tokens > 0 else self.settings.limits.default_max_tokens
-        )
+        output_tokens = max_tokens or self.settings.limits.default_max_tokens
         input_tokens = math.ceil(len(body) / 3)  # fewer than one token per 3 bytes of JSON, in practice
         return input_tokens / 1000 * price.input_per_1k_usd + output_tokens / 1000 * price.output_per_1k_usd
 

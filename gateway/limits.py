@@ -22,7 +22,7 @@ import redis.asyncio as aioredis
 from botocore.session import Session
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from gateway.settings import GatewaySettings, RateLimits, RedisSettings
 
@@ -61,6 +61,10 @@ return {0, 0, 0, org_over}
 # requests of one team can overspend by at most one request's reservation.
 RESERVE_SCRIPT = """
 local now = tonumber(ARGV[1])
+local amount = tonumber(ARGV[3])
+if not amount or amount < 0 or amount > MAX_AMOUNT or amount ~= math.floor(amount) then
+  return redis.error_reply('aigw: reservation amount out of range: ' .. tostring(ARGV[3]))
+end
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now)) do
   local amount = redis.call('HGET', KEYS[3], id)
   if amount then
@@ -72,6 +76,9 @@ end
 local settled = tonumber(redis.call('GET', KEYS[1]) or '0')
 local reserved = tonumber(redis.call('GET', KEYS[2]) or '0')
 local over = 0
+if settled + reserved + amount > MAX_TOTAL then
+  return redis.error_reply('aigw: budget counters would overflow')
+end
 if settled + reserved >= tonumber(ARGV[2]) then
   over = 1
   if ARGV[6] == '1' then return {0, settled, reserved} end
@@ -85,6 +92,10 @@ return {1, settled, reserved, over}
 
 # KEYS as above. ARGV: id, actual amount. A reservation that already expired is simply absent.
 SETTLE_SCRIPT = """
+local actual = tonumber(ARGV[2])
+if not actual or actual < 0 or actual > MAX_AMOUNT or actual ~= math.floor(actual) then
+  return redis.error_reply('aigw: settled amount out of range: ' .. tostring(ARGV[2]))
+end
 local amount = redis.call('HGET', KEYS[3], ARGV[1])
 if amount then
   redis.call('DECRBY', KEYS[2], amount)
@@ -93,6 +104,14 @@ if amount then
 end
 return redis.call('INCRBY', KEYS[1], ARGV[2])
 """
+
+# Both scripts check every argument before their first write, so a refused or failed script changes nothing.
+# Lua numbers are doubles: exact integers up to 2^53. One request may hold at most $1e9 (in micro-dollars),
+# and a month's counters stay far below both 2^53 and INCRBY's 2^63.
+MAX_AMOUNT_MICRO = 10**15
+MAX_TOTAL_MICRO = 2**52
+RESERVE_SCRIPT = RESERVE_SCRIPT.replace("MAX_AMOUNT", str(MAX_AMOUNT_MICRO)).replace("MAX_TOTAL", str(MAX_TOTAL_MICRO))
+SETTLE_SCRIPT = SETTLE_SCRIPT.replace("MAX_AMOUNT", str(MAX_AMOUNT_MICRO))
 
 Mode = Literal["shared", "fail_open", "fail_closed", "off"]
 
@@ -225,6 +244,8 @@ class Limits:
         cap = self.settings.team_budgets_usd.get(team)
         if cap is None or not self.enabled:
             return None
+        if not 0 <= amount_usd * MICRO <= MAX_AMOUNT_MICRO:  # range-checked before Redis, and again in the script
+            raise LimitsScriptError(f"reservation amount out of range: {amount_usd}")
         month = datetime.fromtimestamp(self.clock(), UTC).strftime("%Y-%m")
         reservation = Reservation(team, month, request_id, amount_usd, "shared", cap_usd=cap)
         limits = self.settings.limits
@@ -252,6 +273,8 @@ class Limits:
         reservation.settled = True
         # Out of reach: the reservation expires by itself; the actual spend is in the audit record.
         with contextlib.suppress(_UnreachableError):
+            if not 0 <= actual_usd * MICRO <= MAX_AMOUNT_MICRO:
+                raise LimitsScriptError(f"settled amount out of range: {actual_usd}")
             keys = self._budget_keys(reservation.team, reservation.month)
             await self._run("settle", SETTLE_SCRIPT, keys, [reservation.id, round(actual_usd * MICRO)])
 
@@ -273,6 +296,8 @@ class Limits:
             self._scripts[name] = self.client.register_script(script)
         try:
             return await self._scripts[name](keys=keys, args=args)
+        except ResponseError as error:  # Redis answered: the script refused or failed, which is a bug, not an outage
+            raise LimitsScriptError(f"the {name} script failed: {error}") from error
         except (TimeoutError, RedisError, OSError) as error:
             self._down_until = time.monotonic() + self.settings.redis.retry_after_seconds
             raise _UnreachableError from error
@@ -280,6 +305,10 @@ class Limits:
 
 class _UnreachableError(Exception):
     pass
+
+
+class LimitsScriptError(RuntimeError):
+    """A limits script refused its arguments or failed: a bug to log and answer with 500, never "Redis down"."""
 
 
 def redis_client(settings: RedisSettings, region: str) -> aioredis.Redis | None:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
 from gateway.audit import capped_line
 from gateway.breaker import BreakerState, CircuitBreaker
 from gateway.exchange import Exchange
-from gateway.limits import Limits
+from gateway.limits import Limits, LimitsScriptError
 from gateway.settings import GatewaySettings
 from gateway.sinks import JsonLinesSink
+
+log = logging.getLogger("aigw.gateway")
 
 
 class Recorder:
@@ -41,6 +44,8 @@ class Recorder:
         try:
             if exchange.reservation is not None:
                 await self.limits.settle(exchange.reservation, cost(exchange))
+        except LimitsScriptError:  # a bug: logged; the record below still carries the request's cost
+            log.exception("request %s: settling its budget reservation failed", exchange.request_id)
         finally:
             self.record(exchange)
 

@@ -236,6 +236,9 @@ class RateLimits(_Model):
     reservation_ttl_seconds: Annotated[int, Field(ge=60, le=86_400)] = 900
     # Worst case for a request that names no max_tokens.
     default_max_tokens: PositiveInt = 4096
+    # The most a request may ask for: above every served model's output limit (Claude's largest is 128k
+    # with its beta header); anything else is refused with 400 before it reaches the budget counters.
+    max_output_tokens: Annotated[int, Field(ge=1, le=1_000_000)] = 128_000
 
 
 class RedisSettings(_Model):

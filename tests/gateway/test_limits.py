@@ -16,7 +16,7 @@ import pytest
 
 from config import load_config
 from config.render import gateway_settings
-from gateway.limits import Limits
+from gateway.limits import RESERVE_SCRIPT, Limits, LimitsScriptError
 from gateway.settings import GatewaySettings
 from local.harness import RedisServer
 
@@ -226,3 +226,19 @@ def test_the_auth_token_comes_from_the_configured_source(tmp_path: Path, monkeyp
         assert asyncio.run(decide("wrong")) == "fail_open"  # refused AUTH: treated as out of reach
     finally:
         server.kill()
+
+
+@pytest.mark.parametrize("amount", [10**18, -5, "12abc", 2**53 + 1])
+def test_the_reservation_script_checks_before_it_writes(fresh_redis: RedisServer, amount: Any) -> None:
+    """A refused script changes nothing, and is a bug to report (500), never "Redis is down"."""
+
+    async def test(clock: Clock, a: Limits) -> None:
+        keys = a._budget_keys("payments", "2026-11")
+        args = [int(clock() * 1000), 10**9, amount, rid(), 900_000, 1, 3600]
+        with pytest.raises(LimitsScriptError, match="out of range"):
+            await a._run("reserve", RESERVE_SCRIPT, keys, args)
+        assert a.client is not None and await a.client.exists(*keys) == 0
+        reservation = await a.reserve("payments", rid(), 0.5)
+        assert reservation is not None and reservation.mode == "shared"  # Redis is not considered down
+
+    run(fresh_redis, test, processes=1)

@@ -118,3 +118,35 @@ def test_fail_closed_when_redis_dies_then_recovers(make_stack: GatewayFactory, f
     fresh_redis.start()
     time.sleep(0.3)
     assert call(a, "ana@example.com").status_code == 200
+
+
+def test_policy_refused_requests_count_against_the_rate_limit(
+    make_stack: GatewayFactory, fresh_redis: RedisServer
+) -> None:
+    """Otherwise a client stuck on a blocked prompt could hammer the gateway (and its policy engine) for free."""
+    a, _ = pair(make_stack, fresh_redis, limits__user_per_hour=3)
+    for _ in range(3):
+        blocked = call(a, "ana@example.com", body=prompt("key AKIAZ7QXMP3VBN2LKW4R"))
+        assert (blocked.status_code, blocked.json()["error"]) == (400, "policy_blocked")
+    refused = call(a, "ana@example.com")
+    assert (refused.status_code, refused.json()["limit"]) == (429, "user")
+
+
+@pytest.mark.parametrize("max_tokens", [10**18, 0, -1, 1.5, "100", True, None, 128_001])
+def test_max_tokens_outside_the_models_range_is_refused_before_the_budget(
+    make_stack: GatewayFactory, fresh_redis: RedisServer, max_tokens: Any
+) -> None:
+    """10^18 once overflowed the reservation script after it had written, corrupting the team's month."""
+    a, b = pair(make_stack, fresh_redis, team_budgets_usd={"payments": 100.0})
+    before = a.vendor_last()["requests"]
+    refused = call(a, "ana@example.com", body=prompt("hello", max_tokens=max_tokens))
+    assert refused.status_code == 400, refused.text
+    assert (refused.json()["error"], refused.headers["x-amzn-errortype"]) == (
+        "invalid_max_tokens",
+        "ValidationException",
+    )
+    assert "from 1 to 128000" in refused.json()["message"]
+    assert a.vendor_last()["requests"] == before
+    fine = call(b, "ben@example.com", body=prompt("hello", max_tokens=128_000))
+    assert fine.status_code == 200
+    assert b.audit(fine.headers["x-request-id"])["budget"]["over_cap"] is False
