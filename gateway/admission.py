@@ -15,9 +15,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from gateway.auth import Authenticator, AuthError
+from gateway.bodies import check_body
 from gateway.exchange import Exchange, refuse
 from gateway.limits import Limits, RateDecision
-from gateway.messages import check_body
 from gateway.models import ModelDirectory, ProbeError, UnknownModelError
 from gateway.policy import Policy
 from gateway.settings import GatewaySettings
@@ -104,7 +104,7 @@ class Admission:
             limit = settings.policy.max_request_bytes
             return refuse(exchange, 413, "too_large", str(limit), f"The request body is larger than {limit} bytes.")
         try:
-            payload = json.loads(body) if body else {}
+            payload = json.loads(body, object_pairs_hook=_unique_keys) if body else {}
         except (ValueError, RecursionError) as error:  # not JSON, not UTF-8, a number too long, nested too deep
             reason = str(error) if isinstance(error, ValueError) else "nested too deeply"
             return refuse(exchange, 400, "malformed_body", "json", f"The request body is not usable JSON ({reason}).")
@@ -243,3 +243,14 @@ class Admission:
             if len(body) > limit:
                 return None
         return bytes(body)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refused when a key repeats: parsers differ on which one wins, and what was checked must
+    be what the vendor reads."""
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise ValueError(f"the key {key!r} appears twice in one object")
+        seen[key] = value
+    return seen

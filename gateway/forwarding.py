@@ -15,6 +15,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from gateway.admission import Admitted
+from gateway.bodies import check_body
 from gateway.breaker import CircuitBreaker
 from gateway.exchange import Exchange, refuse
 from gateway.messages import (
@@ -23,7 +24,6 @@ from gateway.messages import (
     InvokeStream,
     ServerSentEventStream,
     VendorStreamError,
-    check_body,
     usage_from_body,
 )
 from gateway.policy import Policy

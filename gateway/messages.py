@@ -1,28 +1,19 @@
-"""What the gateway reads in request and response bodies: text to check, and token usage.
+"""Answers as they stream back: every event that carries model output checked, token usage collected.
 
-Bodies are walked generically (every string except identifiers and binary payloads), so the
-Bedrock InvokeModel (Anthropic Messages), Converse and vendor API shapes are all covered, including
-system prompts, tool results and documents pasted as text.
+Bodies, buffered answers and events checked whole are read by `gateway.bodies`, so the Bedrock
+InvokeModel (Anthropic Messages), Converse and vendor API shapes are all covered.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from gateway import eventstream
-from gateway.policy import Policy, Scan, StreamScanner, Where
-
-# Keys whose string values are identifiers, enums or binary (base64) payloads, not text people wrote.
-NOT_TEXT = frozenset(
-    {
-        "anthropic_version", "type", "role", "id", "tool_use_id", "toolUseId", "name", "model", "media_type",
-        "data", "bytes", "format", "signature", "stop_reason", "stopReason", "stop_sequence", "cache_control",
-    }
-)  # fmt: skip
+from gateway.bodies import check_body
+from gateway.policy import Policy, Scan, StreamScanner
 
 
 @dataclass
@@ -35,48 +26,6 @@ class Usage:
             self.input_tokens = input_tokens
         if isinstance(output_tokens, int):
             self.output_tokens = output_tokens
-
-
-def texts(node: Any) -> list[str]:
-    return [text for text, _signed in _texts(node)]
-
-
-def _texts(node: Any) -> list[tuple[str, bool]]:
-    """Every text in a body, and whether it sits in a signed block (thinking, reasoning: not to be edited)."""
-    found: list[tuple[str, bool]] = []
-
-    def keep(text: str, signed: bool) -> str:
-        found.append((text, signed))
-        return text
-
-    _walk(node, keep)
-    return found
-
-
-def replace_texts(node: Any, replacements: list[str]) -> Any:
-    remaining: Iterator[str] = iter(replacements)
-    return _walk(node, lambda _text, _signed: next(remaining))
-
-
-def _walk(node: Any, visit: Callable[[str, bool], str], key: str | None = None, signed: bool = False) -> Any:
-    if isinstance(node, str):
-        return node if key in NOT_TEXT else visit(node, signed)
-    if isinstance(node, list):
-        return [_walk(item, visit, key, signed) for item in node]
-    if isinstance(node, dict):
-        signed = signed or "signature" in node
-        return {k: _walk(v, visit, k, signed) for k, v in node.items()}
-    return node
-
-
-def check_body(policy: Policy, body: Any, where: Where) -> tuple[Any, Scan, list[str]]:
-    """The body as it may be passed on (redacted), what was found, and its text after redaction."""
-    total, passed = Scan(text=""), []
-    for text, signed in _texts(body):
-        scan = policy.scan(text, where, signed=signed)
-        total.merge(scan)
-        passed.append(scan.text)
-    return (replace_texts(body, passed) if total.action == "redact" else body), total, passed
 
 
 def usage_from_body(body: Any) -> Usage:

@@ -19,6 +19,8 @@ from typing import Any
 
 import re2
 
+from gateway.normalise import normalise
+
 FALLBACK_WINDOW = 512  # characters held for a rule whose prefixes cannot be derived
 RE2_MAX_REPEAT = 1000
 
@@ -55,10 +57,19 @@ class PendingMatches:
         options.max_mem = 64 << 20
         self.patterns = [re2.compile(_pending(pattern) + r"\z", options) for pattern in patterns]
 
-    def start(self, text: str, pos: int = 0) -> int:
-        """The leftmost position (from `pos`) whose tail could still grow into a match; len(text) if none."""
-        starts = [m.start() for pattern in self.patterns if (m := pattern.search(text, pos)) and m.end() > m.start()]
-        return min(starts, default=len(text))
+    def start(self, text: str) -> int:
+        """The leftmost position whose tail could still grow into a match; len(text) if none."""
+        normal = normalise(text)
+        starts = [m.start() for pattern in self.patterns if (m := pattern.search(normal.text)) and m.end() > m.start()]
+        return normal.original_start(min(starts)) if starts else len(text)
+
+
+def minimum_length(pattern: str) -> int:
+    """The fewest characters a match of the pattern can have (0 when the parser cannot tell)."""
+    try:
+        return int(sre_parse.parse(pattern).getwidth()[0])
+    except (re.error, RecursionError, OverflowError):
+        return 0
 
 
 def _pending(pattern: str) -> str:

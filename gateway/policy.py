@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from gateway.pending import PendingMatches
+from gateway.normalise import normalise
+from gateway.pending import PendingMatches, minimum_length
 from gateway.settings import PolicyRule, PolicySettings, compile_pattern
 
 Where = Literal["prompt", "completion"]
@@ -93,6 +94,8 @@ class Policy:
             )
             for rule in settings.rules
         ]
+        # Shorter ASCII strings (most keys, enums and numbers) cannot hold a match of any rule: not scanned.
+        self.shortest_match = min((minimum_length(rule.settings.pattern) for rule in self.rules), default=0)
         self.pending = PendingMatches(rule.settings.pattern for rule in self.rules if rule.applies("completion"))
         self.blocked_repositories = [
             (blocked.policy, compile_pattern(blocked.pattern, f"blocked repository {blocked.policy}"))
@@ -108,11 +111,15 @@ class Policy:
         return None
 
     def find(self, text: str, where: Where) -> list[Match]:
+        """Every counted match, found in the normalised text (`gateway.normalise`), with spans in `text`."""
+        normal = normalise(text)
         found: list[Match] = []
         for rule in self.rules:
             if rule.applies(where):
                 found.extend(
-                    Match(rule, m.start(), m.end()) for m in rule.pattern.finditer(text) if rule.counts(m.group(0))
+                    Match(rule, normal.original_start(m.start()), normal.original_end(m.end()))
+                    for m in rule.pattern.finditer(normal.text)
+                    if rule.counts(m.group(0))
                 )
         return found
 
