@@ -11,7 +11,7 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install system-packages synth audit-report scan deploy-local preflight deploy test lint snapshots bench-synth gateway-local bench-gateway bench-cost clean
+.PHONY: install system-packages synth audit-report scan deploy-local preflight deploy test lint snapshots bench-synth gateway-local bench-gateway bench-stall bench-cost clean
 
 install: system-packages $(VENV)/.installed $(SCAN_VENV)/.installed node_modules/.installed
 
@@ -90,6 +90,11 @@ gateway-local: install
 
 bench-gateway: install
 	$(PY) scripts/bench_gateway.py
+
+# One request must not stall the others: ordinary p99 beside a 2 MiB adversarial prompt, and a burst across
+# two processes admitted exactly to its limit.
+bench-stall: install
+	$(PY) scripts/bench_stall.py
 
 # The cost-anomaly detector on a labelled synthetic set (precision, recall, F1, delay) and the handler at scale.
 bench-cost: install

@@ -15,11 +15,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from gateway.auth import Authenticator, AuthError
-from gateway.bodies import check_body
+from gateway.bodies import BodyChecker
 from gateway.exchange import Exchange, refuse
 from gateway.limits import Limits, RateDecision
 from gateway.models import ModelDirectory, ProbeError, UnknownModelError
-from gateway.policy import Policy
+from gateway.policy import ScanBudgetError
 from gateway.settings import GatewaySettings
 
 BEDROCK_PATH = re.compile(
@@ -40,12 +40,18 @@ class Admitted:
 
 class Admission:
     def __init__(
-        self, settings: GatewaySettings, auth: Authenticator, models: ModelDirectory, policy: Policy, limits: Limits
+        self,
+        settings: GatewaySettings,
+        auth: Authenticator,
+        models: ModelDirectory,
+        checker: BodyChecker,
+        limits: Limits,
     ) -> None:
         self.settings = settings
         self.auth = auth
         self.models = models
-        self.policy = policy
+        self.checker = checker
+        self.policy = checker.policy
         self.limits = limits
 
     async def admit(self, request: Request, exchange: Exchange) -> Response | Admitted:
@@ -113,7 +119,14 @@ class Admission:
         if isinstance(max_tokens, str):
             return refuse(exchange, 400, "invalid_max_tokens", "max_tokens", max_tokens)
 
-        payload, scan, exchange.prompt = check_body(self.policy, payload, "prompt")
+        try:
+            payload, scan, exchange.prompt = await self.checker.check(payload, "prompt", len(body))
+        except ScanBudgetError:
+            seconds = self.checker.budget_seconds
+            return refuse(
+                exchange, 400, "policy_budget", "scan_budget_ms",
+                f"The prompt could not be checked within {seconds:g} s; send less of it at once.",
+            )  # fmt: skip
         exchange.note_policy("prompt", scan)
         if scan.action == "block":
             rules = ", ".join(scan.blocking_rules)

@@ -9,11 +9,14 @@ a redact rule there blocks. A secret split across two text blocks is found where
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import itertools
 import re
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -175,7 +178,33 @@ def _encode_base64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
 
-def check_body(policy: Policy, body: Any, where: Where) -> tuple[Any, Scan, list[str]]:
+class BodyChecker:
+    """`check_body` inline for small bodies, on the policy's worker threads for large ones, within the budget.
+
+    RE2 holds the GIL while it matches, but each call is one rule over one string; between calls, and in
+    all the per-match work, the event loop gets its turn, so other requests keep being served.
+    """
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        settings = policy.settings
+        self.offload_bytes = settings.offload_bytes
+        self.budget_seconds = settings.scan_budget_ms / 1000
+        self.pool = ThreadPoolExecutor(max_workers=settings.scan_threads, thread_name_prefix="policy")
+
+    async def check(self, body: Any, where: Where, size: int) -> tuple[Any, Scan, list[str]]:
+        """As `check_body`; raises `ScanBudgetError` when the check takes longer than the budget."""
+        deadline = time.perf_counter() + self.budget_seconds
+        if size < self.offload_bytes:
+            return check_body(self.policy, body, where, deadline)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.pool, check_body, self.policy, body, where, deadline)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def check_body(policy: Policy, body: Any, where: Where, deadline: float | None = None) -> tuple[Any, Scan, list[str]]:
     """The body as it may be passed on (redacted), what was found, and its text after redaction (for the audit)."""
     reader = BodyReader()
     reader.read(body)
@@ -183,20 +212,22 @@ def check_body(policy: Policy, body: Any, where: Where) -> tuple[Any, Scan, list
     for found in reader.found:
         text = found.text
         if len(text) >= policy.shortest_match or not text.isascii():
-            scan = policy.scan(text, where, signed=found.signed)
+            scan = policy.scan(text, where, signed=found.signed, deadline=deadline)
             total.merge(scan)
             text = scan.text
         passed.append(text)
-    _check_where_blocks_meet(policy, [f.text for f in reader.found if f.kind == "text"], where, total)
+    _check_where_blocks_meet(policy, [f.text for f in reader.found if f.kind == "text"], where, total, deadline)
     rebuilt = reader.rebuild(body, passed) if total.action == "redact" else body
     return rebuilt, total, [text for found, text in zip(reader.found, passed, strict=True) if found.written]
 
 
-def _check_where_blocks_meet(policy: Policy, texts: list[str], where: Where, total: Scan) -> None:
+def _check_where_blocks_meet(
+    policy: Policy, texts: list[str], where: Where, total: Scan, deadline: float | None
+) -> None:
     """A match that spans two consecutive text blocks cannot be redacted in either: it blocks."""
     for before, after in itertools.pairwise(texts):
         left, right = before[-BOUNDARY_WINDOW:], after[:BOUNDARY_WINDOW]
-        for match in policy.find(left + right, where):
+        for match in policy.find(left + right, where, deadline):
             if match.start < len(left) < match.end and blocks(match, signed=True):
                 total.matches[match.rule.id] += 1
                 total.action = "block"

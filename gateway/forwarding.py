@@ -15,7 +15,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from gateway.admission import Admitted
-from gateway.bodies import check_body
+from gateway.bodies import BodyChecker
 from gateway.breaker import CircuitBreaker
 from gateway.exchange import Exchange, refuse
 from gateway.messages import (
@@ -26,7 +26,7 @@ from gateway.messages import (
     VendorStreamError,
     usage_from_body,
 )
-from gateway.policy import Policy
+from gateway.policy import ScanBudgetError
 from gateway.recording import Recorder
 from gateway.settings import GatewaySettings
 from gateway.upstream import Opened, Upstream, UpstreamTimeoutError, UpstreamUnavailableError
@@ -43,13 +43,14 @@ class Forwarder:
         settings: GatewaySettings,
         upstream: Upstream,
         breaker: CircuitBreaker,
-        policy: Policy,
+        checker: BodyChecker,
         recorder: Recorder,
     ) -> None:
         self.settings = settings
         self.upstream = upstream
         self.breaker = breaker
-        self.policy = policy
+        self.checker = checker
+        self.policy = checker.policy
         self.recorder = recorder
         self.slots = asyncio.Semaphore(settings.upstream.max_concurrency)
         self.in_flight = 0
@@ -147,7 +148,13 @@ class Forwarder:
         except json.JSONDecodeError:
             return Response(raw, status_code=200, headers=headers)
         exchange.usage = usage_from_body(answer)
-        answer, scan, exchange.completion = check_body(self.policy, answer, "completion")
+        try:
+            answer, scan, exchange.completion = await self.checker.check(answer, "completion", len(raw))
+        except ScanBudgetError:
+            return refuse(
+                exchange, 502, "completion_unchecked", "scan_budget_ms",
+                "The AI vendor's answer could not be checked in time, so it is not passed on.",
+            )  # fmt: skip
         exchange.note_policy("completion", scan)
         if scan.action == "block":
             rules = ", ".join(scan.blocking_rules)

@@ -8,12 +8,13 @@ limit divided by the fleet's minimum size (flagged on every decision), "closed" 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import math
 import os
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -27,14 +28,17 @@ from redis.exceptions import RedisError, ResponseError
 from gateway.settings import GatewaySettings, RateLimits, RedisSettings
 
 WINDOW_MS = 3_600_000
+TIMEOUT_SLICE = 0.05
 MICRO = 1_000_000  # budgets are counted in micro-dollars: integers, exact
 LIMITS = ("user", "team", "org")
 
 # KEYS: user, team, org windows. ARGV: now_ms, window_ms, user, team, org limits, org hard (1/0), member.
 # Each window is a sorted set of request ids scored by time: exact over any rolling hour. A request
-# that fails one limit is added to none.
+# that fails one limit is added to none. Run twice for one request (a retry after a timeout), it is
+# counted once.
 RATE_SCRIPT = """
 local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])
+if redis.call('ZSCORE', KEYS[1], ARGV[7]) then return {0, 0, 0, 0} end
 local counts = {}
 for i = 1, 3 do
   redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - window)
@@ -75,6 +79,7 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now)) do
 end
 local settled = tonumber(redis.call('GET', KEYS[1]) or '0')
 local reserved = tonumber(redis.call('GET', KEYS[2]) or '0')
+if redis.call('HEXISTS', KEYS[3], ARGV[4]) == 1 then return {1, settled, reserved, 0} end  -- a retry
 local over = 0
 if settled + reserved + amount > MAX_TOTAL then
   return redis.error_reply('aigw: budget counters would overflow')
@@ -189,6 +194,7 @@ class Limits:
 
     def __post_init__(self) -> None:
         self._local = LocalLimiter(self.settings.limits, self.settings.fleet_min_instances)
+
         self.prefix = f"aigw:{{{self.settings.environment}}}"  # one hash slot for every key of an environment
 
     def connect(self) -> None:
@@ -295,8 +301,8 @@ class Limits:
         if name not in self._scripts:
             self._scripts[name] = self.client.register_script(script)
         try:
-            return await self._scripts[name](keys=keys, args=args)
-        except ResponseError as error:  # Redis answered: the script refused or failed, which is a bug, not an outage
+            return await on_loop_time(self._scripts[name](keys=keys, args=args), self.settings.redis.timeout_seconds)
+        except ResponseError as error:  # Redis answered: the script refused or failed, a bug, not an outage
             raise LimitsScriptError(f"the {name} script failed: {error}") from error
         except (TimeoutError, RedisError, OSError) as error:
             self._down_until = time.monotonic() + self.settings.redis.retry_after_seconds
@@ -305,6 +311,33 @@ class Limits:
 
 class _UnreachableError(Exception):
     pass
+
+
+async def on_loop_time(call: Awaitable[Any], timeout: float) -> Any:
+    """Await a Redis call for `timeout` seconds of the event loop's own time.
+
+    A plain timeout also counts the time the reply waited while this process's loop was busy elsewhere, and
+    a busy process would take that for Redis being down and fall back to its local limiter. Here the wait
+    goes in short slices, and a slice counts less the later the loop wakes from it (nothing when a whole
+    slice late): only time the loop was free to read the reply counts. The client's socket timeout stays
+    as the backstop.
+    """
+    task = asyncio.ensure_future(call)
+    step = min(TIMEOUT_SLICE, timeout)
+    waited = 0.0
+    try:
+        while True:
+            started = time.perf_counter()
+            done, _ = await asyncio.wait({task}, timeout=step)
+            if done:
+                return task.result()
+            late = time.perf_counter() - started - step
+            waited += max(0.0, step - late)  # a wake-up late by a whole step: the loop was busy, not waiting
+            if waited >= timeout:
+                raise TimeoutError(f"no answer from Redis within {timeout:g} s")
+    finally:
+        if not task.done():
+            task.cancel()
 
 
 class LimitsScriptError(RuntimeError):
@@ -323,8 +356,9 @@ def redis_client(settings: RedisSettings, region: str) -> aioredis.Redis | None:
         port=settings.port,
         ssl=settings.tls,
         password=token,
-        socket_timeout=settings.timeout_seconds,
-        socket_connect_timeout=settings.timeout_seconds,
+        # Only a backstop: each call's timeout is applied on the loop's own time (`on_loop_time`).
+        socket_timeout=max(5.0, 10 * settings.timeout_seconds),
+        socket_connect_timeout=max(5.0, 10 * settings.timeout_seconds),
         # No retries inside a request: one failed attempt means the fail mode decides, at once.
         retry=Retry(NoBackoff(), 0),
         health_check_interval=30,

@@ -41,6 +41,10 @@ def luhn_valid(text: str) -> bool:
     return total % 10 == 0
 
 
+class ScanBudgetError(Exception):
+    """A check ran past its time budget."""
+
+
 @dataclass(frozen=True)
 class CompiledRule:
     settings: PolicyRule
@@ -110,21 +114,25 @@ class Policy:
                     return policy
         return None
 
-    def find(self, text: str, where: Where) -> list[Match]:
-        """Every counted match, found in the normalised text (`gateway.normalise`), with spans in `text`."""
+    def find(self, text: str, where: Where, deadline: float | None = None) -> list[Match]:
+        """Every counted match, found in the normalised text (`gateway.normalise`), with spans in `text`.
+        Past the deadline (a `time.perf_counter()` value), stops with `ScanBudgetError`."""
         normal = normalise(text)
         found: list[Match] = []
         for rule in self.rules:
-            if rule.applies(where):
-                found.extend(
-                    Match(rule, normal.original_start(m.start()), normal.original_end(m.end()))
-                    for m in rule.pattern.finditer(normal.text)
-                    if rule.counts(m.group(0))
-                )
+            if not rule.applies(where):
+                continue
+            for count, m in enumerate(rule.pattern.finditer(normal.text)):
+                if deadline is not None and count % 256 == 255 and time.perf_counter() > deadline:
+                    raise ScanBudgetError
+                if rule.counts(m.group(0)):
+                    found.append(Match(rule, normal.original_start(m.start()), normal.original_end(m.end())))
+            if deadline is not None and time.perf_counter() > deadline:
+                raise ScanBudgetError
         return found
 
-    def scan(self, text: str, where: Where, *, signed: bool = False) -> Scan:
-        return self.apply(text, self.find(text, where), signed=signed)
+    def scan(self, text: str, where: Where, *, signed: bool = False, deadline: float | None = None) -> Scan:
+        return self.apply(text, self.find(text, where, deadline), signed=signed)
 
     @staticmethod
     def apply(text: str, matches: Iterable[Match], *, signed: bool = False) -> Scan:

@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 
 from gateway.admission import Admission
 from gateway.auth import KEY_SOURCE_ERRORS, Authenticator, SigningKeys, key_source_for
+from gateway.bodies import BodyChecker
 from gateway.breaker import CircuitBreaker
 from gateway.exchange import Exchange, refuse
 from gateway.forwarding import CheckedStream, Forwarder
@@ -31,7 +32,6 @@ log = logging.getLogger("aigw.gateway")
 class Gateway:
     def __init__(self, settings: GatewaySettings) -> None:
         self.settings = settings
-        policy = Policy(settings.policy)
         self.breaker = CircuitBreaker(settings.upstream.breaker)
         self.limits = Limits(settings)
         self.client = client_for(settings)
@@ -40,8 +40,9 @@ class Gateway:
         keys = key_source_for(settings.auth, region=settings.vendor.region, client=self.idp_client)
         self.auth = Authenticator(settings.auth, SigningKeys(settings.auth, keys))
         self.recorder = Recorder(settings, self.limits, self.breaker)
-        self.admission = Admission(settings, self.auth, ModelDirectory(settings.vendor), policy, self.limits)
-        self.forwarder = Forwarder(settings, self.upstream, self.breaker, policy, self.recorder)
+        self.checker = BodyChecker(Policy(settings.policy))
+        self.admission = Admission(settings, self.auth, ModelDirectory(settings.vendor), self.checker, self.limits)
+        self.forwarder = Forwarder(settings, self.upstream, self.breaker, self.checker, self.recorder)
 
     async def start(self) -> None:
         self.recorder.start()
@@ -62,6 +63,7 @@ class Gateway:
         await self.auth.keys.aclose()
         await self.idp_client.aclose()
         await self.limits.close()
+        self.checker.close()
         await self.recorder.close()
 
     async def health(self, _request: Request) -> JSONResponse:

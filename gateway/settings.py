@@ -121,6 +121,11 @@ class PolicySettings(_Model):
     # Completions are checked as they stream, text held back only while a rule's match may be in progress
     # at its end; at most this much (a secret is far shorter; a longer run is let go from its start).
     stream_hold_max_chars: Annotated[int, Field(ge=1024, le=1024 * 1024)] = 64 * 1024
+    # Bodies from this size are checked on worker threads, so one large prompt never holds the event loop
+    # that serves everyone else; any body whose check takes longer than the budget is refused (400).
+    offload_bytes: Annotated[int, Field(ge=0, le=64 * 1024 * 1024)] = 64 * 1024
+    scan_budget_ms: Annotated[int, Field(ge=10, le=60_000)] = 2000
+    scan_threads: Annotated[int, Field(ge=1, le=64)] = 2
 
     @field_validator("rules")
     @classmethod

@@ -209,6 +209,15 @@ class RedisServer:
             self.popen.kill()
             self.popen.wait()
 
+    def pause(self) -> None:
+        """Stop the server without closing its connections: a Redis that no longer answers."""
+        if self.popen is not None:
+            self.popen.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.popen is not None:
+            self.popen.send_signal(signal.SIGCONT)
+
     def ping(self) -> bool:
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:

@@ -6,6 +6,7 @@ fallback, and they share only what is in Redis."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -240,5 +241,46 @@ def test_the_reservation_script_checks_before_it_writes(fresh_redis: RedisServer
         assert a.client is not None and await a.client.exists(*keys) == 0
         reservation = await a.reserve("payments", rid(), 0.5)
         assert reservation is not None and reservation.mode == "shared"  # Redis is not considered down
+
+    run(fresh_redis, test, processes=1)
+
+
+def test_a_busy_loop_does_not_make_redis_look_down(fresh_redis: RedisServer) -> None:
+    """Redis answers at once; this process's loop is busy with 100 other tasks for a few seconds. Only time the
+    loop was free counts towards the 250 ms timeout, so the check is still shared, not the local fallback."""
+
+    async def test(clock: Clock, a: Limits) -> None:
+        busy = True
+
+        async def other_work() -> None:
+            while busy:
+                time.sleep(0.005)
+                await asyncio.sleep(0)
+
+        workers = [asyncio.create_task(other_work()) for _ in range(100)]
+        await asyncio.sleep(0)
+        started = time.perf_counter()
+        decisions = [await a.check_rate(f"u{i}", "payments", rid()) for i in range(3)]
+        waited = time.perf_counter() - started
+        busy = False
+        await asyncio.gather(*workers)
+        assert waited > 2 * a.settings.redis.timeout_seconds  # each answer sat behind the other work
+        assert [(d.allowed, d.mode) for d in decisions] == [(True, "shared")] * 3
+
+    run(fresh_redis, test, processes=1)
+
+
+def test_redis_that_does_not_answer_times_out_on_the_loops_own_time(fresh_redis: RedisServer) -> None:
+    async def test(clock: Clock, a: Limits) -> None:
+        await a.check_rate("warm", "payments", rid())
+        fresh_redis.pause()
+        try:
+            started = time.perf_counter()
+            decision = await a.check_rate("ana", "payments", rid())
+            waited = time.perf_counter() - started
+        finally:
+            fresh_redis.resume()
+        assert decision.mode == "fail_open"
+        assert a.settings.redis.timeout_seconds <= waited < 5.0
 
     run(fresh_redis, test, processes=1)
