@@ -29,6 +29,7 @@ def gateway_settings(config: AigwConfig) -> GatewaySettings:
         ),
         limits=config.limits,
         team_budgets_usd=config.budgets.team_monthly_usd,
+        teams=config.teams,
         fleet_min_instances=config.fleet.min_instances,
         **dict(config.gateway),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -14,12 +15,12 @@ from urllib.parse import unquote
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from gateway.auth import Authenticator, AuthError
+from gateway.auth import Authenticator, AuthError, Teams
 from gateway.bodies import BodyChecker
 from gateway.exchange import Exchange, refuse
 from gateway.limits import Limits, RateDecision
 from gateway.models import ModelDirectory, ProbeError, UnknownModelError
-from gateway.policy import ScanBudgetError
+from gateway.policy import ScanBudgetError, normalise_repository
 from gateway.settings import GatewaySettings
 
 BEDROCK_PATH = re.compile(
@@ -53,6 +54,7 @@ class Admission:
         self.checker = checker
         self.policy = checker.policy
         self.limits = limits
+        self.teams = Teams(settings.teams)
 
     async def admit(self, request: Request, exchange: Exchange) -> Response | Admitted:
         """The refusal, or what to send the vendor."""
@@ -69,7 +71,15 @@ class Admission:
                 exchange, 401, "unauthorized", error.reason, error.message,
                 headers={"www-authenticate": f'Bearer error="invalid_token", error_description="{error.reason}"'},
             )  # fmt: skip
-        exchange.user, exchange.team = identity.user, identity.team
+        exchange.user = identity.user
+        exchange.team = self.teams.canonical(identity.team)
+        if exchange.team is None:
+            exchange.team = identity.team[:64]
+            return refuse(
+                exchange, 403, "unknown_team", exchange.team,
+                f"The token's team {identity.team[:64]!r} is not one of this gateway's teams; ask the platform team "
+                "to add it, or check the team your IdP account is in.",
+            )  # fmt: skip
 
         action = None
         if probe is not None:
@@ -94,7 +104,15 @@ class Admission:
         refused = await self._check_rate(exchange)
         if refused is not None:
             return refused
-        exchange.repository = request.headers.get(settings.policy.repository_header)
+        named = request.headers.get(settings.policy.repository_header)
+        exchange.repository = normalise_repository(named) if named else None
+        required = settings.policy.require_repository
+        if not exchange.repository and (required is True or (required and exchange.team in required)):
+            header = settings.policy.repository_header
+            return refuse(
+                exchange, 400, "repository_required", header,
+                f"Say which repository this request is for in the {header} header (your IDE plugin sets it).",
+            )  # fmt: skip
         blocked_by = self.policy.repository_policy(exchange.repository)
         if blocked_by:
             return refuse(  # a validation error: the same request will never pass, so clients must not retry it
@@ -109,6 +127,7 @@ class Admission:
         if body is None:
             limit = settings.policy.max_request_bytes
             return refuse(exchange, 413, "too_large", str(limit), f"The request body is larger than {limit} bytes.")
+        exchange.request_bytes = len(body)
         try:
             payload = json.loads(body, object_pairs_hook=_unique_keys) if body else {}
         except (ValueError, RecursionError) as error:  # not JSON, not UTF-8, a number too long, nested too deep
@@ -130,6 +149,7 @@ class Admission:
         exchange.note_policy("prompt", scan)
         if scan.action == "block":
             rules = ", ".join(scan.blocking_rules)
+            exchange.blocked_sha256 = hashlib.sha256(body).hexdigest()
             return refuse(
                 exchange, 400, "policy_blocked", rules, f"The prompt contains content the policy blocks (rule {rules})."
             )

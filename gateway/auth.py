@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -224,12 +225,16 @@ class Authenticator:
 
     async def identify(self, authorization: str | None) -> Identity:
         token = _bearer_token(authorization)
+        if len(token) > self.settings.max_token_bytes:
+            raise AuthError("token_too_large", f"The bearer token is over {self.settings.max_token_bytes} bytes.")
         try:
             header = jwt.get_unverified_header(token)
-        except jwt.DecodeError as error:
+        except (jwt.InvalidTokenError, ValueError, TypeError) as error:
             raise AuthError("malformed_token", f"The bearer token is not a JWT ({error}).") from error
+        if not isinstance(header.get("kid"), str | None):
+            raise AuthError("malformed_token", "The token's header has a 'kid' that is not a string.")
         if header.get("alg") not in self.settings.algorithms:
-            raise AuthError("bad_signature", f"Tokens signed with {header.get('alg')!r} are not accepted.")
+            raise AuthError("bad_signature", f"Tokens signed with {str(header.get('alg'))[:40]!r} are not accepted.")
         try:
             key = await self.keys.get(header.get("kid"))
         except KEY_SOURCE_ERRORS as error:
@@ -245,6 +250,16 @@ class Authenticator:
         for name, value in ((self.settings.user_claim, user), (self.settings.team_claim, team)):
             if not isinstance(value, str) or not value:
                 raise AuthError("missing_claim", f"The token has no {name!r} claim; the gateway needs it.")
+        try:
+            lifetime = float(claims["exp"]) - float(claims["iat"])
+        except (TypeError, ValueError) as error:
+            raise AuthError("malformed_token", "The token's exp and iat claims must be numbers.") from error
+        if lifetime > self.settings.max_token_lifetime_seconds:
+            raise AuthError(
+                "token_lifetime_too_long",
+                f"The token lives {lifetime:g} s; this gateway accepts at most "
+                f"{self.settings.max_token_lifetime_seconds} s. {self.settings.refresh_hint}",
+            )
         return Identity(user=str(user), team=str(team), claims=claims)
 
     def _verify(self, token: str, key: jwt.PyJWK) -> dict[str, Any]:
@@ -275,6 +290,24 @@ class Authenticator:
         except jwt.InvalidTokenError as error:
             raise AuthError("malformed_token", f"The token is not valid ({error}).") from error
         return claims
+
+
+class Teams:
+    """The configured teams, and which of them a token's team claim names (case, spacing and Unicode forms
+    aside): budgets, limits and profiles are per team, so a claim that names none of them is refused."""
+
+    def __init__(self, teams: tuple[str, ...]) -> None:
+        self.by_key = {_team_key(team): team for team in teams}
+
+    def canonical(self, claim: str) -> str | None:
+        """The configured name the claim stands for; the claim itself when no teams are configured."""
+        if not self.by_key:
+            return claim
+        return self.by_key.get(_team_key(claim))
+
+
+def _team_key(team: str) -> str:
+    return " ".join(unicodedata.normalize("NFKC", team).casefold().split())
 
 
 def _bearer_token(authorization: str | None) -> str:

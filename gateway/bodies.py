@@ -205,20 +205,23 @@ class BodyChecker:
 
 
 def check_body(policy: Policy, body: Any, where: Where, deadline: float | None = None) -> tuple[Any, Scan, list[str]]:
-    """The body as it may be passed on (redacted), what was found, and its text after redaction (for the audit)."""
+    """The body as it may be passed on (redacted), what was found, and its text as the audit trail keeps it
+    (every redact and block match replaced by its rule's marker)."""
     reader = BodyReader()
     reader.read(body)
-    total, passed = Scan(text=""), []
+    total, passed, recorded = Scan(text=""), [], []
     for found in reader.found:
-        text = found.text
+        text = kept = found.text
         if len(text) >= policy.shortest_match or not text.isascii():
             scan = policy.scan(text, where, signed=found.signed, deadline=deadline)
             total.merge(scan)
-            text = scan.text
+            text, kept = scan.text, scan.recorded
         passed.append(text)
+        if found.written:
+            recorded.append(kept)
     _check_where_blocks_meet(policy, [f.text for f in reader.found if f.kind == "text"], where, total, deadline)
     rebuilt = reader.rebuild(body, passed) if total.action == "redact" else body
-    return rebuilt, total, [text for found, text in zip(reader.found, passed, strict=True) if found.written]
+    return rebuilt, total, recorded
 
 
 def _check_where_blocks_meet(

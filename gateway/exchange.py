@@ -35,7 +35,11 @@ class Exchange:
     reason: str | None = None
     policy: dict[str, Any] = field(default_factory=dict)
     usage: Usage = field(default_factory=Usage)
+    usage_estimated: bool = False
+    request_bytes: int = 0
     prompt: list[str] = field(default_factory=list)
+    # A blocked body is recorded redacted; its hash lets an investigator match it to a copy they hold.
+    blocked_sha256: str | None = None
     completion: list[str] = field(default_factory=list)
     stream: bool = False
     first_byte_ms: float | None = None

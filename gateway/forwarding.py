@@ -210,7 +210,7 @@ class Forwarder:
         with contextlib.suppress(Exception):
             await response.aclose()
         exchange.upstream_ms = (time.perf_counter() - exchange.started) * 1000
-        exchange.usage = transform.usage
+        exchange.usage, exchange.usage_estimated = transform.settled_usage(exchange.request_bytes)
         exchange.completion = ["".join(transform.text)]
         exchange.note_policy("completion", transform.scan)
         await self.recorder.finish(exchange)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,6 +73,8 @@ class CompletionStream:
         self.text: list[str] = []
         self.segment: Segment | None = None
         self.whole = Scan(text="")  # what the rules found in events checked whole
+        self.output_chars = 0  # of model output seen, for an estimate when the stream ends before its usage
+        self.usage_final = False
 
     @property
     def blocked(self) -> bool:
@@ -91,6 +94,16 @@ class CompletionStream:
         """Whatever is still held at the end of the stream."""
         return self._flush()
 
+    def settled_usage(self, request_bytes: int) -> tuple[Usage, bool]:
+        """The usage to bill, and whether it is an estimate: a stream that ended before the vendor's usage
+        arrived (the client left, a timeout) is billed on what was seen, about four characters a token."""
+        if self.usage_final:
+            return self.usage, False
+        return Usage(
+            input_tokens=self.usage.input_tokens or math.ceil(request_bytes / 4),
+            output_tokens=max(self.usage.output_tokens, math.ceil(self.output_chars / 4)),
+        ), True
+
     def block_message(self) -> str:
         rules = ", ".join(self.scan.blocking_rules)
         return f"aigw content policy blocked the completion (rule {rules})."
@@ -105,6 +118,7 @@ class CompletionStream:
         if self.blocked:
             return b""
         self.segment = segment
+        self.output_chars += len(text)
         released = self.scanner.feed(text, signed=segment.signed)
         self.text.append(released)
         return out + (self._delta(segment, released) if released and not self.blocked else b"")
@@ -145,6 +159,7 @@ class CompletionStream:
             self.usage.update(usage.get("input_tokens"), usage.get("output_tokens"))
         elif kind == "message_delta":
             self.usage.update(output_tokens=(inner.get("usage") or {}).get("output_tokens"))
+            self.usage_final = True
         checked = self._whole(inner)
         if self.blocked:
             return out
@@ -215,6 +230,7 @@ class InvokeStream(_EventStreamCompletion):
         metrics = inner.get("amazon-bedrock-invocationMetrics")
         if isinstance(metrics, dict):
             self.usage.update(metrics.get("inputTokenCount"), metrics.get("outputTokenCount"))
+            self.usage_final = True
         return self._messages_event(inner, original)
 
     def _wrap(self, inner: dict[str, Any]) -> bytes:
@@ -247,6 +263,7 @@ class ConverseStream(_EventStreamCompletion):
         if kind == "metadata":
             usage = body.get("usage") or {}
             self.usage.update(usage.get("inputTokens"), usage.get("outputTokens"))
+            self.usage_final = True
         return self._other(event)
 
     def _delta(self, segment: Segment, text: str) -> bytes:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -76,6 +78,8 @@ class Scan:
     """What the rules found in one text, and the text as it may be passed on."""
 
     text: str
+    # The text as the audit trail may keep it: blocked spans too are replaced (the trail is locked for a year).
+    recorded: str = ""
     matches: Counter[str] = field(default_factory=Counter)
     action: Action = "allow"
     blocking_rules: list[str] = field(default_factory=list)
@@ -107,10 +111,12 @@ class Policy:
         ]
 
     def repository_policy(self, repository: str | None) -> str | None:
-        """The policy that keeps this repository out of the gateway, if any."""
+        """The policy that keeps this repository out of the gateway, if any: checked against the normalised
+        path and each of its tails, so `git@host:Org/Payments-Core.git` is `payments-core` as well."""
         if repository:
+            segments = repository.split("/")
             for policy, pattern in self.blocked_repositories:
-                if pattern.search(repository):
+                if any(pattern.search("/".join(segments[i:])) for i in range(len(segments))):
                     return policy
         return None
 
@@ -138,8 +144,9 @@ class Policy:
     def apply(text: str, matches: Iterable[Match], *, signed: bool = False) -> Scan:
         """Count every match, redact the redact-rule spans, and say the strongest action. Signed text (a
         thinking block, whose signature the vendor checks) cannot be edited: there, a redact rule blocks."""
-        scan = Scan(text=text)
+        scan = Scan(text=text, recorded=text)
         spans: list[tuple[int, int, str]] = []
+        hidden: list[tuple[int, int, str]] = []
         for match in matches:
             action: Action = "block" if blocks(match, signed) else match.rule.settings.action
             scan.matches[match.rule.id] += 1
@@ -149,9 +156,33 @@ class Policy:
                 scan.blocking_rules.append(match.rule.id)
             if action == "redact":
                 spans.append((match.start, match.end, match.rule.id))
+            if action in ("redact", "block"):
+                hidden.append((match.start, match.end, match.rule.id))
         if spans:
             scan.text = redact(text, spans)
+        if hidden:
+            scan.recorded = redact(text, hidden)
         return scan
+
+
+def normalise_repository(value: str) -> str:
+    """One form for every way a repository is named: lower case, no scheme, user, host or `.git`.
+
+    `https://github.com/Org/Repo.git`, `git@github.com:org/repo`, `github.com/org/repo/` and ` ORG/Repo ` are all
+    `org/repo`.
+    """
+    text = unicodedata.normalize("NFKC", value).strip().lower()
+    text = re.sub(r"^[a-z][a-z0-9+.-]*://", "", text)
+    text = re.sub(r"^[^@/]*@", "", text)
+    host, colon, rest = text.partition(":")
+    if colon and "/" not in host:  # host:port/org/repo, or scp-like host:org/repo
+        text = f"{host}/{re.sub(r'^[0-9]+/', '', rest)}"
+    segments = [segment for segment in text.split("/") if segment]
+    if len(segments) > 1 and "." in segments[0]:  # a host name
+        segments = segments[1:]
+    if segments and segments[-1].endswith(".git"):
+        segments[-1] = segments[-1][: -len(".git")]
+    return "/".join(segments)
 
 
 def redact(text: str, spans: Iterable[tuple[int, int, str]]) -> str:

@@ -86,6 +86,7 @@ class Recorder:
             "stream": exchange.stream,
             "input_tokens": exchange.usage.input_tokens,
             "output_tokens": exchange.usage.output_tokens,
+            "usage_estimated": exchange.usage_estimated,
             "estimated_cost_usd": spent,
             "latency_ms": latency_ms,
             "first_byte_ms": _rounded(exchange.first_byte_ms),
@@ -94,6 +95,7 @@ class Recorder:
             "limits": exchange.limits,
             "budget": exchange.reservation.audit() if exchange.reservation else None,
             "prompt": "\n".join(exchange.prompt),
+            "blocked_body_sha256": exchange.blocked_sha256,
             "completion": "".join(exchange.completion),
         }
         # Serialized here, once, to its size cap: the sink writes exactly this line.

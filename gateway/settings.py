@@ -61,6 +61,10 @@ class AuthSettings(_Model):
     jwks_refresh_function: str | None = None
     # The alternative: a corporate HTTP(S) proxy through which the gateway fetches jwks_url (then no mirror exists).
     jwks_proxy: str | None = None
+    # A token whose issuer lets it live longer (exp - iat) is refused: the field report's tokens lived 8 h.
+    max_token_lifetime_seconds: Annotated[int, Field(ge=300, le=7 * 86_400)] = 12 * 3600
+    # Larger Authorization headers are refused before any parsing (a real IdP token is a few KiB).
+    max_token_bytes: Annotated[int, Field(ge=1024, le=65_536)] = 16_384
     # What an expired-token answer tells people to do: the top support ticket was expiry after laptop sleep.
     refresh_hint: str = "Sign in again to get a new token (your IDE plugin's 'sign in', or `aigw login`)."
 
@@ -116,6 +120,8 @@ class BlockedRepository(_Model):
 class PolicySettings(_Model):
     max_request_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 2 * 1024 * 1024
     repository_header: str = "x-aigw-repository"
+    # Refuse requests that do not say which repository they are for: everyone (true), or these teams' members.
+    require_repository: bool | tuple[str, ...] = False
     blocked_repositories: tuple[BlockedRepository, ...] = ()
     rules: tuple[PolicyRule, ...] = ()
     # Completions are checked as they stream, text held back only while a rule's match may be in progress
@@ -289,6 +295,8 @@ class GatewaySettings(GatewayOptions):
     limits: RateLimits = RateLimits()
     # Monthly caps in US dollars, per team (teams without one are not capped).
     team_budgets_usd: dict[str, float] = Field(default_factory=dict)
+    # The teams a token's team claim must name (after case, whitespace and Unicode normalisation); empty: any.
+    teams: tuple[str, ...] = ()
     fleet_min_instances: Annotated[int, Field(ge=1)] = 2
 
     @classmethod

@@ -42,7 +42,9 @@ def team_arn(team: str, model: str = MODEL) -> str:
 @pytest.fixture(scope="module")
 def stack(make_stack: GatewayFactory) -> RunningGateway:
     # As on an instance: the teams' profile ids arrive in the environment, the rest from the rendered settings.
-    return make_stack(env={TEAM_PROFILES_VARIABLE: team_profiles_variable(IDS)})
+    # "contractors" stands for a team added to the config after the last deploy: it has no profile yet.
+    teams = (*load_config("dev").teams, "contractors")
+    return make_stack(teams=teams, env={TEAM_PROFILES_VARIABLE: team_profiles_variable(IDS)})
 
 
 def rendered() -> GatewaySettings:
