@@ -17,6 +17,7 @@ from typing import Any
 import uvicorn
 
 from gateway.app import create_app
+from gateway.server import guarded_protocol
 from gateway.settings import GatewaySettings
 
 
@@ -28,6 +29,8 @@ def server_options(settings: GatewaySettings) -> dict[str, Any]:
         # An idle timeout on a kept-alive connection, restarted after each response: longer than the load
         # balancer's idle timeout (same settings), so it is never the gateway that closes first.
         "timeout_keep_alive": settings.upstream.keep_alive_seconds,
+        "http": guarded_protocol(settings.server),
+        "limit_concurrency": settings.server.max_connections,
     }
 
 

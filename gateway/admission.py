@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
-import math
 import re
 import time
 from dataclasses import dataclass
@@ -12,16 +12,18 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from gateway.auth import Authenticator, AuthError, Teams
-from gateway.bodies import BodyChecker
+from gateway.bodies import BodyChecker, TooDeepError
 from gateway.exchange import Exchange, refuse
 from gateway.limits import Limits, RateDecision
 from gateway.models import ModelDirectory, ProbeError, UnknownModelError
 from gateway.policy import ScanBudgetError, normalise_repository
+from gateway.pricing import CostOptionError, pricing_for
 from gateway.settings import GatewaySettings
+from gateway.upstream import dropped_headers
 
 BEDROCK_PATH = re.compile(
     r"^/model/(?P<model>[^/]+(?:/[^/]+)*?)/(?P<action>invoke|invoke-with-response-stream|converse|converse-stream)$"
@@ -123,7 +125,13 @@ class Admission:
                 f"Repository {exchange.repository!r} is out of scope for AI assistance (policy {blocked_by}).",
             )
 
-        body = await self._read_body(request)
+        try:
+            body = await self._read_body(request)
+        except TimeoutError:
+            seconds = settings.server.body_idle_timeout_seconds
+            return refuse(exchange, 408, "body_timeout", f"{seconds:g}s", f"The body paused for over {seconds:g} s.")
+        except ClientDisconnect:  # nobody will read this answer; the record says what happened
+            return refuse(exchange, 400, "client_disconnected", "body", "The client left before its body arrived.")
         if body is None:
             limit = settings.policy.max_request_bytes
             return refuse(exchange, 413, "too_large", str(limit), f"The request body is larger than {limit} bytes.")
@@ -137,9 +145,19 @@ class Admission:
         max_tokens = self._max_tokens(payload)
         if isinstance(max_tokens, str):
             return refuse(exchange, 400, "invalid_max_tokens", "max_tokens", max_tokens)
+        if exchange.invocation is not None:
+            try:
+                exchange.pricing = pricing_for(
+                    exchange.invocation.route.price, settings.cost_options, request.headers, payload
+                )
+            except CostOptionError as error:
+                return refuse(exchange, 400, "option_not_allowed", "cost_options", str(error))
+        exchange.dropped_headers = dropped_headers(request.headers)
 
         try:
             payload, scan, exchange.prompt = await self.checker.check(payload, "prompt", len(body))
+        except TooDeepError as error:
+            return refuse(exchange, 400, "malformed_body", "depth", f"The request body is not usable ({error}).")
         except ScanBudgetError:
             seconds = self.checker.budget_seconds
             return refuse(
@@ -242,13 +260,10 @@ class Admission:
         )  # fmt: skip
 
     def _worst_case_usd(self, exchange: Exchange, max_tokens: int | None, body: bytes) -> float:
-        """What the request can cost at most: its input (estimated from its size) and all of max_tokens."""
-        if exchange.invocation is None:
+        """What the request can cost at most (fewer than one token per 3 bytes of JSON, all of max_tokens)."""
+        if exchange.pricing is None:
             return 0.0
-        price = exchange.invocation.route.price
-        output_tokens = max_tokens or self.settings.limits.default_max_tokens
-        input_tokens = math.ceil(len(body) / 3)  # fewer than one token per 3 bytes of JSON, in practice
-        return input_tokens / 1000 * price.input_per_1k_usd + output_tokens / 1000 * price.output_per_1k_usd
+        return exchange.pricing.worst_case(len(body), max_tokens or self.settings.limits.default_max_tokens)
 
     def _probe(self, identifier: str | None, request: Request, exchange: Exchange) -> Response:
         """Answer Claude Code's control-plane probes in Bedrock's shapes, listing only what this gateway serves."""
@@ -265,17 +280,23 @@ class Admission:
         return JSONResponse(body)
 
     async def _read_body(self, request: Request) -> bytes | None:
-        """The body, or None as soon as it passes the size limit (checked before any rule runs)."""
+        """The body, or None as soon as it passes the size limit (checked before any rule runs). Raises
+        TimeoutError when it pauses too long, ClientDisconnect when the client leaves."""
         limit = self.settings.policy.max_request_bytes
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limit:
             return None
         body = bytearray()
-        async for chunk in request.stream():
+        chunks = request.stream()
+        idle = self.settings.server.body_idle_timeout_seconds
+        while True:
+            try:
+                chunk = await asyncio.wait_for(anext(chunks), idle)
+            except StopAsyncIteration:
+                return bytes(body)
             body += chunk
             if len(body) > limit:
                 return None
-        return bytes(body)
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

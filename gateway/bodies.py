@@ -53,6 +53,11 @@ TEXT_DOCUMENTS = frozenset({"txt", "md", "csv", "html"})  # Converse document fo
 PAYLOAD_KEYS = frozenset({"data", "bytes"})
 IDENTIFIERS = frozenset({"id", "tool_use_id", "toolUseId", "name", "signature"})  # read, but not text to record
 BOUNDARY_WINDOW = 1024  # characters either side of where two text blocks meet
+MAX_DEPTH = 128  # real bodies nest a dozen levels; tool input a few more
+
+
+class TooDeepError(ValueError):
+    """A body nested deeper than any real request: refused (400), not walked into a stack overflow."""
 
 
 @dataclass
@@ -96,7 +101,11 @@ class BodyReader:
         declared: str | None,
         visit: Callable[[Found], Any],
         rebuild: bool = False,
+        depth: int = 0,
     ) -> Any:
+        if depth > MAX_DEPTH:
+            raise TooDeepError(f"the body nests deeper than {MAX_DEPTH} levels")
+
         def see(found: Found, original: Any) -> Any:
             if not rebuild:
                 self.found.append(found)
@@ -120,7 +129,7 @@ class BodyReader:
         if isinstance(node, int | float):
             return see(Found(repr(node), signed, "number"), node)
         if isinstance(node, list):
-            return [self._walk(item, key, signed, declared, visit, rebuild) for item in node]
+            return [self._walk(item, key, signed, declared, visit, rebuild, depth + 1) for item in node]
         if isinstance(node, dict):
             signed = signed or "signature" in node
             for name in ("media_type", "format"):
@@ -129,7 +138,7 @@ class BodyReader:
             rebuilt = {}
             for name, value in node.items():
                 new_name = see(Found(name, signed, "key"), name) if name not in STRUCTURAL_KEYS else name
-                rebuilt[new_name] = self._walk(value, name, signed, declared, visit, rebuild)
+                rebuilt[new_name] = self._walk(value, name, signed, declared, visit, rebuild, depth + 1)
             return rebuilt
         return node
 

@@ -14,6 +14,7 @@ from gateway.limits import Reservation
 from gateway.messages import Usage
 from gateway.models import Invocation
 from gateway.policy import Scan
+from gateway.pricing import Pricing
 
 
 @dataclass
@@ -30,6 +31,8 @@ class Exchange:
     repository: str | None = None
     model: str | None = None
     invocation: Invocation | None = None
+    pricing: Pricing | None = None
+    dropped_headers: list[str] = field(default_factory=list)
     status: int = 0
     outcome: str = "ok"
     reason: str | None = None
@@ -65,6 +68,7 @@ ERROR_TYPES = {
     403: "AccessDeniedException",
     404: "ResourceNotFoundException",
     405: "ValidationException",
+    408: "RequestTimeoutException",
     413: "ValidationException",
     429: "ThrottlingException",
     500: "InternalServerException",

@@ -83,6 +83,7 @@ class Recorder:
             "outcome": exchange.outcome,
             "reason": exchange.reason,
             "policy": exchange.policy,
+            "dropped_headers": exchange.dropped_headers,
             "stream": exchange.stream,
             "input_tokens": exchange.usage.input_tokens,
             "output_tokens": exchange.usage.output_tokens,
@@ -151,14 +152,8 @@ class Recorder:
 
 
 def cost(exchange: Exchange) -> float:
-    """What the request cost at the model's configured prices."""
-    if exchange.invocation is None:
-        return 0.0
-    price = exchange.invocation.route.price
-    usage = exchange.usage
-    return round(
-        usage.input_tokens / 1000 * price.input_per_1k_usd + usage.output_tokens / 1000 * price.output_per_1k_usd, 6
-    )
+    """What the request cost at the model's configured prices and the options it asked for."""
+    return exchange.pricing.cost(exchange.usage) if exchange.pricing else 0.0
 
 
 def _rounded(value: float | None) -> float | None:

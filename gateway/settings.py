@@ -229,6 +229,28 @@ class VendorSettings(_Model):
     api_key_header: str = "x-api-key"
 
 
+class LongContextPricing(_Model):
+    """The 1M-token context beta: above `above_input_tokens`, every token of the request costs more."""
+
+    beta_prefix: str = "context-1m"
+    above_input_tokens: PositiveInt = 200_000
+    input_factor: Annotated[float, Field(ge=1)] = 2.0
+    output_factor: Annotated[float, Field(ge=1)] = 1.5
+
+
+class CostOptions(_Model):
+    """What a request may ask of the vendor that changes its price, and by how much (from AWS's price list;
+    check yours). A tier or latency not listed, or the long-context beta when it is None, is refused (400)."""
+
+    service_tiers: dict[str, Annotated[float, Field(gt=0)]] = Field(
+        default_factory=lambda: {"default": 1.0, "flex": 0.5, "priority": 1.75}
+    )
+    latency: dict[str, Annotated[float, Field(gt=0)]] = Field(
+        default_factory=lambda: {"standard": 1.0, "optimized": 1.25}
+    )
+    long_context: LongContextPricing | None = LongContextPricing()
+
+
 class RateLimits(_Model):
     """Requests per rolling hour, fleet-wide, and what happens when the shared counters are out of reach."""
 
@@ -272,6 +294,20 @@ class FileSink(_Model):
     queue_size: Annotated[int, Field(ge=100, le=1_000_000)] = 20_000
 
 
+class ServerSettings(_Model):
+    """Limits on what a connection may hold before its request reaches the gateway: slow or oversized headers
+    and bodies, and idle or half-open connections, cost a process memory and a connection slot each."""
+
+    # The request line and headers must arrive within this, from the connection's first byte or the previous
+    # response (408 otherwise); uvicorn alone waits for them for ever.
+    header_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 10
+    max_header_bytes: Annotated[int, Field(ge=4096, le=1024 * 1024)] = 32 * 1024
+    # The body may pause at most this long between two of its pieces (408 otherwise).
+    body_idle_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 30
+    # Connections (and requests) per process; beyond, new ones get 503 at once.
+    max_connections: Annotated[int, Field(ge=16, le=100_000)] = 2048
+
+
 class GatewayOptions(_Model):
     """The part of `config/<env>.yaml` (section `gateway`) that is the service's own."""
 
@@ -279,9 +315,11 @@ class GatewayOptions(_Model):
     redis: RedisSettings = RedisSettings()
     policy: PolicySettings = PolicySettings()
     upstream: UpstreamSettings = UpstreamSettings()
+    server: ServerSettings = ServerSettings()
     audit: FileSink = FileSink(path=Path("/var/log/aigw/audit.jsonl"))
     metrics: FileSink = FileSink(path=Path("/var/log/aigw/metrics.jsonl"))
     metrics_namespace: str = "aigw"
+    cost_options: CostOptions = CostOptions()
     # Each audit record is one line of at most this many bytes, whatever the request: the CloudWatch agent
     # would cut a longer one into invalid JSON. Longer text is cut and the record says so (see gateway/audit.py).
     audit_record_limit_bytes: Annotated[int, Field(ge=MIN_RECORD_BYTES, le=MAX_RECORD_BYTES)] = 200 * 1024

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -17,8 +18,14 @@ from botocore.session import Session as BotocoreSession
 from gateway.settings import GatewaySettings
 
 # Request headers passed on to the vendor; everything else (the client's JWT above all) stays here.
-FORWARDED_REQUEST_HEADERS = ("content-type", "accept", "anthropic-version", "anthropic-beta")
-FORWARDED_PREFIXES = ("x-amzn-bedrock-",)
+# Of Bedrock's own request headers only these: the others name guardrails, projects to bill, trace or log
+# metadata, which are the platform's to choose, not a client's. The ones that change the price are priced
+# (gateway.pricing).
+FORWARDED_REQUEST_HEADERS = (
+    "content-type", "accept", "anthropic-version", "anthropic-beta",
+    "x-amzn-bedrock-accept", "x-amzn-bedrock-service-tier", "x-amzn-bedrock-performanceconfig-latency",
+)  # fmt: skip
+FORWARDED_PREFIXES = ("x-amzn-bedrock-",)  # of response headers
 # Response headers passed back to the client.
 RETURNED_RESPONSE_HEADERS = ("content-type", "x-amzn-requestid", "x-amzn-errortype", "request-id", "retry-after")
 
@@ -84,11 +91,7 @@ class Upstream:
     async def open(self, method: str, path_and_query: str, body: bytes, incoming: dict[str, str]) -> Opened:
         """Send the request and wait for the response headers, at most the first-byte timeout."""
         url = self.base_url + path_and_query
-        headers = {
-            name: value
-            for name, value in incoming.items()
-            if name in FORWARDED_REQUEST_HEADERS or name.startswith(FORWARDED_PREFIXES)
-        }
+        headers = {name: value for name, value in incoming.items() if name in FORWARDED_REQUEST_HEADERS}
         headers.setdefault("content-type", "application/json")
         if self.signer is not None:
             headers = self.signer.headers(method, url, body, {**headers, "host": httpx.URL(url).netloc.decode()})
@@ -128,4 +131,11 @@ def client_for(settings: GatewaySettings) -> httpx.AsyncClient:
             max_connections=upstream.max_concurrency, max_keepalive_connections=upstream.max_concurrency
         ),
         http2=False,
+    )
+
+
+def dropped_headers(incoming: Mapping[str, str]) -> list[str]:
+    """Bedrock request headers the client sent that are not passed on (named in the audit record)."""
+    return sorted(
+        name for name in incoming if name.startswith(FORWARDED_PREFIXES) and name not in FORWARDED_REQUEST_HEADERS
     )
