@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse
 from gateway.limits import Reservation
 from gateway.messages import Usage
 from gateway.models import Invocation
-from gateway.policy import Scan
+from gateway.policy import DLP_DENIED, Scan
 from gateway.pricing import Pricing
 
 
@@ -78,6 +78,13 @@ ERROR_TYPES = {
 }
 
 
+RETRYABLE = frozenset({408, 429, 502, 503, 504})
+# The body has Bedrock's `message` and Anthropic's error envelope (`error.type`). Claude Code reads a content
+# policy's refusal from `error.details.error_code` and then neither retries nor falls back to a
+# non-streaming call: each retry would be forwarded and billed again.
+POLICY_DENIALS = frozenset({"policy_blocked", "completion_blocked", "repository_blocked"})
+
+
 def refuse(
     exchange: Exchange,
     status: int,
@@ -89,11 +96,21 @@ def refuse(
 ) -> JSONResponse:
     """The answer to a request the gateway will not (or cannot) serve, noted on the exchange for its record."""
     exchange.status, exchange.outcome, exchange.reason = status, outcome, reason
-    headers = {"x-amzn-errortype": ERROR_TYPES.get(status, "ValidationException"), **(headers or {})}
+    headers = {
+        "x-amzn-errortype": ERROR_TYPES.get(status, "ValidationException"),
+        # Read by the anthropic SDKs (and so Claude Code) before their own status rules: only a refusal that
+        # can pass later (throttled, busy, the vendor down or slow) is worth retrying.
+        "x-should-retry": "true" if status in RETRYABLE else "false",
+        **(headers or {}),
+    }
+    error: dict[str, Any] = {"type": outcome, "message": message}
+    if outcome in POLICY_DENIALS:
+        error["details"] = {"error_code": DLP_DENIED}
     body = {
-        "error": outcome,
-        "reason": reason,
         "message": message,
+        "type": "error",
+        "error": error,
+        "reason": reason,
         "request_id": exchange.request_id,
         **(extra or {}),
     }

@@ -14,7 +14,7 @@ from typing import Any
 
 from gateway import eventstream
 from gateway.bodies import check_body
-from gateway.policy import Policy, Scan, StreamScanner
+from gateway.policy import DLP_DENIED, Policy, Scan, StreamScanner
 
 
 @dataclass
@@ -105,8 +105,20 @@ class CompletionStream:
         ), True
 
     def block_message(self) -> str:
+        # Claude Code recognises these words as a content filter's verdict: it stops instead of retrying the
+        # request without streaming (which would be forwarded and billed again).
         rules = ", ".join(self.scan.blocking_rules)
-        return f"aigw content policy blocked the completion (rule {rules})."
+        return f"Output blocked by content filtering policy (aigw rule {rules})."
+
+    def block_error(self, error_type: str) -> dict[str, Any]:
+        """The refusal as an error body: Bedrock's `message` and Anthropic's envelope with the policy's code."""
+        message = self.block_message()
+        details = {"error_code": DLP_DENIED}
+        return {
+            "message": message,
+            "type": "error",
+            "error": {"type": error_type, "message": message, "details": details},
+        }
 
     def vendor_error(self, message: str) -> bytes:
         """The in-stream error that ends a stream the vendor broke, in this stream's format."""
@@ -193,7 +205,9 @@ class _EventStreamCompletion(CompletionStream):
         except (ValueError, KeyError, TypeError, eventstream.DecodeError) as error:
             raise VendorStreamError(f"the vendor's event stream is malformed ({type(error).__name__})") from error
         if self.blocked:
-            out += eventstream.exception("validationException", json.dumps({"message": self.block_message()}).encode())
+            out += eventstream.exception(
+                "validationException", json.dumps(self.block_error("completion_blocked")).encode()
+            )
         return bytes(out)
 
     def _event(self, event: eventstream.Event) -> bytes:
@@ -290,7 +304,7 @@ class ServerSentEventStream(CompletionStream):
             raw, self.buffer = self.buffer.split(b"\n\n", 1)
             out += self._event(raw + b"\n\n")
         if self.blocked:
-            error = {"type": "error", "error": {"type": "invalid_request_error", "message": self.block_message()}}
+            error = self.block_error("invalid_request_error")
             out += f"event: error\ndata: {json.dumps(error)}\n\n".encode()
         return bytes(out)
 

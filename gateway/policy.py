@@ -26,6 +26,8 @@ from gateway.settings import PolicyRule, PolicySettings, compile_pattern
 
 Where = Literal["prompt", "completion"]
 Action = Literal["allow", "log", "redact", "block"]
+# The error code a policy refusal carries in its body (`error.details.error_code`), as Claude Code reads it.
+DLP_DENIED = "dlp_request_denied"
 SEVERITY: dict[Action, int] = {"allow": 0, "log": 1, "redact": 2, "block": 3}
 
 

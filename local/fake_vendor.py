@@ -11,8 +11,9 @@ shows the last request it accepted, so tests can see exactly what the gateway se
 Its answers have Bedrock's complete shapes in all four formats: text (with citations), signed thinking,
 redacted thinking and tool calls (streamed as `input_json_delta`, Converse `toolUse.input`). A test scripts
 the next answers with `POST /_control {"script": [{"content": [blocks…]}, …]}`, one per request, in the
-Anthropic Messages block format; a scripted `error` ({status, type, message}) is answered as Bedrock
-errors are, and `garbage_after: N` breaks a stream's framing after N events.
+Anthropic Messages block format (see `scripted_reply` for `when` and `{{tool_result}}`); a scripted
+`error` ({status, type, message}) is answered as Bedrock errors are, and `garbage_after: N` breaks a
+stream's framing after N events.
 
     python -m local.fake_vendor --port PORT
 """
@@ -161,7 +162,7 @@ async def answer(request: Request, body: bytes, action: str, model: str) -> Resp
         "body": body.decode(errors="replace"),
         "model": model,
     }
-    reply = state["script"].pop(0) if state["script"] else default_reply()
+    reply = scripted_reply(body)
     if state["delay_seconds"]:
         await asyncio.sleep(float(state["delay_seconds"]))
     error = reply.get("error") or (
@@ -190,6 +191,49 @@ async def answer(request: Request, body: bytes, action: str, model: str) -> Resp
         frames = [*frames[: int(reply["garbage_after"])], b"\x00\x01garbage that is not an event\n\n"]
     media_type = "text/event-stream" if action == "sse" else eventstream.CONTENT_TYPE
     return StreamingResponse(paced(frames), media_type=media_type, headers=headers)
+
+
+def scripted_reply(body: bytes) -> dict[str, Any]:
+    """The first scripted answer meant for this request, else the default one. `when: "tools"` holds an
+    answer for a request that offers tools (a coding assistant's own turn, not its side requests); the text
+    `{{tool_result}}` becomes the text of the request's last tool result."""
+    try:
+        request = json.loads(body or b"{}")
+    except ValueError:
+        request = {}
+    offers_tools = isinstance(request, dict) and bool(request.get("tools") or request.get("toolConfig"))
+    for position, reply in enumerate(state["script"]):
+        if reply.get("when") in (None, "tools" if offers_tools else None):
+            state["script"].pop(position)
+            result = last_tool_result(request)
+            filled: dict[str, Any] = json.loads(json.dumps(reply).replace("{{tool_result}}", json.dumps(result)[1:-1]))
+            return filled
+    return default_reply()
+
+
+def last_tool_result(request: Any) -> str:
+    found = ""
+
+    def visit(node: Any) -> None:
+        nonlocal found
+        if isinstance(node, dict):
+            if node.get("type") == "tool_result" or "toolResult" in node:
+                result = node.get("toolResult", node)
+                content = result.get("content")
+                found = (
+                    content
+                    if isinstance(content, str)
+                    else "".join(part.get("text", "") for part in content or [] if isinstance(part, dict))
+                )
+                return
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, list):
+            for item in node:
+                visit(item)
+
+    visit(request.get("messages") if isinstance(request, dict) else None)
+    return found.strip()
 
 
 def default_reply() -> dict[str, Any]:

@@ -33,7 +33,7 @@ def test_a_large_adversarial_prompt_leaves_the_other_requests_served(make_stack:
     # Either checked in time (every number redacted) or refused for taking too long: never a hang or a 5xx.
     assert answer.status_code in (200, 400), answer.text
     if answer.status_code == 400:
-        assert answer.json()["error"] == "policy_budget"
+        assert answer.json()["error"]["type"] == "policy_budget"
     else:
         assert "4000 0012 3456 7899" not in stack.vendor_last()["last"]["body"]
 
@@ -42,7 +42,7 @@ def test_a_prompt_past_the_scan_budget_is_refused_with_its_reason(make_stack: Ga
     stack = make_stack(policy__max_request_bytes=4 * MIB, policy__scan_budget_ms=10)
     before = stack.vendor_last()["requests"]
     response = stack.call(body=json.dumps(prompt(card_like(2 * MIB))).encode())
-    assert (response.status_code, response.json()["error"]) == (400, "policy_budget")
+    assert (response.status_code, response.json()["error"]["type"]) == (400, "policy_budget")
     assert response.headers["x-amzn-errortype"] == "ValidationException"
     assert "within 0.01 s" in response.json()["message"]
     assert stack.vendor_last()["requests"] == before

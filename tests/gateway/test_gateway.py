@@ -78,7 +78,7 @@ def test_each_auth_failure_has_its_own_reason(stack: RunningGateway) -> None:
         response = stack.call(token=token)
         assert response.status_code == 401, (expected, response.text)
         body = response.json()
-        assert body["error"] == "unauthorized" and body["reason"] == expected, body
+        assert body["error"]["type"] == "unauthorized" and body["reason"] == expected, body
         assert f'error_description="{expected}"' in response.headers["www-authenticate"]
         record = stack.audit(response.headers["x-request-id"])
         assert (record["status"], record["outcome"], record["reason"]) == (401, "unauthorized", expected)
@@ -180,7 +180,7 @@ def test_prompt_block_never_reaches_the_vendor(stack: RunningGateway) -> None:
     response = stack.call(body=prompt("deploy with AKIAZ7QXMP3VBN2LKW4R please"))
     assert response.status_code == 400
     body = response.json()
-    assert (body["error"], body["reason"]) == ("policy_blocked", "aws-access-key-id")
+    assert (body["error"]["type"], body["reason"]) == ("policy_blocked", "aws-access-key-id")
     assert stack.vendor_last()["requests"] == before
     record = stack.audit(response.headers["x-request-id"])
     assert record["policy"] == {"prompt": {"action": "block", "matches": {"aws-access-key-id": 1}}}
@@ -235,7 +235,7 @@ def test_buffered_completion_block_is_refused(stack: RunningGateway) -> None:
     stack.vendor_control(completion="token: ghp_" + "A1b2C3d4E5" * 3 + "F6g7H8")
     response = stack.call("converse", {"messages": [{"role": "user", "content": [{"text": "hi"}]}]})
     assert response.status_code == 400
-    assert response.json()["error"] == "completion_blocked"
+    assert response.json()["error"]["type"] == "completion_blocked"
     assert stack.audit(response.headers["x-request-id"])["completion"] == ""
 
 
@@ -244,7 +244,7 @@ def test_repository_scope(stack: RunningGateway) -> None:
     response = stack.call(headers={"x-aigw-repository": "payments-core"})
     assert response.status_code == 400
     body = response.json()
-    assert (body["error"], body["reason"]) == ("repository_blocked", "pci-scope")
+    assert (body["error"]["type"], body["reason"]) == ("repository_blocked", "pci-scope")
     assert "pci-scope" in body["message"]
     assert stack.vendor_last()["requests"] == before
 
@@ -254,14 +254,14 @@ def test_size_limit_is_checked_before_any_rule(stack: RunningGateway) -> None:
     too_big = json.dumps(prompt("x" * (stack.settings.policy.max_request_bytes + 1))).encode()
     response = stack.call(body=too_big)
     assert response.status_code == 413
-    assert response.json()["error"] == "too_large"
+    assert response.json()["error"]["type"] == "too_large"
     assert stack.vendor_last()["requests"] == before
     assert stack.audit(response.headers["x-request-id"])["policy"] == {}
 
 
 def test_malformed_json_is_400(stack: RunningGateway) -> None:
     response = stack.call(body=b"{not json")
-    assert response.status_code == 400 and response.json()["error"] == "malformed_body"
+    assert response.status_code == 400 and response.json()["error"]["type"] == "malformed_body"
 
 
 def test_metrics_line_is_embedded_metric_format(stack: RunningGateway) -> None:
@@ -299,14 +299,14 @@ def test_slow_vendor_times_out_opens_the_breaker_and_recovers(make_stack: Gatewa
         response = stack.call()
         assert response.status_code == 504
         body = response.json()
-        assert body["error"] == "upstream_timeout" and "within 1 s" in body["message"]
+        assert body["error"]["type"] == "upstream_timeout" and "within 1 s" in body["message"]
         latency = stack.audit(response.headers["x-request-id"])["latency_ms"]
         assert 1000 <= latency < 1500  # the configured timeout, measured inside the gateway
     before = stack.vendor_last()["requests"]
     for _ in range(5):
         response = stack.call()
         assert response.status_code == 503
-        assert response.json()["error"] == "vendor_degraded"
+        assert response.json()["error"]["type"] == "vendor_degraded"
         assert int(response.headers["retry-after"]) >= 1
         assert stack.audit(response.headers["x-request-id"])["latency_ms"] < 50  # fails fast
     assert stack.vendor_last()["requests"] == before  # an open breaker sends nothing on
@@ -334,7 +334,7 @@ def test_excess_requests_get_503_at_once_instead_of_queueing(make_stack: Gateway
     statuses = sorted(r.status_code for r in responses)
     assert statuses == [200, 200, 503, 503, 503, 503]
     busy = [r for r in responses if r.status_code == 503]
-    assert all(r.json()["error"] == "busy" for r in busy)
+    assert all(r.json()["error"]["type"] == "busy" for r in busy)
     assert all(stack.audit(r.headers["x-request-id"])["latency_ms"] < 500 for r in busy)
 
 

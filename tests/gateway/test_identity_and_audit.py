@@ -63,7 +63,7 @@ def test_a_team_claim_is_its_configured_team_however_written(stack: RunningGatew
 def test_a_team_that_is_not_configured_is_refused_by_name(stack: RunningGateway, claim: str) -> None:
     before = stack.vendor_last()["requests"]
     response = stack.call(token=stack.keys.token("k1", team=claim))
-    assert (response.status_code, response.json()["error"]) == (403, "unknown_team")
+    assert (response.status_code, response.json()["error"]["type"]) == (403, "unknown_team")
     assert response.headers["x-amzn-errortype"] == "AccessDeniedException"
     assert repr(claim) in response.json()["message"]
     assert stack.vendor_last()["requests"] == before
@@ -116,7 +116,7 @@ def test_the_repository_is_recorded_in_one_form(stack: RunningGateway) -> None:
 
 def test_teams_that_must_name_their_repository(stack: RunningGateway) -> None:
     unnamed = stack.call(token=stack.keys.token("k1", team="platform"))
-    assert (unnamed.status_code, unnamed.json()["error"]) == (400, "repository_required")
+    assert (unnamed.status_code, unnamed.json()["error"]["type"]) == (400, "repository_required")
     named = stack.call(token=stack.keys.token("k1", team="platform"), headers={"x-aigw-repository": "org/tools"})
     assert named.status_code == 200
     assert stack.call(token=stack.keys.token("k1", team="mobile")).status_code == 200

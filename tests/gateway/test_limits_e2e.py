@@ -32,7 +32,7 @@ def test_the_121st_request_is_refused_by_either_gateway(make_stack: GatewayFacto
         refused = call(gateway, "ana@example.com")
         assert refused.status_code == 429
         body = refused.json()
-        assert (body["error"], body["limit"], body["mode"]) == ("rate_limited", "user", "shared")
+        assert (body["error"]["type"], body["limit"], body["mode"]) == ("rate_limited", "user", "shared")
         assert "120 requests per rolling hour" in body["message"] and body["frees_at"]
         assert 3500 < int(refused.headers["retry-after"]) <= 3600
         record = gateway.audit(refused.headers["x-request-id"])
@@ -77,7 +77,7 @@ def test_a_team_at_its_budget_gets_402(make_stack: GatewayFactory, fresh_redis: 
     refused = call(b, "ben@example.com", body=prompt("hello"))
     assert refused.status_code == 402
     body = refused.json()
-    assert (body["error"], body["team"], body["cap_usd"]) == ("budget_exceeded", "payments", cap)
+    assert (body["error"]["type"], body["team"], body["cap_usd"]) == ("budget_exceeded", "payments", cap)
     assert body["spent_usd"] == pytest.approx(record["estimated_cost_usd"])  # settled to the real cost
     assert "Team payments has used $" in body["message"] and "budget for 20" in body["message"]
     assert call(b, "cy@example.com", team="mobile").status_code == 200  # no cap for mobile
@@ -113,7 +113,7 @@ def test_fail_closed_when_redis_dies_then_recovers(make_stack: GatewayFactory, f
     refused = call(a, "ana@example.com")
     assert refused.status_code == 503
     body = refused.json()
-    assert body["error"] == "limits_unavailable" and "fails closed" in body["message"]
+    assert body["error"]["type"] == "limits_unavailable" and "fails closed" in body["message"]
     assert a.audit(refused.headers["x-request-id"])["limits"]["mode"] == "fail_closed"
     fresh_redis.start()
     time.sleep(0.3)
@@ -127,7 +127,7 @@ def test_policy_refused_requests_count_against_the_rate_limit(
     a, _ = pair(make_stack, fresh_redis, limits__user_per_hour=3)
     for _ in range(3):
         blocked = call(a, "ana@example.com", body=prompt("key AKIAZ7QXMP3VBN2LKW4R"))
-        assert (blocked.status_code, blocked.json()["error"]) == (400, "policy_blocked")
+        assert (blocked.status_code, blocked.json()["error"]["type"]) == (400, "policy_blocked")
     refused = call(a, "ana@example.com")
     assert (refused.status_code, refused.json()["limit"]) == (429, "user")
 
@@ -141,7 +141,7 @@ def test_max_tokens_outside_the_models_range_is_refused_before_the_budget(
     before = a.vendor_last()["requests"]
     refused = call(a, "ana@example.com", body=prompt("hello", max_tokens=max_tokens))
     assert refused.status_code == 400, refused.text
-    assert (refused.json()["error"], refused.headers["x-amzn-errortype"]) == (
+    assert (refused.json()["error"]["type"], refused.headers["x-amzn-errortype"]) == (
         "invalid_max_tokens",
         "ValidationException",
     )

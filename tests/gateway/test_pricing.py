@@ -76,7 +76,7 @@ def test_a_priority_request_is_billed_as_one(stack: RunningGateway) -> None:
 def test_an_unpriced_tier_is_refused_before_the_vendor(stack: RunningGateway) -> None:
     before = stack.vendor_last()["requests"]
     response = stack.call(headers={"x-amzn-bedrock-service-tier": "reserved"})
-    assert (response.status_code, response.json()["error"]) == (400, "option_not_allowed")
+    assert (response.status_code, response.json()["error"]["type"]) == (400, "option_not_allowed")
     assert stack.vendor_last()["requests"] == before
 
 

@@ -83,7 +83,7 @@ BLOCKED = {
 def test_a_hidden_key_is_blocked_before_the_vendor(stack: RunningGateway, attack: str) -> None:
     before = stack.vendor_last()["requests"]
     response = stack.call(body=BLOCKED[attack])
-    assert (response.status_code, response.json()["error"]) == (400, "policy_blocked"), response.text
+    assert (response.status_code, response.json()["error"]["type"]) == (400, "policy_blocked"), response.text
     assert response.json()["reason"] in ("aws-access-key-id", "private-key")
     assert stack.vendor_last()["requests"] == before
 
@@ -124,7 +124,7 @@ def test_a_repeated_key_is_refused(stack: RunningGateway) -> None:
     body = b'{"anthropic_version": "bedrock-2023-05-31", "max_tokens": 8, "messages": [{"role": "user",' \
            b' "content": "hello", "content": "' + AWS_KEY.encode() + b'"}]}'  # fmt: skip
     response = stack.call(body=body)
-    assert (response.status_code, response.json()["error"]) == (400, "malformed_body")
+    assert (response.status_code, response.json()["error"]["type"]) == (400, "malformed_body")
     assert "'content' appears twice" in response.json()["message"]
 
 

@@ -69,7 +69,7 @@ def test_a_body_that_stalls_gets_408_and_a_record(stack: RunningGateway) -> None
         reply = answer(sock)
     assert reply.startswith(b"HTTP/1.1 408 ")
     body = json.loads(reply.split(b"\r\n\r\n", 1)[1])
-    assert body["error"] == "body_timeout"
+    assert body["error"]["type"] == "body_timeout"
     assert stack.audit(body["request_id"])["outcome"] == "body_timeout"
 
 
@@ -110,7 +110,7 @@ def test_idle_connections_cannot_take_every_slot_for_long(stack: RunningGateway)
 )
 def test_odd_bodies_get_400_with_a_reason(stack: RunningGateway, body: bytes, reason: str) -> None:
     response = stack.call(body=body)
-    assert (response.status_code, response.json()["error"]) == (400, "malformed_body"), response.text
+    assert (response.status_code, response.json()["error"]["type"]) == (400, "malformed_body"), response.text
     assert reason in response.json()["message"]
 
 

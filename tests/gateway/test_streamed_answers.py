@@ -163,9 +163,9 @@ def test_converse_stream_tool_input_and_reasoning_are_checked(stack: RunningGate
 def test_buffered_answers_check_tool_input_and_signed_reasoning(stack: RunningGateway) -> None:
     script(stack, {"content": [tool_call(f"export KEY={AWS_KEY}")]}, {"content": [thinking(f"SSN {SSN}")]})
     tool = stack.call("invoke")
-    assert tool.json()["error"] == "completion_blocked" and AWS_KEY not in tool.text
+    assert tool.json()["error"]["type"] == "completion_blocked" and AWS_KEY not in tool.text
     reasoning = stack.call("converse", {"messages": [{"role": "user", "content": [{"text": "hi"}]}]})
-    assert reasoning.json()["error"] == "completion_blocked" and SSN not in reasoning.text
+    assert reasoning.json()["error"]["type"] == "completion_blocked" and SSN not in reasoning.text
     assert stack.audit(reasoning.headers["x-request-id"])["reason"] == "us-ssn"
 
 
