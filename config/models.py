@@ -38,6 +38,8 @@ class _Model(BaseModel):
 
 
 class FoundationModel(_Model):
+    # The most output tokens one request may ask for (the model card's "max output").
+    max_output_tokens: Annotated[int, Field(ge=1, le=1_000_000)]
     # Where the model may still be invoked on demand by its own id; empty: only through an inference profile.
     on_demand_regions: tuple[Region, ...] = ()
 
@@ -114,6 +116,7 @@ def resolve_models(models: Mapping[str, ModelPrice], catalog: Catalog, region: s
                 arn=f"arn:{partition}:bedrock:{region}:{account}:inference-profile/{model_id}",
                 model_arns=tuple(model_arns),
                 price=price,
+                max_output_tokens=catalog.foundation_models[profile.model].max_output_tokens,
             )
         elif model is not None and region in model.on_demand_regions:
             arn = foundation_model_arn(partition, region, model_id)
@@ -125,6 +128,7 @@ def resolve_models(models: Mapping[str, ModelPrice], catalog: Catalog, region: s
                 arn=arn,
                 model_arns=(arn,),
                 price=price,
+                max_output_tokens=model.max_output_tokens,
             )
         else:
             raise ValueError(_not_usable(model_id, profile, model, catalog, region))

@@ -142,7 +142,7 @@ class Admission:
             reason = str(error) if isinstance(error, ValueError) else "nested too deeply"
             return refuse(exchange, 400, "malformed_body", "json", f"The request body is not usable JSON ({reason}).")
 
-        max_tokens = self._max_tokens(payload)
+        max_tokens = self._max_tokens(payload, exchange)
         if isinstance(max_tokens, str):
             return refuse(exchange, 400, "invalid_max_tokens", "max_tokens", max_tokens)
         if exchange.invocation is not None:
@@ -187,7 +187,7 @@ class Admission:
         exchange.limits = {**decision.audit(), "check_ms": round((time.perf_counter() - started) * 1000, 3)}
         return None if decision.allowed else self._rate_refusal(exchange, decision)
 
-    def _max_tokens(self, payload: Any) -> int | str | None:
+    def _max_tokens(self, payload: Any, exchange: Exchange) -> int | str | None:
         """The output the request asks for at most (None: not said), or why it is refused."""
         if not isinstance(payload, dict):
             return "The request body must be a JSON object."
@@ -198,7 +198,8 @@ class Admission:
             name, value = "max_tokens", payload["max_tokens"]
         else:
             return None
-        ceiling = self.settings.limits.max_output_tokens
+        invocation = exchange.invocation
+        ceiling = invocation.route.max_output_tokens if invocation else self.settings.limits.max_output_tokens
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= ceiling:
             return f"{name} must be an integer from 1 to {ceiling}, not {json.dumps(value)[:40]}."
         return value

@@ -15,7 +15,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from gateway.admission import Admitted
-from gateway.bodies import BodyChecker
+from gateway.bodies import BodyChecker, check_body
 from gateway.breaker import CircuitBreaker
 from gateway.exchange import Exchange, refuse
 from gateway.messages import (
@@ -137,16 +137,26 @@ class Forwarder:
             await response.aclose()
         exchange.upstream_ms = (time.perf_counter() - exchange.started) * 1000
         headers = self.upstream.returned_headers(response)
+        try:
+            answer = json.loads(raw)
+            parsed = True
+        except ValueError:  # not JSON (or not UTF-8): still read, as text
+            answer, parsed = raw.decode(errors="replace"), False
         if response.status_code != 200:
             exchange.outcome, exchange.reason = (
                 "vendor_error",
                 response.headers.get("x-amzn-errortype", str(response.status_code)),
             )
+            # Passed on as the vendor wrote it (clients recover by its wording), unless it carries what the
+            # policy blocks (an error that echoes the request, say).
+            _, scan, _ = check_body(self.policy, answer, "completion")
+            exchange.note_policy("completion", scan)
+            if scan.action == "block":
+                return refuse(
+                    exchange, 502, "vendor_error_withheld", ", ".join(scan.blocking_rules),
+                    f"The AI vendor answered {response.status_code} with content the policy blocks.",
+                )  # fmt: skip
             return Response(raw, status_code=response.status_code, headers=headers)
-        try:
-            answer = json.loads(raw)
-        except json.JSONDecodeError:
-            return Response(raw, status_code=200, headers=headers)
         exchange.usage = usage_from_body(answer)
         try:
             answer, scan, exchange.completion = await self.checker.check(answer, "completion", len(raw))
@@ -167,7 +177,7 @@ class Forwarder:
                 f"The answer contains content the policy blocks (rule {rules}).",
             )
         if scan.action == "redact":
-            raw = json.dumps(answer).encode()
+            raw = json.dumps(answer).encode() if parsed else str(answer).encode()
             headers.pop("content-length", None)
         return Response(raw, status_code=200, headers=headers)
 

@@ -210,6 +210,8 @@ class ModelRoute(_Model):
     # The model in every Region the profile may route to (what Bedrock authorises a cross-Region call against).
     model_arns: tuple[str, ...]
     price: ModelPrice
+    # A request asking for more output tokens is refused (400) before any budget is reserved.
+    max_output_tokens: Annotated[int, Field(ge=1, le=1_000_000)]
 
 
 class VendorSettings(_Model):
@@ -269,8 +271,8 @@ class RateLimits(_Model):
     reservation_ttl_seconds: Annotated[int, Field(ge=60, le=86_400)] = 900
     # Worst case for a request that names no max_tokens.
     default_max_tokens: PositiveInt = 4096
-    # The most a request may ask for: above every served model's output limit (Claude's largest is 128k
-    # with its beta header); anything else is refused with 400 before it reaches the budget counters.
+    # The most output a request may ask for where no model's own limit applies (a vendor endpoint service);
+    # a Bedrock model's comes from the table of models. Anything else is refused with 400.
     max_output_tokens: Annotated[int, Field(ge=1, le=1_000_000)] = 128_000
 
 

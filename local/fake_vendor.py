@@ -12,8 +12,8 @@ Its answers have Bedrock's complete shapes in all four formats: text (with citat
 redacted thinking and tool calls (streamed as `input_json_delta`, Converse `toolUse.input`). A test scripts
 the next answers with `POST /_control {"script": [{"content": [blocks…]}, …]}`, one per request, in the
 Anthropic Messages block format (see `scripted_reply` for `when` and `{{tool_result}}`); a scripted
-`error` ({status, type, message}) is answered as Bedrock errors are, and `garbage_after: N` breaks a
-stream's framing after N events.
+`error` ({status, type, message}) is answered as Bedrock errors are, `raw` (with `status`) is sent as plain
+text, and `garbage_after: N` breaks a stream's framing after N events.
 
     python -m local.fake_vendor --port PORT
 """
@@ -163,6 +163,8 @@ async def answer(request: Request, body: bytes, action: str, model: str) -> Resp
         "model": model,
     }
     reply = scripted_reply(body)
+    if "raw" in reply:  # a body that is not Bedrock's shape at all
+        return Response(reply["raw"], status_code=int(reply.get("status", 200)), media_type="text/plain")
     if state["delay_seconds"]:
         await asyncio.sleep(float(state["delay_seconds"]))
     error = reply.get("error") or (
@@ -170,6 +172,8 @@ async def answer(request: Request, body: bytes, action: str, model: str) -> Resp
         if state["fail_status"]
         else None
     )
+    if "raw" in reply:  # a body that is not Bedrock's shape at all
+        return Response(reply["raw"], status_code=int(reply.get("status", 200)), media_type="text/plain")
     if error:
         return JSONResponse(
             {"message": error["message"]}, status_code=int(error["status"]), headers={"x-amzn-errortype": error["type"]}

@@ -176,7 +176,7 @@ def test_a_model_this_region_cannot_use_is_refused_with_the_ids_it_can(tmp_path:
 
 def test_an_environment_extends_the_model_catalog(tmp_path: Path) -> None:
     catalog = {
-        "foundation_models": {"anthropic.claude-sonnet-5-5": {}},
+        "foundation_models": {"anthropic.claude-sonnet-5-5": {"max_output_tokens": 128000}},
         "inference_profiles": {
             "eu.anthropic.claude-sonnet-5-5": {
                 "model": "anthropic.claude-sonnet-5-5",

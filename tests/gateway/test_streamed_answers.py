@@ -10,11 +10,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import boto3
+import botocore.session
 import httpx
 import pytest
 from botocore import UNSIGNED
 from botocore.config import Config
 from botocore.exceptions import ClientError, EventStreamError
+from botocore.validate import ParamValidator
 
 from gateway import eventstream
 from local.fake_vendor import REGION
@@ -203,3 +205,39 @@ def test_refusals_are_errors_boto3_reads_and_does_not_retry(stack: RunningGatewa
     response = stack.call(token=expired)
     assert (response.status_code, response.headers["x-amzn-errortype"]) == (401, "UnrecognizedClientException")
     assert stack.settings.auth.refresh_hint in response.json()["message"]
+
+
+def test_vendor_errors_pass_as_written_unless_they_carry_a_secret(stack: RunningGateway) -> None:
+    wording = "Input is too long for requested model."
+    script(
+        stack,
+        {"error": {"status": 400, "type": "ValidationException", "message": wording}},
+        {"error": {"status": 400, "type": "ValidationException", "message": f"bad field {AWS_KEY}"}},
+    )
+    plain = stack.call()
+    assert (plain.status_code, plain.headers["x-amzn-errortype"], plain.json()) == (
+        400, "ValidationException", {"message": wording},
+    )  # fmt: skip
+    echoed = stack.call()
+    assert (echoed.status_code, echoed.json()["error"]["type"]) == (502, "vendor_error_withheld")
+    assert AWS_KEY not in echoed.text
+
+
+def test_an_answer_that_is_not_json_is_still_checked(stack: RunningGateway) -> None:
+    script(stack, {"raw": f"plain text with {SSN} in it"}, {"raw": f"plain text with {AWS_KEY}"})
+    redacted = stack.call()
+    assert (redacted.status_code, redacted.text) == (200, "plain text with [REDACTED:us-ssn] in it")
+    blocked = stack.call()
+    assert blocked.status_code == 400 and AWS_KEY not in blocked.text
+
+
+def test_the_fake_vendors_converse_answer_has_bedrocks_shape(stack: RunningGateway) -> None:
+    """Checked against botocore's own service model of bedrock-runtime: every required member, every type."""
+    script(stack, {"content": [thinking("plan"), {"type": "text", "text": "ok"}, tool_call("ls")]})
+    response = stack.call("converse", {"messages": [{"role": "user", "content": [{"text": "hi"}]}]})
+    assert response.status_code == 200
+    shape = botocore.session.get_session().get_service_model("bedrock-runtime").operation_model("Converse")
+    report = ParamValidator().validate(response.json(), shape.output_shape)
+    assert not report.has_errors(), report.generate_report()
+    content = response.json()["output"]["message"]["content"]
+    assert [next(iter(block)) for block in content] == ["reasoningContent", "text", "toolUse"]
