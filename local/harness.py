@@ -3,6 +3,7 @@ the fake vendor, the token issuer and the gateway itself, each a `python -m …`
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -10,8 +11,9 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -234,3 +236,49 @@ class RedisServer:
     def settings(self) -> dict[str, Any]:
         """Settings changes (for settings_for) that point a gateway at this server."""
         return {"redis__host": "127.0.0.1", "redis__port": self.port, "redis__tls": False}
+
+
+@dataclass
+class Bench:
+    """A scratch folder with the fake vendor, the token issuer (its key `bench`) and a redis-server, for the
+    benchmarks; gateways started with `gateway()` are stopped (flushing their audit files) with the rest."""
+
+    workdir: Path
+    keys: token_issuer.KeyFolder
+    vendor: Process
+    issuer: Process
+    redis: RedisServer
+    processes: list[Process]
+
+    def gateway(self, name: str, **changes: Any) -> tuple[Process, GatewaySettings]:
+        folder = self.workdir / name
+        folder.mkdir()
+        settings = settings_for(folder, self.vendor.url, self.issuer.url, **changes)
+        process = start_gateway(folder, settings)
+        self.processes.append(process)
+        return process, settings
+
+    def token(self, **claims: Any) -> str:
+        return self.keys.token("bench", **claims)
+
+    def stop(self) -> None:
+        """Stop every process (each flushes its audit file); again at the end does nothing more."""
+        for process in reversed(self.processes):
+            process.stop()
+        self.redis.kill()
+
+
+@contextlib.contextmanager
+def bench() -> Iterator[Bench]:
+    with tempfile.TemporaryDirectory(prefix="aigw-bench-") as scratch:
+        workdir = Path(scratch)
+        keys = token_issuer.KeyFolder(workdir / "keys")
+        keys.add("bench")
+        vendor = start_vendor(workdir)
+        issuer = start_issuer(workdir, keys.folder)
+        redis = RedisServer(workdir).start()
+        running = Bench(workdir, keys, vendor, issuer, redis, [vendor, issuer])
+        try:
+            yield running
+        finally:
+            running.stop()

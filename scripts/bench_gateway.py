@@ -14,7 +14,6 @@ import asyncio
 import json
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from config import load_config  # noqa: E402
 from gateway.policy import Policy  # noqa: E402
-from local import fake_vendor, harness, token_issuer  # noqa: E402
+from local import fake_vendor, harness  # noqa: E402
 from local.harness import MODEL, prompt  # noqa: E402
 
 SEQUENTIAL = 300
@@ -95,50 +94,35 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="aigw-bench-") as scratch:
-        workdir = Path(scratch)
-        keys = token_issuer.KeyFolder(workdir / "keys")
-        keys.add("bench")
-        vendor = harness.start_vendor(workdir)
-        issuer = harness.start_issuer(workdir, keys.folder)
-        redis = harness.RedisServer(workdir).start()
-        processes = [vendor, issuer]
-        try:
-            # Limits far above what the run sends: every request takes the full check, none is refused.
-            common: dict[str, Any] = {
-                "upstream__max_concurrency": 1024,
-                "limits__user_per_hour": 10**9,
-                "limits__team_per_hour": 10**9,
-                "limits__org_per_hour": 10**9,
-            }
-            gateways = {}
-            for name, limits in (
-                ("gateway, limits off", {"limits__enabled": False}),
-                ("gateway, limits on", {"limits__enabled": True, **redis.settings()}),
-            ):
-                folder = workdir / name.replace(", ", "-").replace(" ", "-")
-                folder.mkdir()
-                settings = harness.settings_for(folder, vendor.url, issuer.url, **common, **limits)
-                gateways[name] = harness.start_gateway(folder, settings)
-                limits_audit = settings.audit.path
-                processes.append(gateways[name])
-            direct = f"{vendor.url}/model/{MODEL}/invoke"
-            auth = {"authorization": f"Bearer {keys.token('bench')}", "content-type": "application/json"}
-            # Signed once and reused (valid for minutes): the client does no more work on this path.
-            targets = {"direct": (direct, signed_headers(direct))}
-            targets.update({name: (f"{g.url}/model/{MODEL}/invoke", auth) for name, g in gateways.items()})
-            for url, headers in targets.values():  # warm up
-                asyncio.run(run(url, headers, 200, args.concurrency))
-            results: dict[str, list[tuple[float, list[float]]]] = {name: [] for name in targets}
-            for _ in range(args.rounds):
-                for name, (url, headers) in targets.items():
-                    results[name].append(asyncio.run(run(url, headers, args.requests, args.concurrency)))
-            # One at a time: the check's own cost, without waiting for a busy event loop.
-            asyncio.run(run(*targets["gateway, limits on"], SEQUENTIAL, 1))
-        finally:
-            for process in reversed(processes):
-                process.stop()  # flushes the audit files
-            redis.kill()
+    with harness.bench() as local:
+        # Limits far above what the run sends: every request takes the full check, none is refused.
+        common: dict[str, Any] = {
+            "upstream__max_concurrency": 1024,
+            "limits__user_per_hour": 10**9,
+            "limits__team_per_hour": 10**9,
+            "limits__org_per_hour": 10**9,
+        }
+        gateways = {}
+        for name, limits in (
+            ("gateway, limits off", {"limits__enabled": False}),
+            ("gateway, limits on", {"limits__enabled": True, **local.redis.settings()}),
+        ):
+            gateways[name], settings = local.gateway(name.replace(", ", "-").replace(" ", "-"), **common, **limits)
+            limits_audit = settings.audit.path
+        direct = f"{local.vendor.url}/model/{MODEL}/invoke"
+        auth = {"authorization": f"Bearer {local.token()}", "content-type": "application/json"}
+        # Signed once and reused (valid for minutes): the client does no more work on this path.
+        targets = {"direct": (direct, signed_headers(direct))}
+        targets.update({name: (f"{g.url}/model/{MODEL}/invoke", auth) for name, g in gateways.items()})
+        for url, headers in targets.values():  # warm up
+            asyncio.run(run(url, headers, 200, args.concurrency))
+        results: dict[str, list[tuple[float, list[float]]]] = {name: [] for name in targets}
+        for _ in range(args.rounds):
+            for name, (url, headers) in targets.items():
+                results[name].append(asyncio.run(run(url, headers, args.requests, args.concurrency)))
+        # One at a time: the check's own cost, without waiting for a busy event loop.
+        asyncio.run(run(*targets["gateway, limits on"], SEQUENTIAL, 1))
+        local.stop()  # flushes the audit files
         checks = [r["limits"]["check_ms"] for r in audit_records(limits_audit) if r.get("limits")]
         loaded, alone = checks[:-SEQUENTIAL], checks[-SEQUENTIAL:]
 

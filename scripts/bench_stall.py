@@ -14,7 +14,6 @@ import argparse
 import json
 import statistics
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -25,7 +24,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from local import harness, token_issuer  # noqa: E402
+from local import harness  # noqa: E402
 from local.harness import MODEL, prompt  # noqa: E402
 
 MIB = 1024 * 1024
@@ -54,52 +53,28 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="aigw-bench-") as scratch:
-        workdir = Path(scratch)
-        keys = token_issuer.KeyFolder(workdir / "keys")
-        keys.add("bench")
-        vendor = harness.start_vendor(workdir)
-        issuer = harness.start_issuer(workdir, keys.folder)
-        redis = harness.RedisServer(workdir).start()
-        processes = [vendor, issuer]
-        try:
-            common: dict[str, Any] = {"policy__max_request_bytes": 4 * MIB}
-            folder = workdir / "stall"
-            folder.mkdir()
-            gateway = harness.start_gateway(
-                folder, harness.settings_for(folder, vendor.url, issuer.url, limits__enabled=False, **common)
-            )
-            processes.append(gateway)
-            token = keys.token("bench")
-            alone, loaded, adversarial = [], [], []
-            with ThreadPoolExecutor(24) as pool:
-                ordinary_p99(pool, gateway.url, token)  # warm up
-                for _ in range(args.rounds):
-                    alone.append(ordinary_p99(pool, gateway.url, token))
-                    heavy = pool.submit(post, gateway.url, token, ADVERSARIAL)
-                    time.sleep(0.05)  # the adversarial prompt is being checked
-                    loaded.append(ordinary_p99(pool, gateway.url, token))
-                    adversarial.append(heavy.result())
+    with harness.bench() as local:
+        common: dict[str, Any] = {"policy__max_request_bytes": 4 * MIB}
+        gateway, _ = local.gateway("stall", limits__enabled=False, **common)
+        token = local.token()
+        alone, loaded, adversarial = [], [], []
+        with ThreadPoolExecutor(24) as pool:
+            ordinary_p99(pool, gateway.url, token)  # warm up
+            for _ in range(args.rounds):
+                alone.append(ordinary_p99(pool, gateway.url, token))
+                heavy = pool.submit(post, gateway.url, token, ADVERSARIAL)
+                time.sleep(0.05)  # the adversarial prompt is being checked
+                loaded.append(ordinary_p99(pool, gateway.url, token))
+                adversarial.append(heavy.result())
 
-            limited = {"limits__enabled": True, "limits__user_per_hour": 100, **redis.settings(), **common}
-            pair = []
-            for name in ("a", "b"):
-                folder = workdir / name
-                folder.mkdir()
-                pair.append(
-                    harness.start_gateway(folder, harness.settings_for(folder, vendor.url, issuer.url, **limited))
-                )
-                processes.append(pair[-1])
-            burst_token, bulk_token = keys.token("bench", user="burst@example.com"), keys.token("bench", user="bulk")
-            with ThreadPoolExecutor(36) as pool:
-                heavy_calls = [pool.submit(post, g.url, bulk_token, ADVERSARIAL) for g in pair * 2]
-                burst = list(pool.map(lambda i: post(pair[i % 2].url, burst_token, ORDINARY)[0], range(200)))
-                for call in heavy_calls:
-                    call.result()
-        finally:
-            for process in reversed(processes):
-                process.stop()
-            redis.kill()
+        limited = {"limits__enabled": True, "limits__user_per_hour": 100, **local.redis.settings(), **common}
+        pair = [local.gateway(name, **limited)[0] for name in ("a", "b")]
+        burst_token, bulk_token = local.token(user="burst@example.com"), local.token(user="bulk@example.com")
+        with ThreadPoolExecutor(36) as pool:
+            heavy_calls = [pool.submit(post, g.url, bulk_token, ADVERSARIAL) for g in pair * 2]
+            burst = list(pool.map(lambda i: post(pair[i % 2].url, burst_token, ORDINARY)[0], range(200)))
+            for call in heavy_calls:
+                call.result()
 
     p99_alone, p99_loaded = statistics.median(alone), statistics.median(loaded)
     print(f"{args.rounds} rounds, 20 ordinary InvokeModel requests at once, loopback, one gateway process")

@@ -10,11 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import boto3
 import httpx
 import pytest
+from botocore import UNSIGNED
+from botocore.config import Config
 
 from gateway.settings import GatewaySettings
-from local import harness, token_issuer
+from local import fake_vendor, harness, token_issuer
 from local.harness import MODEL, prompt
 
 
@@ -46,6 +49,22 @@ class RunningGateway:
         path = f"/model/{model}/{action}" if not action.startswith("/") else action
         content = body if isinstance(body, bytes) else json.dumps(body if body is not None else prompt("Say hello."))
         return httpx.post(self.gateway.url + path, content=content, headers=sent, timeout=30)
+
+    def boto3_client(self, service: str, token: str | None = "default") -> Any:
+        """boto3's own client for a Bedrock service, pointed at the gateway, sending the IdP token as Claude Code
+        does (unsigned, `Authorization: Bearer`), without retries of its own."""
+        client = boto3.client(
+            service,
+            endpoint_url=self.gateway.url,
+            region_name=fake_vendor.REGION,
+            config=Config(signature_version=UNSIGNED, retries={"max_attempts": 1}),
+        )
+        if token is not None:
+            bearer = f"Bearer {self.token() if token == 'default' else token}"
+            client.meta.events.register(
+                f"before-send.{service}", lambda request, **_: request.headers.__setitem__("Authorization", bearer)
+            )
+        return client
 
     def vendor_control(self, **changes: Any) -> None:
         httpx.post(self.vendor.url + "/_control", json=changes).raise_for_status()

@@ -9,11 +9,8 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
-import boto3
 import httpx
 import pytest
-from botocore import UNSIGNED
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from config import load_config
@@ -137,24 +134,9 @@ def test_anything_else_gets_bedrocks_validation_error_and_is_never_forwarded(sta
 # -- the control-plane probes --------------------------------------------------------------------
 
 
-def bedrock_client(stack: RunningGateway, token: str | None) -> Any:
-    """boto3's Bedrock control-plane client pointed at the gateway, sending the IdP token as Claude Code does."""
-    client = boto3.client(
-        "bedrock",
-        endpoint_url=stack.gateway.url,
-        region_name=REGION,
-        config=Config(signature_version=UNSIGNED, retries={"max_attempts": 1}),
-    )
-    if token is not None:
-        client.meta.events.register(
-            "before-send.bedrock", lambda request, **_: request.headers.__setitem__("Authorization", f"Bearer {token}")
-        )
-    return client
-
-
 @pytest.fixture
 def bedrock(stack: RunningGateway) -> Iterator[Any]:
-    client = bedrock_client(stack, stack.token())
+    client = stack.boto3_client("bedrock")
     yield client
     client.close()
 
@@ -196,7 +178,7 @@ def test_listing_pages_and_refuses_what_bedrock_refuses(stack: RunningGateway, b
 
 
 def test_a_probe_without_a_token_is_counted_not_audited(stack: RunningGateway) -> None:
-    client = bedrock_client(stack, None)
+    client = stack.boto3_client("bedrock", None)
     with pytest.raises(ClientError) as refused:
         client.list_inference_profiles(typeEquals="SYSTEM_DEFINED")
     assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 401

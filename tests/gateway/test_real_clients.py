@@ -13,10 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import anthropic
-import boto3
 import pytest
-from botocore import UNSIGNED
-from botocore.config import Config
 
 from local.fake_vendor import REGION
 from local.harness import MODEL, ROOT, prompt
@@ -170,17 +167,7 @@ def test_the_anthropic_sdk_reads_refusals_and_does_not_retry_them(stack: Running
 
 def test_boto3_streams_an_invocation(stack: RunningGateway) -> None:
     stack.vendor_control(completion="Streamed to boto3.")
-    client = boto3.client(
-        "bedrock-runtime",
-        endpoint_url=stack.gateway.url,
-        region_name=REGION,
-        config=Config(signature_version=UNSIGNED, retries={"max_attempts": 1}),
-    )
-    token = stack.token()
-    client.meta.events.register(
-        "before-send.bedrock-runtime",
-        lambda request, **_: request.headers.__setitem__("Authorization", f"Bearer {token}"),
-    )
+    client = stack.boto3_client("bedrock-runtime")
     answer = client.invoke_model_with_response_stream(modelId=MODEL, body=json.dumps(prompt("hi")))
     assert answer["contentType"] == "application/json"  # Bedrock's X-Amzn-Bedrock-Content-Type
     events = [json.loads(part["chunk"]["bytes"]) for part in answer["body"]]

@@ -9,17 +9,13 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import botocore.session
 import httpx
 import pytest
-from botocore import UNSIGNED
-from botocore.config import Config
 from botocore.exceptions import ClientError, EventStreamError
 from botocore.validate import ParamValidator
 
 from gateway import eventstream
-from local.fake_vendor import REGION
 from local.harness import MODEL, prompt
 from tests.gateway.conftest import GatewayFactory, RunningGateway
 
@@ -35,18 +31,7 @@ def stack(make_stack: GatewayFactory) -> RunningGateway:
 
 @pytest.fixture
 def runtime(stack: RunningGateway) -> Iterator[Any]:
-    """boto3's bedrock-runtime client pointed at the gateway, with the IdP token as Claude Code sends it."""
-    client = boto3.client(
-        "bedrock-runtime",
-        endpoint_url=stack.gateway.url,
-        region_name=REGION,
-        config=Config(signature_version=UNSIGNED, retries={"max_attempts": 1}),
-    )
-    token = stack.token()
-    client.meta.events.register(
-        "before-send.bedrock-runtime",
-        lambda request, **_: request.headers.__setitem__("Authorization", f"Bearer {token}"),
-    )
+    client = stack.boto3_client("bedrock-runtime")
     yield client
     client.close()
 
