@@ -10,10 +10,11 @@ from typing import Any
 
 from starlette.responses import JSONResponse
 
+from gateway.errors import error_body, error_headers
 from gateway.limits import Reservation
 from gateway.messages import Usage
 from gateway.models import Invocation
-from gateway.policy import DLP_DENIED, Scan
+from gateway.policy import Scan
 from gateway.pricing import Pricing
 
 
@@ -58,33 +59,6 @@ class Exchange:
             self.policy[where] = {"action": scan.action, "matches": dict(scan.matches)}
 
 
-# Each refusal in Bedrock's shape (`x-amzn-errortype` and `{"message": …}`), chosen for what clients do with it:
-# boto3, the anthropic SDK and Claude Code retry throttling and unavailability (after Retry-After) and stop
-# at once on a validation error, so a policy refusal is never re-sent and billed again.
-ERROR_TYPES = {
-    400: "ValidationException",
-    401: "UnrecognizedClientException",
-    402: "ServiceQuotaExceededException",
-    403: "AccessDeniedException",
-    404: "ResourceNotFoundException",
-    405: "ValidationException",
-    408: "RequestTimeoutException",
-    413: "ValidationException",
-    429: "ThrottlingException",
-    500: "InternalServerException",
-    502: "ServiceUnavailableException",
-    503: "ServiceUnavailableException",
-    504: "ModelTimeoutException",
-}
-
-
-RETRYABLE = frozenset({408, 429, 502, 503, 504})
-# The body has Bedrock's `message` and Anthropic's error envelope (`error.type`). Claude Code reads a content
-# policy's refusal from `error.details.error_code` and then neither retries nor falls back to a
-# non-streaming call: each retry would be forwarded and billed again.
-POLICY_DENIALS = frozenset({"policy_blocked", "completion_blocked", "repository_blocked"})
-
-
 def refuse(
     exchange: Exchange,
     status: int,
@@ -96,22 +70,5 @@ def refuse(
 ) -> JSONResponse:
     """The answer to a request the gateway will not (or cannot) serve, noted on the exchange for its record."""
     exchange.status, exchange.outcome, exchange.reason = status, outcome, reason
-    headers = {
-        "x-amzn-errortype": ERROR_TYPES.get(status, "ValidationException"),
-        # Read by the anthropic SDKs (and so Claude Code) before their own status rules: only a refusal that
-        # can pass later (throttled, busy, the vendor down or slow) is worth retrying.
-        "x-should-retry": "true" if status in RETRYABLE else "false",
-        **(headers or {}),
-    }
-    error: dict[str, Any] = {"type": outcome, "message": message}
-    if outcome in POLICY_DENIALS:
-        error["details"] = {"error_code": DLP_DENIED}
-    body = {
-        "message": message,
-        "type": "error",
-        "error": error,
-        "reason": reason,
-        "request_id": exchange.request_id,
-        **(extra or {}),
-    }
-    return JSONResponse(body, status_code=status, headers=headers)
+    body = {**error_body(outcome, message), "reason": reason, "request_id": exchange.request_id, **(extra or {})}
+    return JSONResponse(body, status_code=status, headers={**error_headers(status), **(headers or {})})

@@ -15,7 +15,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from gateway.admission import Admitted
-from gateway.bodies import BodyChecker, check_body
+from gateway.bodies import BodyChecker
 from gateway.breaker import CircuitBreaker
 from gateway.exchange import Exchange, refuse
 from gateway.messages import (
@@ -142,6 +142,14 @@ class Forwarder:
             parsed = True
         except ValueError:  # not JSON (or not UTF-8): still read, as text
             answer, parsed = raw.decode(errors="replace"), False
+        try:
+            checked, scan, recorded = await self.checker.check(answer, "completion", len(raw))
+        except ScanBudgetError:
+            return refuse(
+                exchange, 502, "completion_unchecked", "scan_budget_ms",
+                "The AI vendor's answer could not be checked in time, so it is not passed on.",
+            )  # fmt: skip
+        exchange.note_policy("completion", scan)
         if response.status_code != 200:
             exchange.outcome, exchange.reason = (
                 "vendor_error",
@@ -149,23 +157,13 @@ class Forwarder:
             )
             # Passed on as the vendor wrote it (clients recover by its wording), unless it carries what the
             # policy blocks (an error that echoes the request, say).
-            _, scan, _ = check_body(self.policy, answer, "completion")
-            exchange.note_policy("completion", scan)
             if scan.action == "block":
                 return refuse(
                     exchange, 502, "vendor_error_withheld", ", ".join(scan.blocking_rules),
                     f"The AI vendor answered {response.status_code} with content the policy blocks.",
                 )  # fmt: skip
             return Response(raw, status_code=response.status_code, headers=headers)
-        exchange.usage = usage_from_body(answer)
-        try:
-            answer, scan, exchange.completion = await self.checker.check(answer, "completion", len(raw))
-        except ScanBudgetError:
-            return refuse(
-                exchange, 502, "completion_unchecked", "scan_budget_ms",
-                "The AI vendor's answer could not be checked in time, so it is not passed on.",
-            )  # fmt: skip
-        exchange.note_policy("completion", scan)
+        exchange.usage, exchange.completion = usage_from_body(answer), recorded
         if scan.action == "block":
             rules = ", ".join(scan.blocking_rules)
             exchange.completion = []
@@ -177,7 +175,7 @@ class Forwarder:
                 f"The answer contains content the policy blocks (rule {rules}).",
             )
         if scan.action == "redact":
-            raw = json.dumps(answer).encode() if parsed else str(answer).encode()
+            raw = json.dumps(checked).encode() if parsed else str(checked).encode()
             headers.pop("content-length", None)
         return Response(raw, status_code=200, headers=headers)
 

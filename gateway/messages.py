@@ -14,7 +14,8 @@ from typing import Any
 
 from gateway import eventstream
 from gateway.bodies import check_body
-from gateway.policy import DLP_DENIED, Policy, Scan, StreamScanner
+from gateway.errors import error_body
+from gateway.policy import Policy, Scan, StreamScanner
 
 
 @dataclass
@@ -110,16 +111,6 @@ class CompletionStream:
         rules = ", ".join(self.scan.blocking_rules)
         return f"Output blocked by content filtering policy (aigw rule {rules})."
 
-    def block_error(self, error_type: str) -> dict[str, Any]:
-        """The refusal as an error body: Bedrock's `message` and Anthropic's envelope with the policy's code."""
-        message = self.block_message()
-        details = {"error_code": DLP_DENIED}
-        return {
-            "message": message,
-            "type": "error",
-            "error": {"type": error_type, "message": message, "details": details},
-        }
-
     def vendor_error(self, message: str) -> bytes:
         """The in-stream error that ends a stream the vendor broke, in this stream's format."""
         raise NotImplementedError
@@ -206,7 +197,7 @@ class _EventStreamCompletion(CompletionStream):
             raise VendorStreamError(f"the vendor's event stream is malformed ({type(error).__name__})") from error
         if self.blocked:
             out += eventstream.exception(
-                "validationException", json.dumps(self.block_error("completion_blocked")).encode()
+                "validationException", json.dumps(error_body("completion_blocked", self.block_message())).encode()
             )
         return bytes(out)
 
@@ -304,12 +295,12 @@ class ServerSentEventStream(CompletionStream):
             raw, self.buffer = self.buffer.split(b"\n\n", 1)
             out += self._event(raw + b"\n\n")
         if self.blocked:
-            error = self.block_error("invalid_request_error")
+            error = error_body("invalid_request_error", self.block_message(), policy_denial=True)
             out += f"event: error\ndata: {json.dumps(error)}\n\n".encode()
         return bytes(out)
 
     def vendor_error(self, message: str) -> bytes:
-        error = {"type": "error", "error": {"type": "api_error", "message": message}}
+        error = error_body("api_error", message)
         return f"event: error\ndata: {json.dumps(error)}\n\n".encode()
 
     def _event(self, raw: bytes) -> bytes:

@@ -19,7 +19,7 @@ from typing import Any
 
 import re2
 
-from gateway.normalise import normalise
+from gateway.normalise import Normalised
 
 FALLBACK_WINDOW = 512  # characters held for a rule whose prefixes cannot be derived
 RE2_MAX_REPEAT = 1000
@@ -57,11 +57,10 @@ class PendingMatches:
         options.max_mem = 64 << 20
         self.patterns = [re2.compile(_pending(pattern) + r"\z", options) for pattern in patterns]
 
-    def start(self, text: str) -> int:
-        """The leftmost position whose tail could still grow into a match; len(text) if none."""
-        normal = normalise(text)
+    def start(self, normal: Normalised) -> int:
+        """Where (in the original text) the leftmost tail that could still grow into a match begins; its end if none."""
         starts = [m.start() for pattern in self.patterns if (m := pattern.search(normal.text)) and m.end() > m.start()]
-        return normal.original_start(min(starts)) if starts else len(text)
+        return normal.original_start(min(starts)) if starts else normal.original_end(len(normal.text))
 
 
 def minimum_length(pattern: str) -> int:

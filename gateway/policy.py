@@ -20,14 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from gateway.normalise import normalise
+from gateway.normalise import Normalised, normalise
 from gateway.pending import PendingMatches, minimum_length
 from gateway.settings import PolicyRule, PolicySettings, compile_pattern
 
 Where = Literal["prompt", "completion"]
 Action = Literal["allow", "log", "redact", "block"]
-# The error code a policy refusal carries in its body (`error.details.error_code`), as Claude Code reads it.
-DLP_DENIED = "dlp_request_denied"
 SEVERITY: dict[Action, int] = {"allow": 0, "log": 1, "redact": 2, "block": 3}
 
 
@@ -122,10 +120,10 @@ class Policy:
                     return policy
         return None
 
-    def find(self, text: str, where: Where, deadline: float | None = None) -> list[Match]:
-        """Every counted match, found in the normalised text (`gateway.normalise`), with spans in `text`.
+    def find(self, text: str | Normalised, where: Where, deadline: float | None = None) -> list[Match]:
+        """Every counted match, found in the normalised text (`gateway.normalise`), with spans in the original.
         Past the deadline (a `time.perf_counter()` value), stops with `ScanBudgetError`."""
-        normal = normalise(text)
+        normal = text if isinstance(text, Normalised) else normalise(text)
         found: list[Match] = []
         for rule in self.rules:
             if not rule.applies(where):
@@ -238,7 +236,8 @@ class StreamScanner:
 
     def _release(self, *, final: bool) -> str:
         text, offset = self.context + self.pending, len(self.context)
-        matches = [m for m in self.policy.find(text, "completion") if m.end > offset]
+        normal = normalise(text)  # once, for the rules and for what may still be pending
+        matches = [m for m in self.policy.find(normal, "completion") if m.end > offset]
         if any(blocks(m, self.signed) for m in matches):
             # A block ends the stream: count what was seen, release nothing more.
             self.total.merge(Policy.apply(text, matches, signed=self.signed))
@@ -246,7 +245,7 @@ class StreamScanner:
             return ""
         cut = len(self.pending)
         if not final:
-            cut = max(0, self.policy.pending.start(text) - offset)
+            cut = max(0, self.policy.pending.start(normal) - offset)
             cut = max(cut, len(self.pending) - self.max_held)
             for match in matches:
                 if match.start < offset + cut < match.end:

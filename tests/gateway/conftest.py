@@ -20,6 +20,15 @@ from gateway.settings import GatewaySettings
 from local import fake_vendor, harness, token_issuer
 from local.harness import MODEL, prompt
 
+# Shapes the shipped rules catch, none of them real.
+AWS_KEY = "AKIAZ7QXMP3VBN2LKW4R"  # a long-term access key id
+SSN = "536-22-8765"
+
+
+def bash(command: str) -> dict[str, Any]:
+    """A tool call in the Anthropic Messages format, as Claude Code's Bash tool receives it."""
+    return {"type": "tool_use", "id": "toolu_01", "name": "Bash", "input": {"command": command}}
+
 
 @dataclass
 class RunningGateway:

@@ -10,10 +10,9 @@ import httpx
 import pytest
 
 from local.harness import MODEL, prompt
-from tests.gateway.conftest import GatewayFactory, RunningGateway
+from tests.gateway.conftest import AWS_KEY, GatewayFactory, RunningGateway
 
 pytestmark = pytest.mark.usefixtures("reset_vendor")
-AWS_KEY = "AKIAZ7QXMP3VBN2LKW4R"
 FULL_WIDTH = "".join(chr(ord(c) + 0xFEE0) for c in "payments")
 
 

@@ -10,10 +10,9 @@ from typing import Any
 import pytest
 
 from local.harness import prompt
-from tests.gateway.conftest import GatewayFactory, RunningGateway
+from tests.gateway.conftest import AWS_KEY, GatewayFactory, RunningGateway
 
 pytestmark = pytest.mark.usefixtures("reset_vendor")
-AWS_KEY = "AKIAZ7QXMP3VBN2LKW4R"
 CARD = "4000001234567899"  # passes the Luhn check, not a published test number
 
 

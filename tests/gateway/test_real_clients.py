@@ -17,11 +17,10 @@ import pytest
 
 from local.fake_vendor import REGION
 from local.harness import MODEL, ROOT, prompt
-from tests.gateway.conftest import GatewayFactory, RunningGateway, read_jsonl
+from tests.gateway.conftest import AWS_KEY, GatewayFactory, RunningGateway, bash, read_jsonl
 
 pytestmark = pytest.mark.usefixtures("reset_vendor")
 CLAUDE = ROOT / "node_modules" / ".bin" / "claude"
-AWS_KEY = "AKIAZ7QXMP3VBN2LKW4R"
 
 
 @pytest.fixture(scope="module")
@@ -67,10 +66,6 @@ def claude(stack: RunningGateway, home: Path, prompt: str, *args: str, token: st
 def invocations(run: Run) -> list[tuple[int, str]]:
     """Status and outcome of each model invocation the run made (control-plane probes aside)."""
     return [(r["status"], r["outcome"]) for r in run.records if r["path"].startswith("/model/")]
-
-
-def bash(command: str) -> dict[str, Any]:
-    return {"type": "tool_use", "id": "toolu_01", "name": "Bash", "input": {"command": command}}
 
 
 def test_claude_code_answers_a_prompt(stack: RunningGateway, tmp_path: Path) -> None:

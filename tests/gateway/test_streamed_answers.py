@@ -17,11 +17,9 @@ from botocore.validate import ParamValidator
 
 from gateway import eventstream
 from local.harness import MODEL, prompt
-from tests.gateway.conftest import GatewayFactory, RunningGateway
+from tests.gateway.conftest import AWS_KEY, SSN, GatewayFactory, RunningGateway, bash
 
 pytestmark = pytest.mark.usefixtures("reset_vendor")
-AWS_KEY = "AKIAZ7QRST2UVW3XY4AB"  # the shape of a long-term access key id, not a real one
-SSN = "536-22-8765"
 
 
 @pytest.fixture(scope="module")
@@ -38,10 +36,6 @@ def runtime(stack: RunningGateway) -> Iterator[Any]:
 
 def script(stack: RunningGateway, *replies: dict[str, Any]) -> None:
     stack.vendor_control(script=list(replies))
-
-
-def tool_call(command: str) -> dict[str, Any]:
-    return {"type": "tool_use", "id": "toolu_01", "name": "Bash", "input": {"command": command}}
 
 
 def thinking(text: str) -> dict[str, Any]:
@@ -74,7 +68,7 @@ def test_ordinary_text_leaves_in_the_vendors_own_pieces(stack: RunningGateway) -
 
 
 ATTACKS = {
-    "tool input": ({"content": [{"type": "text", "text": "Running it."}, tool_call(f"export KEY={AWS_KEY}")]}, AWS_KEY),
+    "tool input": ({"content": [{"type": "text", "text": "Running it."}, bash(f"export KEY={AWS_KEY}")]}, AWS_KEY),
     "thinking": ({"content": [thinking(f"The key is {AWS_KEY}."), {"type": "text", "text": "Done."}]}, AWS_KEY),
     "citation": (
         {
@@ -88,7 +82,7 @@ ATTACKS = {
         },
         AWS_KEY,
     ),
-    "block start": ({"content": [{"type": "redacted_thinking", "data": "opaque"}, tool_call("ls")]}, None),
+    "block start": ({"content": [{"type": "redacted_thinking", "data": "opaque"}, bash("ls")]}, None),
 }
 
 
@@ -108,7 +102,7 @@ def test_a_secret_anywhere_in_a_streamed_answer_ends_the_stream(stack: RunningGa
 
 
 def test_a_tool_call_streams_whole_and_in_order(stack: RunningGateway) -> None:
-    script(stack, {"content": [{"type": "text", "text": "Listing."}, tool_call("ls -la /tmp")]})
+    script(stack, {"content": [{"type": "text", "text": "Listing."}, bash("ls -la /tmp")]})
     response = stack.call("invoke-with-response-stream")
     inner, _ = invoke_events(response)
     kinds = [e["type"] for e in inner]
@@ -131,7 +125,7 @@ def test_a_redact_match_in_signed_thinking_blocks_instead(stack: RunningGateway)
 
 
 def test_converse_stream_tool_input_and_reasoning_are_checked(stack: RunningGateway, runtime: Any) -> None:
-    script(stack, {"content": [tool_call("echo safe")]}, {"content": [tool_call(f"aws configure set {AWS_KEY}")]})
+    script(stack, {"content": [bash("echo safe")]}, {"content": [bash(f"aws configure set {AWS_KEY}")]})
     ok = runtime.converse_stream(modelId=MODEL, messages=[{"role": "user", "content": [{"text": "hi"}]}])
     events = list(ok["stream"])
     start = next(e["contentBlockStart"] for e in events if "contentBlockStart" in e)
@@ -148,7 +142,7 @@ def test_converse_stream_tool_input_and_reasoning_are_checked(stack: RunningGate
 
 
 def test_buffered_answers_check_tool_input_and_signed_reasoning(stack: RunningGateway) -> None:
-    script(stack, {"content": [tool_call(f"export KEY={AWS_KEY}")]}, {"content": [thinking(f"SSN {SSN}")]})
+    script(stack, {"content": [bash(f"export KEY={AWS_KEY}")]}, {"content": [thinking(f"SSN {SSN}")]})
     tool = stack.call("invoke")
     assert tool.json()["error"]["type"] == "completion_blocked" and AWS_KEY not in tool.text
     reasoning = stack.call("converse", {"messages": [{"role": "user", "content": [{"text": "hi"}]}]})
@@ -218,7 +212,7 @@ def test_an_answer_that_is_not_json_is_still_checked(stack: RunningGateway) -> N
 
 def test_the_fake_vendors_converse_answer_has_bedrocks_shape(stack: RunningGateway) -> None:
     """Checked against botocore's own service model of bedrock-runtime: every required member, every type."""
-    script(stack, {"content": [thinking("plan"), {"type": "text", "text": "ok"}, tool_call("ls")]})
+    script(stack, {"content": [thinking("plan"), {"type": "text", "text": "ok"}, bash("ls")]})
     response = stack.call("converse", {"messages": [{"role": "user", "content": [{"text": "hi"}]}]})
     assert response.status_code == 200
     shape = botocore.session.get_session().get_service_model("bedrock-runtime").operation_model("Converse")
