@@ -20,8 +20,13 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 from constructs.compliance import AWS_SOLUTIONS, NIST_R5, PCI_DSS, acknowledge
-from constructs.encrypted_log_group import EncryptedLogGroup
-from constructs.function_outside_vpc import dead_letter_queue, failure_alarms, run_after, run_time_statements
+from constructs.function_outside_vpc import (
+    dead_letter_queue,
+    failure_alarms,
+    logs_and_role,
+    run_after,
+    run_time_statements,
+)
 from constructs.project_key import ProjectKey
 
 CODE = Path(__file__).resolve().parents[1] / "lambda" / "cost_anomaly"
@@ -82,19 +87,12 @@ class CostAnomalyDetector(Construct):
             "message per open finding. The audit trail is the S3 audit bucket, not this table.",
         )
         self.dead_letters = dead_letter_queue(self, key=key, function="cost-anomaly")
-        self.logs = EncryptedLogGroup(
+        self.logs, role = logs_and_role(
             self,
-            "Logs",
+            key=key,
             log_group_name=f"/aws/lambda/{prefix}-cost-anomaly",
             retention_days=log_retention_days,
-            key=key,
-        )
-
-        role = iam.Role(
-            self,
-            "Role",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description=f"{prefix} cost-anomaly function: read usage metrics and Cost Explorer, alert the topic",
+            role_description=f"{prefix} cost-anomaly function: read usage metrics and Cost Explorer, alert the topic",
         )
         policy = iam.ManagedPolicy(
             self,

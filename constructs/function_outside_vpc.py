@@ -1,6 +1,6 @@
 """What aigw's functions outside the VPC share (the cost-anomaly detector, the IdP-keys mirror): an encrypted
-dead-letter queue, the statements every such function needs at run time, a DependsOn on its policy alone, and
-alarms on its failures and its dead letters.
+dead-letter queue, its log group and role, the statements every such function needs at run time, a DependsOn on
+its policy alone, and alarms on its failures and its dead letters.
 
 Each part is made in the caller's scope under the ids the constructs always used, so their logical ids (a
 fixed-name log group's among them) do not move.
@@ -18,6 +18,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 from constructs.alerts_topic import topic_alarm
 from constructs.compliance import AWS_SOLUTIONS, acknowledge, logical_id_of
+from constructs.encrypted_log_group import EncryptedLogGroup
 from constructs.project_key import ProjectKey
 
 
@@ -38,6 +39,17 @@ def dead_letter_queue(scope: Construct, *, key: ProjectKey, function: str) -> sq
         "DLQ, which cdk-nag does not recognise as a redrive source); an alarm watches it.",
     )
     return queue
+
+
+def logs_and_role(
+    scope: Construct, *, key: ProjectKey, log_group_name: str, retention_days: int, role_description: str
+) -> tuple[EncryptedLogGroup, iam.Role]:
+    """`Logs`, the function's encrypted log group, and `Role`, the one its Lambda service assumes."""
+    log_group = EncryptedLogGroup(scope, "Logs", log_group_name=log_group_name, retention_days=retention_days, key=key)
+    role = iam.Role(
+        scope, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"), description=role_description
+    )
+    return log_group, role
 
 
 def run_time_statements(

@@ -17,8 +17,13 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 from constructs.compliance import AWS_SOLUTIONS, NIST_R5, PCI_DSS, acknowledge
-from constructs.encrypted_log_group import EncryptedLogGroup
-from constructs.function_outside_vpc import dead_letter_queue, failure_alarms, run_after, run_time_statements
+from constructs.function_outside_vpc import (
+    dead_letter_queue,
+    failure_alarms,
+    logs_and_role,
+    run_after,
+    run_time_statements,
+)
 from constructs.project_key import ProjectKey
 
 CODE = Path(__file__).resolve().parents[1] / "lambda" / "idp_keys"
@@ -67,19 +72,12 @@ class IdpKeysMirror(Construct):
             description=f"{prefix}: the IdP's public signing keys (JWKS), written by {self.function_name}",
         )
         self.dead_letters = dead_letter_queue(self, key=key, function="IdP-keys")
-        self.logs = EncryptedLogGroup(
+        self.logs, role = logs_and_role(
             self,
-            "Logs",
+            key=key,
             log_group_name=f"/aws/lambda/{self.function_name}",
             retention_days=log_retention_days,
-            key=key,
-        )
-
-        role = iam.Role(
-            self,
-            "Role",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description=f"{prefix} IdP-keys function: mirror the IdP's public keys into one SSM parameter",
+            role_description=f"{prefix} IdP-keys function: mirror the IdP's public keys into one SSM parameter",
         )
         policy = iam.ManagedPolicy(
             self,
