@@ -27,6 +27,8 @@ REGION = r"^[a-z]{2}(-[a-z]+)+-\d$"
 MODEL_ID = r"^[a-z0-9-]{2,32}\.[A-Za-z0-9._:-]{1,120}$"
 PROFILE_ID = r"^[a-z]{2,8}\.[a-z0-9-]{2,32}\.[A-Za-z0-9._:-]{1,120}$"
 GLOBAL_PREFIX = "global."
+# A model's name in the Anthropic Messages API (claude-sonnet-4-5-20250929).
+ANTHROPIC_ID = r"^[a-z0-9][a-z0-9.-]{1,63}$"
 # Bedrock's own pattern for inference profile names.
 PROFILE_NAME = r"^([0-9a-zA-Z][ _-]?){1,64}$"
 
@@ -42,6 +44,12 @@ class FoundationModel(_Model):
     max_output_tokens: Annotated[int, Field(ge=1, le=1_000_000)]
     # Where the model may still be invoked on demand by its own id; empty: only through an inference profile.
     on_demand_regions: tuple[Region, ...] = ()
+    # What clients of the Anthropic Messages API (`/v1/messages`) call it: the id first (what `/v1/models` lists
+    # and Claude Code sends), then other names it goes by.
+    anthropic_ids: tuple[Annotated[str, Field(pattern=ANTHROPIC_ID)], ...] = ()
+    display_name: str | None = None
+    # Where bedrock-runtime's CountTokens counts for this model (by its bare id); elsewhere count_tokens is 501.
+    count_tokens_regions: tuple[Region, ...] = ()
 
 
 class SystemProfile(_Model):
@@ -94,10 +102,20 @@ def foundation_model_arn(partition: str, region: str, model: str) -> str:
     return f"arn:{partition}:bedrock:{region}::foundation-model/{model}"
 
 
-def resolve_models(models: Mapping[str, ModelPrice], catalog: Catalog, region: str, account: str) -> list[ModelRoute]:
-    """Each configured id as the gateway and the policies need it, or ValueError naming what is allowed."""
+def resolve_models(
+    models: Mapping[str, ModelPrice],
+    catalog: Catalog,
+    region: str,
+    account: str,
+    aliases: Mapping[str, str] | None = None,
+) -> list[ModelRoute]:
+    """Each configured id as the gateway and the policies need it, or ValueError naming what is allowed.
+
+    Each route answers to its model's Anthropic ids, the first configured route of a model taking them, and to
+    the `aliases` that name it (which take a name from any other route)."""
     partition = partition_of(region)
     routes = []
+    taken = set(aliases or {})
     for model_id, price in models.items():
         profile = catalog.inference_profiles.get(model_id)
         model = catalog.foundation_models.get(model_id)
@@ -132,7 +150,19 @@ def resolve_models(models: Mapping[str, ModelPrice], catalog: Catalog, region: s
             )
         else:
             raise ValueError(_not_usable(model_id, profile, model, catalog, region))
-        routes.append(route)
+        foundation = catalog.foundation_models[route.foundation_model]
+        names = [name for name in foundation.anthropic_ids if name not in taken]
+        names += [name for name, target in (aliases or {}).items() if target == model_id]
+        taken.update(names)
+        routes.append(
+            route.model_copy(
+                update={
+                    "aliases": tuple(dict.fromkeys(names)),
+                    "display_name": foundation.display_name or route.name,
+                    "count_tokens": region in foundation.count_tokens_regions,
+                }
+            )
+        )
     return routes
 
 

@@ -26,7 +26,7 @@ from pydantic import (
     model_validator,
 )
 
-from config.models import SHIPPED_CATALOG, Catalog, resolve_models, shipped_catalog
+from config.models import ANTHROPIC_ID, SHIPPED_CATALOG, Catalog, resolve_models, shipped_catalog
 from gateway.settings import GatewayOptions, ModelPrice, ModelRoute, RateLimits
 
 CONFIG_DIR = Path(__file__).resolve().parent
@@ -113,6 +113,9 @@ class VendorConfig(_Model):
     models: dict[str, ModelPrice] = Field(default_factory=dict)
     # Entries added to the shipped table of models and inference profiles (config/bedrock-models.yaml).
     catalog: Catalog = Catalog()
+    # More names for `/v1/messages` (Anthropic Messages API clients), each to one of `models`; a model's own
+    # Anthropic ids (from the table of models) need not be listed.
+    aliases: dict[Annotated[str, Field(pattern=ANTHROPIC_ID)], str] = Field(default_factory=dict)
     # None: on for AWS services, off for vendor endpoint services (their provider must verify a name).
     private_dns: bool | None = None
     # Where the gateway sends requests. Bedrock: its regional URL (private DNS points it at the
@@ -168,6 +171,9 @@ class VendorConfig(_Model):
         if self.is_bedrock:
             if not self.models:
                 raise ValueError("models: Bedrock needs at least one model id (the policies never allow '*')")
+            for name, target in self.aliases.items():
+                if target not in self.models:
+                    raise ValueError(f"aliases.{name}: {target!r} is not one of models ({', '.join(self.models)})")
         else:
             if self.models:
                 raise ValueError(f"models: only used with Bedrock, not with {self.service!r}")
@@ -324,7 +330,7 @@ class AigwConfig(_Model):
             return []
         catalog = shipped_catalog().extended_by(self.vendor.catalog)
         try:
-            return resolve_models(self.vendor.models, catalog, self.region, self.account)
+            return resolve_models(self.vendor.models, catalog, self.region, self.account, self.vendor.aliases)
         except ValueError as error:
             raise ValueError(f"vendor.models: {error}") from error
 

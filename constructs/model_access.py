@@ -4,7 +4,8 @@ A cross-Region inference profile is authorised twice: against the profile, and a
 Region the request lands in, where Bedrock sets `bedrock:InferenceProfileArn` (Bedrock user guide, "Prerequisites
 for inference profiles"). So each model gets two statements: its profiles (the shared one and every team's), and
 the model in every Region they route to, only through those profiles. A model still invocable on demand by its
-own id is named as such. Never '*'.
+own id is named as such. Where Bedrock counts tokens for a model, CountTokens names the model in this Region.
+Never '*'.
 """
 
 from __future__ import annotations
@@ -56,6 +57,16 @@ def invoke_statements(
                 actions=list(BEDROCK_INVOKE_ACTIONS),
                 resources=list(route.model_arns),
                 conditions={"StringEquals": {**account, "bedrock:InferenceProfileArn": profiles}},
+            )
+        )
+    if route.count_tokens:  # counted against the model itself, never through a profile
+        statements.append(
+            iam.PolicyStatement(
+                sid=statement_id(route, "CountTokens"),
+                principals=principals,
+                actions=["bedrock:CountTokens"],
+                resources=[route.home_model_arn],
+                conditions={"StringEquals": account} if account else None,
             )
         )
     return statements

@@ -7,6 +7,7 @@ import hashlib
 import json
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -15,6 +16,7 @@ from urllib.parse import unquote
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
+from gateway import messages_api
 from gateway.auth import Authenticator, AuthError, Teams
 from gateway.bodies import BodyChecker, TooDeepError
 from gateway.exchange import Exchange, refuse
@@ -61,14 +63,19 @@ class Admission:
     async def admit(self, request: Request, exchange: Exchange) -> Response | Admitted:
         """The refusal, or what to send the vendor."""
         settings = self.settings
+        path, method = request.url.path, request.method
         bedrock = settings.vendor.kind == "bedrock"
-        probe = PROFILES_PATH.match(request.url.path) if bedrock and request.method == "GET" else None
+        anthropic = bedrock and path in messages_api.PATHS
+        exchange.api = "anthropic" if anthropic else "bedrock" if bedrock else "vendor"
+        exchange.client = client_ids(request.headers)
+        probe = PROFILES_PATH.match(path) if bedrock and method == "GET" else None
+        hello = method == "HEAD" and path in messages_api.PROBES
         try:
             identity = await self.auth.identify(request.headers.get("authorization"))
         except AuthError as error:
-            # Each client start probes the control plane before it sends its token: one per start is noise, not
-            # an audit event.
-            exchange.audited = probe is None
+            # Each client start probes the control plane or the base URL before it sends its token: one per start
+            # is noise, not an audit event.
+            exchange.audited = probe is None and not hello
             return refuse(
                 exchange, 401, "unauthorized", error.reason, error.message,
                 headers={"www-authenticate": f'Bearer error="invalid_token", error_description="{error.reason}"'},
@@ -86,9 +93,20 @@ class Admission:
         action = None
         if probe is not None:
             return self._probe(probe["identifier"], request, exchange)
-        if bedrock:
-            route = BEDROCK_PATH.match(request.url.path)
-            if route is None or request.method != "POST":
+        if hello:
+            return Response(status_code=200)
+        if anthropic:
+            allowed = "GET" if path == messages_api.MODELS else "POST"
+            if method != allowed:
+                return refuse(
+                    exchange, 405, "method_not_allowed", method, f"{path} takes {allowed}, not {method}.",
+                    headers={"allow": allowed},
+                )  # fmt: skip
+            if path == messages_api.MODELS:
+                return JSONResponse(self.models.model_list())
+        elif bedrock:
+            route = BEDROCK_PATH.match(path)
+            if route is None or method != "POST":
                 return refuse(
                     exchange,
                     404,
@@ -142,10 +160,15 @@ class Admission:
             reason = str(error) if isinstance(error, ValueError) else "nested too deeply"
             return refuse(exchange, 400, "malformed_body", "json", f"The request body is not usable JSON ({reason}).")
 
+        if anthropic:
+            refused = self._anthropic_model(payload, path, exchange)
+            if refused is not None:
+                return refused
+            action = "count-tokens" if path == messages_api.COUNT_TOKENS else None
         max_tokens = self._max_tokens(payload, exchange)
         if isinstance(max_tokens, str):
             return refuse(exchange, 400, "invalid_max_tokens", "max_tokens", max_tokens)
-        if exchange.invocation is not None:
+        if exchange.invocation is not None and action != "count-tokens":  # counting tokens costs nothing
             try:
                 exchange.pricing = pricing_for(
                     exchange.invocation.route.price, settings.cost_options, request.headers, payload
@@ -171,7 +194,14 @@ class Admission:
             return refuse(
                 exchange, 400, "policy_blocked", rules, f"The prompt contains content the policy blocks (rule {rules})."
             )
-        if scan.action == "redact":
+        if anthropic:  # translated from what the policy passed
+            beta = request.headers.get("anthropic-beta")
+            if action == "count-tokens":
+                body = json.dumps(messages_api.count_tokens_body(payload, beta)).encode()
+            else:
+                action = "invoke-with-response-stream" if payload.get("stream") else "invoke"
+                body = json.dumps(messages_api.invoke_body(payload, beta)).encode()
+        elif scan.action == "redact":
             body = json.dumps(payload).encode()
         exchange.stream = (
             action in STREAMED_ACTIONS if action else isinstance(payload, dict) and bool(payload.get("stream"))
@@ -179,6 +209,26 @@ class Admission:
 
         refused = await self._reserve(exchange, max_tokens, body)
         return refused or Admitted(action, body)
+
+    def _anthropic_model(self, payload: Any, path: str, exchange: Exchange) -> Response | None:
+        """The model a Messages API request names, as the team invokes it; or the refusal."""
+        try:
+            if not isinstance(payload, dict):
+                raise ValueError("The request body must be a JSON object.")
+            exchange.model = messages_api.model_name(payload)
+        except ValueError as error:
+            return refuse(exchange, 400, "malformed_body", "model", str(error))
+        try:
+            exchange.invocation = self.models.invocation(exchange.model, exchange.team, anthropic=True)
+        except UnknownModelError as error:
+            return refuse(exchange, 400, "model_not_allowed", exchange.model[:200], str(error))
+        if path == messages_api.COUNT_TOKENS and not exchange.invocation.route.count_tokens:
+            return refuse(
+                exchange, 501, "not_supported", "count_tokens",
+                f"Bedrock cannot count tokens for {exchange.model} in {self.settings.vendor.region}; "
+                "estimate them instead.",
+            )  # fmt: skip
+        return None
 
     async def _check_rate(self, exchange: Exchange) -> Response | None:
         """The fleet-wide rate limits."""
@@ -298,6 +348,25 @@ class Admission:
             body += chunk
             if len(body) > limit:
                 return None
+
+
+# What a client says about itself (Claude Code: its session, and the agent a request comes from).
+CLIENT_HEADERS = {
+    "x-claude-code-session-id": "session_id",
+    "x-claude-code-agent-id": "agent_id",
+    "x-claude-code-parent-agent-id": "parent_agent_id",
+    "user-agent": "user_agent",
+}
+CLIENT_VALUE_CHARS = 200
+
+
+def client_ids(headers: Mapping[str, str]) -> dict[str, str]:
+    """The client's own ids for the audit record, as printable text of bounded length (they are the client's word)."""
+    return {
+        name: "".join(c if c.isprintable() else "?" for c in headers[header][:CLIENT_VALUE_CHARS])
+        for header, name in CLIENT_HEADERS.items()
+        if headers.get(header)
+    }
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

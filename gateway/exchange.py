@@ -10,7 +10,8 @@ from typing import Any
 
 from starlette.responses import JSONResponse
 
-from gateway.errors import error_body, error_headers
+from gateway import messages_api
+from gateway.errors import POLICY_DENIALS, error_body, error_headers
 from gateway.limits import Reservation
 from gateway.messages import Usage
 from gateway.models import Invocation
@@ -27,6 +28,11 @@ class Exchange:
     request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="milliseconds"))
     started: float = field(default_factory=time.perf_counter)
+    # Which API the client speaks: "bedrock" (the runtime's paths), "anthropic" (the Messages API on Bedrock), or
+    # "vendor" (a vendor endpoint service's own); refusals take its error shape.
+    api: str = "bedrock"
+    # What the client says about itself: Claude Code's session and agent ids, its user agent.
+    client: dict[str, str] = field(default_factory=dict)
     user: str | None = None
     team: str | None = None
     repository: str | None = None
@@ -70,5 +76,14 @@ def refuse(
 ) -> JSONResponse:
     """The answer to a request the gateway will not (or cannot) serve, noted on the exchange for its record."""
     exchange.status, exchange.outcome, exchange.reason = status, outcome, reason
-    body = {**error_body(outcome, message), "reason": reason, "request_id": exchange.request_id, **(extra or {})}
+    # Anthropic's clients read error types they know (a content policy's refusal keeps its own: Claude Code knows it).
+    anthropic = exchange.api == "anthropic" and outcome not in POLICY_DENIALS
+    error_type = messages_api.error_type(status) if anthropic else outcome
+    body = {
+        **error_body(error_type, message, policy_denial=outcome in POLICY_DENIALS),
+        "outcome": outcome,
+        "reason": reason,
+        "request_id": exchange.request_id,
+        **(extra or {}),
+    }
     return JSONResponse(body, status_code=status, headers={**error_headers(status), **(headers or {})})

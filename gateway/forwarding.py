@@ -8,20 +8,24 @@ import json
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from functools import partial
+from typing import Any
 
 import httpx
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from gateway import eventstream, messages_api
 from gateway.admission import Admitted
 from gateway.bodies import BodyChecker
 from gateway.breaker import CircuitBreaker
+from gateway.errors import error_headers
 from gateway.exchange import Exchange, refuse
 from gateway.messages import (
     CompletionStream,
     ConverseStream,
     InvokeStream,
+    MessagesEventStream,
     ServerSentEventStream,
     VendorStreamError,
     usage_from_body,
@@ -81,13 +85,17 @@ class Forwarder:
                     "The AI vendor is degraded; the gateway is failing fast. Retry later.",
                     headers={"retry-after": retry},
                 )
-            path = (
-                self.upstream.bedrock_path(exchange.invocation.target, action)
-                if action and exchange.invocation
-                else _path_and_query(request)
-            )
+            invocation = exchange.invocation
+            target = None
+            if invocation is not None:  # CountTokens takes the bare model, not a profile
+                target = invocation.route.foundation_model if action == "count-tokens" else invocation.target
+            path = self.upstream.bedrock_path(target, action) if action and target else _path_and_query(request)
+            headers = dict(request.headers)
+            if exchange.api == "anthropic":  # the client's Anthropic headers are in the translated body
+                headers = {name: value for name, value in headers.items() if name.startswith("x-amzn-bedrock-")}
+                headers["accept"] = eventstream.CONTENT_TYPE if exchange.stream else "application/json"
             try:
-                opened = await self.upstream.open(request.method, path, admitted.body, dict(request.headers))
+                opened = await self.upstream.open(request.method, path, admitted.body, headers)
             except UpstreamTimeoutError:
                 self.breaker.record_failure()
                 seconds = settings.upstream.first_byte_timeout_seconds
@@ -110,13 +118,20 @@ class Forwarder:
             else:
                 self.breaker.record_success()
             if exchange.stream and opened.response.status_code == 200:
-                transform = STREAMS[action](self.policy) if action else ServerSentEventStream(self.policy)
+                headers = self.upstream.returned_headers(opened.response)
+                transform: CompletionStream
+                if exchange.api == "anthropic":
+                    transform = MessagesEventStream(self.policy, exchange.model)
+                    headers = {**_anthropic_headers(headers, exchange), "content-type": SSE}
+                    headers["cache-control"] = "no-cache"
+                else:
+                    transform = STREAMS[action](self.policy) if action else ServerSentEventStream(self.policy)
                 # Until the stream says otherwise, it ended early: the client went away.
                 exchange.status, exchange.outcome = 200, "client_disconnected"
                 streamed = CheckedStream(
                     self._stream(exchange, opened.response, transform),
                     on_close=partial(self._end_stream, exchange, opened.response, transform, slot),
-                    headers=self.upstream.returned_headers(opened.response),
+                    headers=headers,
                 )
                 handed_to_stream = True  # the stream releases the slot when it ends
                 return streamed
@@ -162,6 +177,9 @@ class Forwarder:
                     exchange, 502, "vendor_error_withheld", ", ".join(scan.blocking_rules),
                     f"The AI vendor answered {response.status_code} with content the policy blocks.",
                 )  # fmt: skip
+            if exchange.api == "anthropic":
+                error = messages_api.vendor_error(response.status_code, raw)
+                return JSONResponse(error, response.status_code, _anthropic_headers(headers, exchange, response))
             return Response(raw, status_code=response.status_code, headers=headers)
         exchange.usage, exchange.completion = usage_from_body(answer), recorded
         if scan.action == "block":
@@ -174,6 +192,8 @@ class Forwarder:
                 rules,
                 f"The answer contains content the policy blocks (rule {rules}).",
             )
+        if exchange.api == "anthropic":
+            return _anthropic_answer(exchange, checked, headers)
         if scan.action == "redact":
             raw = json.dumps(checked).encode() if parsed else str(checked).encode()
             headers.pop("content-length", None)
@@ -182,21 +202,30 @@ class Forwarder:
     async def _stream(
         self, exchange: Exchange, response: httpx.Response, transform: CompletionStream
     ) -> AsyncGenerator[bytes]:
-        """The answer as it arrives, each piece checked before it is passed on."""
+        """The answer as it arrives, each piece checked before it is passed on, and a ping in every silence of
+        `stream_ping_seconds` where the format has one (the vendor's stream has none of its own)."""
         chunks = response.aiter_raw()
+        ping = transform.ping()
+        pending: asyncio.Future[bytes | None] | None = None
         try:
             while not transform.blocked:
-                try:
-                    chunk = await asyncio.wait_for(anext(chunks), self._remaining(exchange))
-                except StopAsyncIteration:
+                pending = pending or asyncio.ensure_future(anext(chunks, None))
+                remaining = self._remaining(exchange)
+                wait = min(remaining, self.settings.upstream.stream_ping_seconds) if ping else remaining
+                done, _ = await asyncio.wait({pending}, timeout=wait)
+                if not done:
+                    if wait < remaining:
+                        yield ping
+                        continue
+                    seconds = self.settings.upstream.stream_timeout_seconds
+                    exchange.outcome, exchange.reason = "stream_timeout", f"{seconds:g}s"
+                    break
+                chunk, pending = pending.result(), None
+                if chunk is None:
                     tail = transform.finish()
                     if tail:
                         yield tail
                     exchange.outcome = "ok"
-                    break
-                except TimeoutError:
-                    seconds = self.settings.upstream.stream_timeout_seconds
-                    exchange.outcome, exchange.reason = "stream_timeout", f"{seconds:g}s"
                     break
                 out = transform.feed(chunk)
                 if out:
@@ -209,6 +238,9 @@ class Forwarder:
             self.breaker.record_failure()
             exchange.outcome, exchange.reason = "upstream_malformed", str(error)
             yield transform.vendor_error(f"The AI vendor's stream broke off: {error}.")
+        finally:
+            if pending is not None and not pending.done():
+                pending.cancel()
 
     async def _end_stream(
         self, exchange: Exchange, response: httpx.Response, transform: CompletionStream, slot: _Slot
@@ -263,6 +295,34 @@ class _Slot:
             self.released = True
             self.forwarder.in_flight -= 1
             self.forwarder.slots.release()
+
+
+SSE = "text/event-stream; charset=utf-8"
+
+
+def _anthropic_answer(exchange: Exchange, answer: Any, headers: dict[str, str]) -> Response:
+    """A Messages API answer from Bedrock's (already checked): the message under the model's requested name, or
+    CountTokens' count."""
+    headers = _anthropic_headers(headers, exchange)
+    if isinstance(answer, dict) and answer.get("type") == "message":
+        return JSONResponse({**answer, "model": exchange.model}, headers=headers)
+    counted = messages_api.count_tokens_answer(answer)
+    if counted is None:
+        return refuse(exchange, 502, "upstream_malformed", "answer", "The AI vendor's answer has the wrong shape.")
+    return JSONResponse(counted, headers=headers)
+
+
+def _anthropic_headers(
+    returned: dict[str, str], exchange: Exchange, response: httpx.Response | None = None
+) -> dict[str, str]:
+    """Response headers in the Messages API: the request id where Anthropic's clients read it, and Bedrock's own
+    headers (its content type, its ids) left out; an error keeps its Retry-After."""
+    headers = {"request-id": exchange.request_id}
+    if "retry-after" in returned:
+        headers["retry-after"] = returned["retry-after"]
+    if response is not None:
+        headers.update(error_headers(response.status_code))
+    return headers
 
 
 def _path_and_query(request: Request) -> str:

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from gateway import eventstream
+from gateway import eventstream, messages_api
 from gateway.bodies import check_body
 from gateway.errors import error_body
 from gateway.policy import Policy, Scan, StreamScanner
@@ -90,6 +90,10 @@ class CompletionStream:
 
     def feed(self, data: bytes) -> bytes:
         raise NotImplementedError
+
+    def ping(self) -> bytes:
+        """What tells the client the stream is alive during a silence (nothing, where the format has no ping)."""
+        return b""
 
     def finish(self) -> bytes:
         """Whatever is still held at the end of the stream."""
@@ -196,10 +200,13 @@ class _EventStreamCompletion(CompletionStream):
         except (ValueError, KeyError, TypeError, eventstream.DecodeError) as error:
             raise VendorStreamError(f"the vendor's event stream is malformed ({type(error).__name__})") from error
         if self.blocked:
-            out += eventstream.exception(
-                "validationException", json.dumps(error_body("completion_blocked", self.block_message())).encode()
-            )
+            out += self._blocked_end()
         return bytes(out)
+
+    def _blocked_end(self) -> bytes:
+        """What ends a stream the policy blocked."""
+        error = error_body("completion_blocked", self.block_message())
+        return eventstream.exception("validationException", json.dumps(error).encode())
 
     def _event(self, event: eventstream.Event) -> bytes:
         raise NotImplementedError
@@ -228,7 +235,6 @@ class InvokeStream(_EventStreamCompletion):
     def _event(self, event: eventstream.Event) -> bytes:
         if event.event_type != "chunk" or event.message_type != "event":
             return self._other(event)
-        original = eventstream.encode(event.headers, event.payload)
         inner = json.loads(base64.b64decode(json.loads(event.payload)["bytes"], validate=True))
         if not isinstance(inner, dict):
             raise VendorStreamError("a chunk is not a JSON object")
@@ -236,7 +242,11 @@ class InvokeStream(_EventStreamCompletion):
         if isinstance(metrics, dict):
             self.usage.update(metrics.get("inputTokenCount"), metrics.get("outputTokenCount"))
             self.usage_final = True
-        return self._messages_event(inner, original)
+        return self._messages_event(inner, self._unchanged(event, inner))
+
+    def _unchanged(self, event: eventstream.Event, _inner: dict[str, Any]) -> bytes:
+        """A chunk the policy left as it was, as it leaves."""
+        return eventstream.encode(event.headers, event.payload)
 
     def _wrap(self, inner: dict[str, Any]) -> bytes:
         payload = json.dumps({"bytes": base64.b64encode(json.dumps(inner).encode()).decode()}).encode()
@@ -281,6 +291,50 @@ class ConverseStream(_EventStreamCompletion):
         return eventstream.event("contentBlockDelta", json.dumps(body).encode())
 
 
+class MessagesEventStream(InvokeStream):
+    """InvokeModelWithResponseStream re-emitted as the Anthropic Messages API streams: server-sent events, the
+    requested model's name in `message_start` (not the team's profile ARN), Bedrock's exceptions as `error`
+    events, and a `ping` for every silence the forwarder sees."""
+
+    def __init__(self, policy: Policy, model: str | None) -> None:
+        super().__init__(policy)
+        self.model = model
+
+    def ping(self) -> bytes:
+        return messages_api.PING
+
+    def vendor_error(self, message: str) -> bytes:
+        return messages_api.sse("error", error_body("api_error", message))
+
+    def _blocked_end(self) -> bytes:
+        return messages_api.sse("error", error_body("invalid_request_error", self.block_message(), policy_denial=True))
+
+    def _unchanged(self, _event: eventstream.Event, inner: dict[str, Any]) -> bytes:
+        return self._wrap(inner)
+
+    def _wrap(self, inner: dict[str, Any]) -> bytes:
+        event = {key: value for key, value in inner.items() if key != "amazon-bedrock-invocationMetrics"}
+        message = event.get("message")
+        if event.get("type") == "message_start" and isinstance(message, dict) and self.model:
+            event["message"] = {**message, "model": self.model}
+        return messages_api.sse(str(event.get("type")), event)
+
+    def _other(self, event: eventstream.Event) -> bytes:
+        """An exception becomes an `error` event (its strings checked first); an event type the Messages API
+        has no counterpart for cannot be said in it, and is left out."""
+        out = self._flush()
+        if event.message_type != "exception":
+            return out
+        try:
+            body = json.loads(event.payload) if event.payload else None
+        except (ValueError, UnicodeDecodeError):
+            body = {"message": event.payload.decode(errors="replace")}
+        checked = self._whole(body)
+        if self.blocked:
+            return out
+        return out + messages_api.sse("error", messages_api.stream_error(event.headers.get(":exception-type"), checked))
+
+
 class ServerSentEventStream(CompletionStream):
     """A vendor API's `text/event-stream` (Anthropic Messages streaming events as SSE)."""
 
@@ -295,13 +349,13 @@ class ServerSentEventStream(CompletionStream):
             raw, self.buffer = self.buffer.split(b"\n\n", 1)
             out += self._event(raw + b"\n\n")
         if self.blocked:
-            error = error_body("invalid_request_error", self.block_message(), policy_denial=True)
-            out += f"event: error\ndata: {json.dumps(error)}\n\n".encode()
+            out += messages_api.sse(
+                "error", error_body("invalid_request_error", self.block_message(), policy_denial=True)
+            )
         return bytes(out)
 
     def vendor_error(self, message: str) -> bytes:
-        error = error_body("api_error", message)
-        return f"event: error\ndata: {json.dumps(error)}\n\n".encode()
+        return messages_api.sse("error", error_body("api_error", message))
 
     def _event(self, raw: bytes) -> bytes:
         data = b"".join(line[5:].strip() for line in raw.split(b"\n") if line.startswith(b"data:"))
@@ -316,7 +370,7 @@ class ServerSentEventStream(CompletionStream):
         return out if self.blocked or checked is not inner else out + raw
 
     def _wrap(self, inner: dict[str, Any]) -> bytes:
-        return f"event: {inner.get('type')}\ndata: {json.dumps(inner)}\n\n".encode()
+        return messages_api.sse(str(inner.get("type")), inner)
 
     def _delta(self, segment: Segment, text: str) -> bytes:
         return self._messages_delta(segment, text)

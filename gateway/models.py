@@ -16,6 +16,8 @@ from gateway.settings import ModelRoute, VendorSettings
 
 SYSTEM_DEFINED, APPLICATION = "SYSTEM_DEFINED", "APPLICATION"
 MAX_RESULTS = 1000  # ListInferenceProfiles' own bound
+# `created_at` is required in the Anthropic API's model entries; the gateway knows no release dates.
+EPOCH = "1970-01-01T00:00:00Z"
 
 
 class UnknownModelError(Exception):
@@ -54,6 +56,8 @@ class ModelDirectory:
     def __init__(self, vendor: VendorSettings) -> None:
         self.routes = vendor.models
         self._names = {name: route for route in vendor.models for name in (route.id, route.arn)}
+        # What Anthropic Messages API clients name: a model's Anthropic ids and configured aliases.
+        self._aliases = {name: route for route in vendor.models for name in route.aliases}
         by_id = {route.id: route for route in vendor.models}
         profiles = [
             TeamProfile(team, by_id[model], arn)
@@ -71,8 +75,17 @@ class ModelDirectory:
     def allowed(self) -> list[str]:
         return [route.id for route in self.routes]
 
-    def invocation(self, requested: str, team: str | None) -> Invocation:
-        """What to invoke for `requested` on behalf of `team`, or UnknownModelError."""
+    def invocation(self, requested: str, team: str | None, *, anthropic: bool = False) -> Invocation:
+        """What to invoke for `requested` on behalf of `team`, or UnknownModelError. A request in the Anthropic
+        Messages format names the model by its Anthropic id or alias."""
+        if anthropic:
+            route = self._aliases.get(requested)
+            if route is None:
+                raise UnknownModelError(
+                    f"The model {requested!r} is not served by this gateway; use one of: "
+                    f"{', '.join(self._aliases)} (e.g. ANTHROPIC_MODEL for Claude Code)."
+                )
+            return self.invocation(route.id, team)
         route = self._names.get(requested)
         own = self._own.get((team, route.id)) if route is not None else self._own_by_name.get((team, requested))
         if own is not None:
@@ -83,6 +96,21 @@ class ModelDirectory:
                 "(e.g. ANTHROPIC_MODEL for Claude Code)."
             )
         return Invocation(route, route.id, fallback=True)
+
+    def model_list(self) -> dict[str, Any]:
+        """`GET /v1/models` in the Anthropic API's list shape: one entry per model, by its Anthropic id (Claude
+        Code's gateway model discovery keeps ids containing "claude")."""
+        data = [
+            {"type": "model", "id": route.aliases[0], "display_name": route.display_name, "created_at": EPOCH}
+            for route in self.routes
+            if route.aliases
+        ]
+        return {
+            "data": data,
+            "has_more": False,
+            "first_id": data[0]["id"] if data else None,
+            "last_id": data[-1]["id"] if data else None,
+        }
 
     # -- the control-plane probes ----------------------------------------------------------------
 

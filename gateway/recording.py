@@ -77,6 +77,9 @@ class Recorder:
             # What was invoked for it: the team's own profile, or (flagged as a fallback) the shared one.
             "invoked": invocation.target if invocation else None,
             "profile_fallback": invocation.fallback if invocation else None,
+            "api": exchange.api,
+            # The client's own word (Claude Code's session and agent ids): groups a session's requests.
+            "client": exchange.client,
             "method": exchange.method,
             "path": exchange.path,
             "status": exchange.status,

@@ -156,6 +156,9 @@ class UpstreamSettings(_Model):
     first_byte_timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 12
     stream_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 600
     connect_timeout_seconds: Annotated[float, Field(gt=0, le=30)] = 3
+    # A streamed answer in the Anthropic Messages format gets a `ping` event after this long without a byte, so no
+    # idle timeout on the way (a load balancer's, a client's) cuts a model that is still thinking.
+    stream_ping_seconds: Annotated[float, Field(gt=0, le=300)] = 15
     # Per process: beyond this, requests get 503 at once instead of queueing (the February 11 incident).
     max_concurrency: Annotated[int, Field(ge=1, le=10_000)] = 256
     queue_wait_seconds: Annotated[float, Field(ge=0, le=5)] = 0.05
@@ -212,6 +215,17 @@ class ModelRoute(_Model):
     price: ModelPrice
     # A request asking for more output tokens is refused (400) before any budget is reserved.
     max_output_tokens: Annotated[int, Field(ge=1, le=1_000_000)]
+    # The names `/v1/messages` takes for it (the first is what `/v1/models` lists), and its name for people.
+    aliases: tuple[str, ...] = ()
+    display_name: str = ""
+    # Whether bedrock-runtime's CountTokens counts for its model here (by the bare model id).
+    count_tokens: bool = False
+
+    @property
+    def home_model_arn(self) -> str:
+        """The model in this Region: what CountTokens names."""
+        _, partition, service, region, _account, _ = self.arn.split(":", 5)
+        return f"arn:{partition}:{service}:{region}::foundation-model/{self.foundation_model}"
 
 
 class VendorSettings(_Model):

@@ -1,5 +1,7 @@
 """A fake AI vendor for tests and `make gateway-local`: the four Bedrock runtime paths (with the binary
-event stream for the streaming two) and an Anthropic-style `/v1/messages` for vendor endpoint services.
+event stream for the streaming two), CountTokens, and an Anthropic-style `/v1/messages` for vendor endpoint
+services. Like Bedrock, it refuses an InvokeModel body in the Anthropic Messages format that still names
+`model` or `stream` or lacks `anthropic_version`, and counts tokens only for a bare model id.
 
 It recomputes every request's SigV4 signature with the dummy credentials and refuses a wrong one, checks
 a vendor key on `/v1/messages`, and can be told to be slow or to fail (`POST /_control`). Like Bedrock, it
@@ -51,8 +53,11 @@ AUTHORIZATION = re.compile(
     r"SignedHeaders=(?P<signed>[^,]+), Signature=(?P<signature>[0-9a-f]{64})$"
 )
 BEDROCK_PATH = re.compile(
-    r"^/model/(?P<model>[^/]+)/(?P<action>invoke|invoke-with-response-stream|converse|converse-stream)$"
+    r"^/model/(?P<model>[^/]+)/(?P<action>invoke|invoke-with-response-stream|converse|converse-stream|count-tokens)$"
 )
+# Bedrock's own dialect (bedrock-2023-05-31, what Claude Code sends) or an Anthropic API version (the anthropic SDK's
+# Bedrock client sends its own).
+ANTHROPIC_VERSION = re.compile(r"(?:bedrock-)?\d{4}-\d{2}-\d{2}")
 MODEL_ARN = re.compile(
     r"^arn:aws:bedrock:(?P<region>[a-z0-9-]{1,20}):(?P<account>\d{12})?:"
     r"(?P<kind>foundation-model|inference-profile|application-inference-profile)/(?P<id>[A-Za-z0-9.:-]+)$"
@@ -136,11 +141,51 @@ async def bedrock(request: Request) -> Response:
     route = BEDROCK_PATH.match(raw_path)  # the model id is one %-encoded segment, even an ARN with '/'
     if route is None:
         return JSONResponse({"message": "UnknownOperationException"}, status_code=404)
-    model = unquote(route["model"])
-    refused = model_error(model)
+    model, action = unquote(route["model"]), route["action"]
+    if action == "count-tokens":
+        return count_tokens(model, body)
+    refused = model_error(model) or (invoke_body_error(body) if action.startswith("invoke") else None)
     if refused is not None:
-        return JSONResponse({"message": refused}, status_code=400, headers={"x-amzn-errortype": "ValidationException"})
-    return await answer(request, body, route["action"], model)
+        return validation_error(refused)
+    return await answer(request, body, action, model)
+
+
+def validation_error(message: str) -> Response:
+    return JSONResponse({"message": message}, status_code=400, headers={"x-amzn-errortype": "ValidationException"})
+
+
+def invoke_body_error(body: bytes) -> str | None:
+    """Bedrock's refusal of an InvokeModel body in the Anthropic Messages format, as Claude models word it."""
+    try:
+        request = json.loads(body)
+    except ValueError:
+        return "Malformed input request, please reformat your input and try again."
+    if not isinstance(request, dict) or "messages" not in request:
+        return None
+    for key in ("model", "stream"):
+        if key in request:
+            return f"Malformed input request: #: extraneous key [{key}] is not permitted, please reformat your input."
+    version = request.get("anthropic_version")
+    if not isinstance(version, str) or not ANTHROPIC_VERSION.fullmatch(version):
+        return "Malformed input request: #: required key [anthropic_version] not found, please reformat your input."
+    return None
+
+
+def count_tokens(model: str, body: bytes) -> Response:
+    """CountTokens: by a foundation model's bare id only (profiles are refused, as Bedrock refuses them)."""
+    state["last"] = {"path": f"/model/{model}/count-tokens", "headers": {}, "body": body.decode(), "model": model}
+    if model not in shipped_catalog().foundation_models:
+        return validation_error("The provided model doesn't support counting tokens.")
+    try:
+        inner = json.loads(json.loads(body)["input"]["invokeModel"]["body"])
+    except (ValueError, KeyError, TypeError):
+        return validation_error("input.invokeModel.body must be a JSON string.")
+    refused = invoke_body_error(json.dumps(inner).encode())
+    if refused is None and not isinstance(inner.get("max_tokens"), int):
+        refused = "Malformed input request: #: required key [max_tokens] not found."
+    if refused:
+        return validation_error(refused)
+    return JSONResponse({"inputTokens": input_tokens(json.dumps(inner).encode())})
 
 
 async def messages(request: Request) -> Response:
@@ -172,8 +217,6 @@ async def answer(request: Request, body: bytes, action: str, model: str) -> Resp
         if state["fail_status"]
         else None
     )
-    if "raw" in reply:  # a body that is not Bedrock's shape at all
-        return Response(reply["raw"], status_code=int(reply.get("status", 200)), media_type="text/plain")
     if error:
         return JSONResponse(
             {"message": error["message"]}, status_code=int(error["status"]), headers={"x-amzn-errortype": error["type"]}

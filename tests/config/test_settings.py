@@ -154,6 +154,7 @@ EU_ALLOWED = (
     "anthropic.claude-haiku-4-5-20251001-v1:0"
 )
 PRICE = {"input_per_1k_usd": 0.001, "output_per_1k_usd": 0.005}
+MODEL_SONNET = "eu.anthropic.claude-sonnet-4-5-20250929-v1:0"
 
 
 @pytest.mark.parametrize(
@@ -492,3 +493,34 @@ def test_a_client_range_containing_the_vpc_is_routable() -> None:
 def test_load_balancer_needs_a_domain_name(tmp_path: Path) -> None:
     message = error_for(tmp_path, lambda c: c["load_balancer"].update(domain_name="not a name"))
     assert "load_balancer.domain_name: String should match pattern" in message
+
+
+def test_messages_api_names_come_from_the_catalog_and_configured_aliases(tmp_path: Path) -> None:
+    def two_opus_and_an_alias(c: dict[str, Any]) -> None:
+        c["vendor"]["models"]["global.anthropic.claude-opus-5-5"] = PRICE
+        c["vendor"]["aliases"] = {"opus": "global.anthropic.claude-opus-5-5", "claude-haiku-4-5": MODEL_SONNET}
+        c["vendor"]["catalog"] = {
+            "foundation_models": {
+                "anthropic.claude-sonnet-4-5-20250929-v1:0": {
+                    "max_output_tokens": 64000,
+                    "anthropic_ids": ["claude-sonnet-4-5-20250929"],
+                    "count_tokens_regions": ["eu-west-1"],
+                }
+            }
+        }
+
+    routes = {route.id: route for route in load_config("dev", write(tmp_path, two_opus_and_an_alias)).models}
+    # The first configured route of a model takes its Anthropic ids; a configured alias may take one from any.
+    assert routes["eu.anthropic.claude-opus-5-5"].aliases == ("claude-opus-5-5",)
+    assert routes["global.anthropic.claude-opus-5-5"].aliases == ("opus",)
+    assert routes[MODEL_SONNET].aliases == ("claude-sonnet-4-5-20250929", "claude-haiku-4-5")
+    assert routes["eu.anthropic.claude-haiku-4-5-20251001-v1:0"].aliases == ("claude-haiku-4-5-20251001",)
+    assert routes[MODEL_SONNET].count_tokens and not routes["eu.anthropic.claude-opus-5-5"].count_tokens
+    assert routes["eu.anthropic.claude-opus-5-5"].display_name == "Claude Opus 5.5"
+
+
+def test_an_alias_must_name_a_configured_model(tmp_path: Path) -> None:
+    message = error_for(tmp_path, lambda c: c["vendor"].update(aliases={"opus": "us.anthropic.claude-opus-5-5"}))
+    assert "vendor: aliases.opus: 'us.anthropic.claude-opus-5-5' is not one of models (" in message
+    message = error_for(tmp_path, lambda c: c["vendor"].update(aliases={"Opus Large": "eu.anthropic.claude-opus-5-5"}))
+    assert "vendor.aliases.Opus Large" in message

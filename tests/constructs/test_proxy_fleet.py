@@ -304,3 +304,12 @@ def test_pinned_ami_is_written_into_the_template() -> None:
 def test_one_az_is_refused() -> None:
     with pytest.raises(ValueError, match="at least 2 AZs"):
         bare_fleet(1)
+
+
+def test_count_tokens_is_allowed_on_the_model_in_this_region_only_where_bedrock_counts() -> None:
+    counted = [s.to_json() for s in invoke_statements(ROUTE.model_copy(update={"count_tokens": True}), [])]
+    (counting,) = [s for s in counted if s["Action"] == "bedrock:CountTokens"]
+    assert counting["Resource"] == f"arn:aws:bedrock:eu-west-1::foundation-model/{ROUTE.foundation_model}"
+    assert "Condition" not in counting  # CountTokens is never made through a profile
+    shipped = [s.to_json() for s in invoke_statements(ROUTE, [])]  # the shipped table lists no Region for it
+    assert all("bedrock:CountTokens" not in json.dumps(s) for s in shipped)

@@ -152,7 +152,7 @@ def test_streams_pass_through(stack: RunningGateway, action: str) -> None:
 
 
 def test_unknown_path_is_404_and_audited(stack: RunningGateway) -> None:
-    response = stack.call("/v1/messages")
+    response = stack.call("/v1/complete")
     assert response.status_code == 404
     assert stack.audit(response.headers["x-request-id"])["outcome"] == "not_found"
 

@@ -37,21 +37,30 @@ class Run:
     records: list[dict[str, Any]]  # the audit records of the requests this run made
 
 
-def claude(stack: RunningGateway, home: Path, prompt: str, *args: str, token: str | None = None) -> Run:
-    """Claude Code in print mode, set up as aigw's README tells developers to: Bedrock through the gateway,
-    the IdP token as a header, nothing else from this machine's environment."""
+def claude(
+    stack: RunningGateway, home: Path, prompt: str, *args: str, token: str | None = None, api: str = "bedrock"
+) -> Run:
+    """Claude Code in print mode, set up as aigw's README tells developers to, nothing else from this machine's
+    environment: Bedrock through the gateway with the IdP token as a header, or (`api="anthropic"`) the Anthropic
+    Messages API at the gateway's base URL with the token as its auth token."""
     home.mkdir(exist_ok=True)
+    bearer = token or stack.token()
     env = {
         "PATH": os.defpath,
         "HOME": str(home),
-        "CLAUDE_CODE_USE_BEDROCK": "1",
-        "AWS_REGION": REGION,
-        "ANTHROPIC_BEDROCK_BASE_URL": stack.gateway.url,
-        "CLAUDE_CODE_SKIP_BEDROCK_AUTH": "1",
-        "ANTHROPIC_CUSTOM_HEADERS": f"Authorization: Bearer {token or stack.token()}",
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
         "DISABLE_AUTOUPDATER": "1",
     }
+    if api == "bedrock":
+        env |= {
+            "CLAUDE_CODE_USE_BEDROCK": "1",
+            "AWS_REGION": REGION,
+            "ANTHROPIC_BEDROCK_BASE_URL": stack.gateway.url,
+            "CLAUDE_CODE_SKIP_BEDROCK_AUTH": "1",
+            "ANTHROPIC_CUSTOM_HEADERS": f"Authorization: Bearer {bearer}",
+        }
+    else:
+        env |= {"ANTHROPIC_BASE_URL": stack.gateway.url, "ANTHROPIC_AUTH_TOKEN": bearer}
     seen = len(read_jsonl(stack.settings.audit.path))
     started = time.monotonic()
     done = subprocess.run(
