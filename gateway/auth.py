@@ -11,6 +11,7 @@ import asyncio
 import json
 import time
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -21,6 +22,7 @@ from botocore.config import Config as BotocoreConfig
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.session import Session as BotocoreSession
 
+from gateway.access_tokens import AUDIENCE, AccessTokens
 from gateway.settings import AuthSettings
 
 
@@ -36,6 +38,23 @@ class Identity:
     user: str
     team: str
     claims: dict[str, Any]
+    groups: tuple[str, ...] = ()
+
+
+MAX_GROUPS = 100
+
+
+def claims_groups(claims: dict[str, Any], claim: str) -> tuple[str, ...]:
+    """The groups a token's claim lists (a lone string is one group), at most MAX_GROUPS of them."""
+    value = claims.get(claim) or []
+    groups = (
+        [value]
+        if isinstance(value, str)
+        else [g for g in value if isinstance(g, str)]
+        if isinstance(value, list)
+        else []
+    )
+    return tuple(groups[:MAX_GROUPS])
 
 
 MAX_ASKED_KID = 256
@@ -219,14 +238,26 @@ class SigningKeys:
 
 
 class Authenticator:
-    def __init__(self, settings: AuthSettings, keys: SigningKeys) -> None:
+    """Both kinds of token, on every path: the IdP's own (checked against its keys) and, after a gateway sign-in,
+    aigw's (`own`, checked against aigw's key)."""
+
+    def __init__(self, settings: AuthSettings, keys: SigningKeys, own: AccessTokens | None = None) -> None:
         self.settings = settings
         self.keys = keys
+        self.own = own
 
     async def identify(self, authorization: str | None) -> Identity:
         token = _bearer_token(authorization)
         if len(token) > self.settings.max_token_bytes:
             raise AuthError("token_too_large", f"The bearer token is over {self.settings.max_token_bytes} bytes.")
+        own = self.own
+        if own is not None and _unverified_issuer(token) == own.issuer:
+            claims = self._checked(token, lambda: own.verify(token), own.issuer, AUDIENCE)
+        else:
+            claims = await self._idp_claims(token)
+        return self._identity(claims)
+
+    async def _idp_claims(self, token: str) -> dict[str, Any]:
         try:
             header = jwt.get_unverified_header(token)
         except (jwt.InvalidTokenError, ValueError, TypeError) as error:
@@ -245,7 +276,23 @@ class Authenticator:
             raise AuthError(
                 "unknown_signing_key", f"The token was signed with an unknown key (kid {header.get('kid')!r})."
             )
-        claims = self._verify(token, key)
+        settings = self.settings
+        return self._checked(
+            token,
+            lambda: jwt.decode(
+                token,
+                key,
+                algorithms=list(settings.algorithms),
+                audience=settings.audience,
+                issuer=settings.issuer,
+                leeway=settings.leeway_seconds,
+                options={"require": ["exp", "iat", "iss", "aud"]},
+            ),
+            settings.issuer,
+            settings.audience,
+        )
+
+    def _identity(self, claims: dict[str, Any]) -> Identity:
         user, team = claims.get(self.settings.user_claim), claims.get(self.settings.team_claim)
         for name, value in ((self.settings.user_claim, user), (self.settings.team_claim, team)):
             if not isinstance(value, str) or not value:
@@ -260,27 +307,20 @@ class Authenticator:
                 f"The token lives {lifetime:g} s; this gateway accepts at most "
                 f"{self.settings.max_token_lifetime_seconds} s. {self.settings.refresh_hint}",
             )
-        return Identity(user=str(user), team=str(team), claims=claims)
+        return Identity(str(user), str(team), claims, claims_groups(claims, self.settings.groups_claim))
 
-    def _verify(self, token: str, key: jwt.PyJWK) -> dict[str, Any]:
+    def _checked(self, token: str, decode: Callable[[], dict[str, Any]], issuer: str, audience: str) -> dict[str, Any]:
+        """The claims `decode` verified, or the AuthError that says why not."""
         settings = self.settings
         try:
-            claims: dict[str, Any] = jwt.decode(
-                token,
-                key,
-                algorithms=list(settings.algorithms),
-                audience=settings.audience,
-                issuer=settings.issuer,
-                leeway=settings.leeway_seconds,
-                options={"require": ["exp", "iat", "iss", "aud"]},
-            )
+            return decode()
         except jwt.ExpiredSignatureError as error:
             expired = _expiry(token)
             raise AuthError("token_expired", f"Your token expired{expired}. {settings.refresh_hint}") from error
         except jwt.InvalidIssuerError as error:
-            raise AuthError("wrong_issuer", f"The token was not issued by {settings.issuer}.") from error
+            raise AuthError("wrong_issuer", f"The token was not issued by {issuer}.") from error
         except jwt.InvalidAudienceError as error:
-            raise AuthError("wrong_audience", f"The token is not meant for {settings.audience!r}.") from error
+            raise AuthError("wrong_audience", f"The token is not meant for {audience!r}.") from error
         except jwt.InvalidSignatureError as error:
             raise AuthError("bad_signature", "The token's signature does not verify.") from error
         except jwt.ImmatureSignatureError as error:
@@ -289,7 +329,6 @@ class Authenticator:
             raise AuthError("missing_claim", f"The token has no {error.claim!r} claim.") from error
         except jwt.InvalidTokenError as error:
             raise AuthError("malformed_token", f"The token is not valid ({error}).") from error
-        return claims
 
 
 class Teams:
@@ -317,6 +356,14 @@ def _bearer_token(authorization: str | None) -> str:
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthError("malformed_token", "The Authorization header must be 'Bearer <token>'.")
     return token.strip()
+
+
+def _unverified_issuer(token: str) -> Any:
+    """Who the token says issued it (checked once its key is chosen by it); None if it cannot be read."""
+    try:
+        return jwt.decode(token, options={"verify_signature": False}).get("iss")
+    except (jwt.InvalidTokenError, ValueError, TypeError):
+        return None
 
 
 def _expiry(token: str) -> str:

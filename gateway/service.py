@@ -13,6 +13,7 @@ import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from gateway.access_tokens import access_tokens_for
 from gateway.admission import Admission
 from gateway.auth import KEY_SOURCE_ERRORS, Authenticator, SigningKeys, key_source_for
 from gateway.bodies import BodyChecker
@@ -24,6 +25,7 @@ from gateway.models import ModelDirectory
 from gateway.policy import Policy
 from gateway.recording import Recorder
 from gateway.settings import GatewaySettings
+from gateway.signin import SignIn
 from gateway.upstream import Upstream, client_for
 
 log = logging.getLogger("aigw.gateway")
@@ -38,16 +40,23 @@ class Gateway:
         self.idp_client = httpx.AsyncClient()
         self.upstream = Upstream(settings, self.client)
         keys = key_source_for(settings.auth, region=settings.vendor.region, client=self.idp_client)
-        self.auth = Authenticator(settings.auth, SigningKeys(settings.auth, keys))
+        idp_keys = SigningKeys(settings.auth, keys)
+        self.tokens = access_tokens_for(settings)
+        self.auth = Authenticator(settings.auth, idp_keys, self.tokens)
         self.recorder = Recorder(settings, self.limits, self.breaker)
         self.checker = BodyChecker(Policy(settings.policy))
         self.admission = Admission(settings, self.auth, ModelDirectory(settings.vendor), self.checker, self.limits)
         self.forwarder = Forwarder(settings, self.upstream, self.breaker, self.checker, self.recorder)
+        self.signin = (
+            SignIn(settings, self.tokens, idp_keys, lambda: self.limits.client) if self.tokens is not None else None
+        )
 
     async def start(self) -> None:
         self.recorder.start()
         await asyncio.to_thread(self.upstream.key.load)
         await asyncio.to_thread(self.limits.connect)
+        if self.signin is not None:
+            await asyncio.to_thread(self.signin.load)
         if self.limits.enabled and self.limits.client is None:
             log.warning(
                 "no Redis configured: rate limits run per process (fail mode %s)", self.settings.limits.fail_mode
@@ -83,6 +92,21 @@ class Gateway:
             **sinks,
         }
         return JSONResponse(body, status_code=200 if healthy else 503)
+
+    async def sign_in(self, request: Request) -> Response:
+        """The sign-in endpoints (see gateway.signin): unauthenticated, and audited like every other path."""
+        exchange = Exchange(method=request.method, path=request.url.path)
+        assert self.signin is not None
+        try:
+            response = await self.signin.handle(request, exchange)
+        except Exception as error:
+            log.exception("request %s failed", exchange.request_id)
+            exchange.outcome, exchange.reason = "internal_error", type(error).__name__
+            response = JSONResponse({"error": "server_error", "error_description": "See the gateway's logs."}, 500)
+        response.headers["x-request-id"] = exchange.request_id
+        exchange.status = response.status_code
+        self.recorder.finish_soon(exchange)
+        return response
 
     async def handle(self, request: Request) -> Response:
         exchange = Exchange(method=request.method, path=request.url.path)

@@ -48,6 +48,8 @@ class AuthSettings(_Model):
     algorithms: tuple[Literal["RS256", "RS384", "RS512", "ES256", "ES384", "PS256"], ...] = ("RS256",)
     user_claim: str = "email"
     team_claim: str = "team"
+    # The claim listing a user's IdP groups (managed settings may be chosen by them); a string is one group.
+    groups_claim: str = "groups"
     # Bounded: laptops drift, but a generous leeway would quietly lengthen the 8-hour token lifetime.
     leeway_seconds: Annotated[int, Field(ge=0, le=300)] = 60
     # Refetch the JWKS on an unknown key id at most this often (a flood of made-up kids costs one fetch).
@@ -324,6 +326,101 @@ class ServerSettings(_Model):
     max_connections: Annotated[int, Field(ge=16, le=100_000)] = 2048
 
 
+HTTPS_URL = r"^https://[A-Za-z0-9.-]+(:\d+)?(/[^\s?#]*)?$"
+# Plain http only on loopback, as Claude Code allows it (local runs and tests).
+LOOPBACK_URL = r"^http://(localhost|127\.0\.0\.1|\[::1\])(:\d+)?(/[^\s?#]*)?$"
+
+
+def _web_url(value: str, what: str) -> str:
+    if not (re2.match(HTTPS_URL, value) or re2.match(LOOPBACK_URL, value)):
+        raise ValueError(f"{what} must be an https:// URL (http:// only on loopback), not {value!r}")
+    return value
+
+
+class OidcSettings(_Model):
+    """The corporate IdP that signs people in on the verification page (authorization code with PKCE)."""
+
+    # Its id tokens' `iss`, and its two endpoints (from its discovery document).
+    issuer: str
+    authorization_endpoint: str
+    token_endpoint: str
+    # The client registered at the IdP for aigw's sign-in, and its secret if it is a confidential client (a
+    # Secrets Manager secret in AWS, an environment variable locally); without one, PKCE alone.
+    client_id: str
+    client_secret_secret_id: str | None = None
+    client_secret_env: str | None = None
+    scopes: tuple[str, ...] = ("openid", "profile", "email")
+    # The gateway's callbacks registered at the IdP (`<public_url>/oauth/callback`); the first is used unless a
+    # sign-in names another on this list.
+    redirect_uris: Annotated[tuple[str, ...], Field(min_length=1)]
+    # The VPC has no route out: the server-side code exchange goes through the out-of-VPC function (the gateway
+    # stack fills this in), or through this corporate HTTP(S) proxy. Neither set (local runs): directly.
+    exchange_function: str | None = None
+    proxy: str | None = None
+    timeout_seconds: Annotated[float, Field(gt=0, le=30)] = 10
+
+    @model_validator(mode="after")
+    def _urls(self) -> OidcSettings:
+        _web_url(self.authorization_endpoint, "oidc.authorization_endpoint")
+        _web_url(self.token_endpoint, "oidc.token_endpoint")
+        for uri in self.redirect_uris:
+            _web_url(uri, "oidc.redirect_uris")
+        if self.exchange_function is not None and self.proxy is not None:
+            raise ValueError("set oidc.proxy or oidc.exchange_function, not both: they are two ways out to the IdP")
+        return self
+
+
+class TokenSigning(_Model):
+    """The key aigw signs its own access tokens with, kept in AWS: a KMS asymmetric key (ES256; the private key
+    never leaves KMS) or a secret (HS256)."""
+
+    kind: Literal["kms", "secret"] = "kms"
+    # KMS: the key's ARN or alias (the gateway stack makes the key and fills this in).
+    kms_key_id: str | None = None
+    # A secret: Secrets Manager (in AWS) or an environment variable (local runs and tests).
+    secret_id: str | None = None
+    secret_env: str | None = None
+
+
+class SigninSettings(_Model):
+    """Sign-in from Claude Code's /login (OAuth device flow) with the corporate IdP, and aigw's own access tokens
+    that refresh themselves: expired tokens after laptop sleep were the field report's top support ticket."""
+
+    # Where clients reach this gateway (Claude Code's `forceLoginGatewayUrl`): its discovery document's issuer,
+    # and the `iss` of its tokens.
+    public_url: str
+    oidc: OidcSettings
+    signing: TokenSigning = TokenSigning()
+    # A client that names itself must be this one (Claude Code names none).
+    client_id: str = "claude-code"
+    access_token_seconds: Annotated[int, Field(ge=60, le=12 * 3600)] = 3600
+    # A refresh token unused this long lapses (a long weekend's sleep must not end a session) ...
+    refresh_idle_seconds: Annotated[int, Field(ge=3600, le=90 * 86_400)] = 4 * 86_400
+    # ... and a sign-in's refresh tokens all lapse this long after it: how long the IdP is not asked again.
+    session_max_seconds: Annotated[int, Field(ge=3600, le=90 * 86_400)] = 7 * 86_400
+    # A rotated refresh token presented again within this long is refused without revoking its family: two
+    # terminals sharing one stored credential refresh at about the same time. Later, it is taken as stolen.
+    reuse_grace_seconds: Annotated[int, Field(ge=0, le=300)] = 30
+    device_code_seconds: Annotated[int, Field(ge=60, le=1800)] = 600
+    poll_interval_seconds: Annotated[int, Field(ge=1, le=60)] = 5
+    # Per client address, per 10 minutes: device codes asked for, and codes typed on the verification page.
+    device_authorizations_per_10_min: PositiveInt = 30
+    verifications_per_10_min: PositiveInt = 10
+
+    @model_validator(mode="after")
+    def _public_url(self) -> SigninSettings:
+        _web_url(self.public_url, "signin.public_url")
+        if self.public_url.endswith("/"):
+            raise ValueError("signin.public_url must not end with '/' (Claude Code resolves fixed paths against it)")
+        if self.session_max_seconds < self.refresh_idle_seconds:
+            raise ValueError("signin.session_max_seconds must not be shorter than refresh_idle_seconds")
+        return self
+
+    @property
+    def issuer(self) -> str:
+        return self.public_url
+
+
 class GatewayOptions(_Model):
     """The part of `config/<env>.yaml` (section `gateway`) that is the service's own."""
 
@@ -336,6 +433,8 @@ class GatewayOptions(_Model):
     metrics: FileSink = FileSink(path=Path("/var/log/aigw/metrics.jsonl"))
     metrics_namespace: str = "aigw"
     cost_options: CostOptions = CostOptions()
+    # Claude Code's gateway sign-in; None: only the IdP's own tokens are accepted.
+    signin: SigninSettings | None = None
     # Each audit record is one line of at most this many bytes, whatever the request: the CloudWatch agent
     # would cut a longer one into invalid JSON. Longer text is cut and the record says so (see gateway/audit.py).
     audit_record_limit_bytes: Annotated[int, Field(ge=MIN_RECORD_BYTES, le=MAX_RECORD_BYTES)] = 200 * 1024

@@ -113,6 +113,11 @@ def start(
         time.sleep(0.05)
 
 
+# aigw's own tokens are signed with this locally (in AWS: a KMS key, or a secret from Secrets Manager).
+SIGNIN_SECRET_ENV = "AIGW_SIGNIN_SECRET"
+SIGNIN_SECRET = "a-local-signing-secret-for-aigw-tests-only"
+
+
 # The gateway signs with these (botocore's default chain reads the environment); nothing else leaks in.
 GATEWAY_ENV = {
     "AWS_ACCESS_KEY_ID": fake_vendor.ACCESS_KEY,
@@ -121,7 +126,25 @@ GATEWAY_ENV = {
     "AWS_CONFIG_FILE": os.devnull,
     "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
     "AWS_EC2_METADATA_DISABLED": "true",
+    SIGNIN_SECRET_ENV: SIGNIN_SECRET,
 }
+
+
+def signin(public_url: str, issuer_url: str, **changes: Any) -> dict[str, Any]:
+    """The `signin` settings (for settings_for) that serve sign-in at public_url with the local IdP, its tokens
+    signed with the local secret."""
+    return {
+        "public_url": public_url,
+        "oidc": {
+            "issuer": token_issuer.ISSUER,
+            "authorization_endpoint": issuer_url + token_issuer.AUTHORIZE_PATH,
+            "token_endpoint": issuer_url + token_issuer.TOKEN_PATH,
+            "client_id": token_issuer.CLIENT_ID,
+            "redirect_uris": [public_url + "/oauth/callback"],
+        },
+        "signing": {"kind": "secret", "secret_env": SIGNIN_SECRET_ENV},
+        **changes,
+    }
 
 
 def settings_for(

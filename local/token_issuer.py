@@ -1,8 +1,10 @@
-"""A local token issuer for tests and `make gateway-local`: RSA keys, a JWKS endpoint, an OpenID Connect discovery
-document naming it (what the IdP-keys function reads first), signed tokens.
+"""A local OpenID Connect IdP for tests and `make gateway-local`: RSA keys, a JWKS endpoint, a discovery document
+naming it (what the IdP-keys function reads first), signed tokens, and the authorization-code flow with PKCE that
+aigw's sign-in page uses, signing in a scripted user at once (`POST /_user {claims}`; `{"deny": true}` refuses).
 
 The keys live in a folder (one PEM per key id); the JWKS endpoint reads it on every request, so a
-test can rotate keys by adding a file.
+test can rotate keys by adding a file. Like a real IdP, `/token` hands an authorization code out once, only to
+the client and redirect URI it was issued for, and only with the verifier of its PKCE challenge.
 
     python -m local.token_issuer --port PORT --keys DIR
 """
@@ -10,11 +12,15 @@ test can rotate keys by adding a file.
 from __future__ import annotations
 
 import argparse
+import base64
+import hashlib
 import json
+import secrets
 import time
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 import jwt
 import uvicorn
@@ -22,13 +28,18 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 ISSUER = "https://idp.test.local/"
 AUDIENCE = "aigw-test"
 JWKS_PATH = "/.well-known/jwks.json"
 DISCOVERY_PATH = "/.well-known/openid-configuration"
+AUTHORIZE_PATH, TOKEN_PATH = "/authorize", "/token"
+# The client aigw's sign-in is registered as, and the person who signs in unless a test says otherwise.
+CLIENT_ID = "aigw-local"
+DEFAULT_USER = {"sub": "u-1001", "email": "dev@example.com", "name": "Dev Eloper", "team": "payments",
+                "groups": ["developers"]}  # fmt: skip
 
 
 class KeyFolder:
@@ -91,24 +102,80 @@ class KeyFolder:
 
 def app_for(folder: Path) -> Starlette:
     keys = KeyFolder(folder)
+    user: dict[str, Any] = {"claims": dict(DEFAULT_USER), "deny": False}
+    codes: dict[str, dict[str, Any]] = {}
 
     async def jwks(_request: Request) -> JSONResponse:
         return JSONResponse(keys.jwks())
 
     async def discovery(request: Request) -> JSONResponse:
-        # The issuer is the tokens' `iss`, not this server's address: the key set's URL is where it answers.
+        # The issuer is the tokens' `iss`, not this server's address: the endpoints' URLs are where it answers.
+        def here(path: str) -> str:
+            return str(request.url.replace(path=path, query=""))
+
         return JSONResponse(
             {
                 "issuer": ISSUER,
-                "jwks_uri": str(request.url.replace(path=JWKS_PATH, query="")),
+                "jwks_uri": here(JWKS_PATH),
+                "authorization_endpoint": here(AUTHORIZE_PATH),
+                "token_endpoint": here(TOKEN_PATH),
                 "id_token_signing_alg_values_supported": ["RS256"],
                 "subject_types_supported": ["public"],
                 "response_types_supported": ["code"],
+                "code_challenge_methods_supported": ["S256"],
             }
         )
 
+    async def scripted_user(request: Request) -> JSONResponse:
+        changes = await request.json()
+        user["deny"] = bool(changes.pop("deny", False))
+        user["claims"] = {**DEFAULT_USER, **changes}
+        return JSONResponse(user)
+
+    async def authorize(request: Request) -> Response:
+        query = request.query_params
+        if query.get("client_id") != CLIENT_ID or query.get("response_type") != "code":
+            return JSONResponse({"error": "unauthorized_client"}, 400)
+        if query.get("code_challenge_method") != "S256" or not query.get("code_challenge"):
+            return JSONResponse({"error": "invalid_request", "error_description": "PKCE S256 is required"}, 400)
+        redirect = query["redirect_uri"]
+        if user["deny"]:
+            return RedirectResponse(f"{redirect}?{urlencode({'error': 'access_denied', 'state': query['state']})}", 302)
+        code = secrets.token_urlsafe(24)
+        codes[code] = {
+            "redirect_uri": redirect, "challenge": query["code_challenge"], "nonce": query.get("nonce"),
+            "claims": dict(user["claims"]), "expires": time.time() + 60,
+        }  # fmt: skip
+        return RedirectResponse(f"{redirect}?{urlencode({'code': code, 'state': query['state']})}", 302)
+
+    async def token(request: Request) -> JSONResponse:
+        form = dict(parse_qsl((await request.body()).decode()))
+        issued = codes.pop(str(form.get("code")), None)
+        if issued is None or issued["expires"] < time.time():
+            return JSONResponse({"error": "invalid_grant", "error_description": "unknown or used code"}, 400)
+        verifier = str(form.get("code_verifier", ""))
+        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+        if form.get("client_id") != CLIENT_ID or form.get("redirect_uri") != issued["redirect_uri"]:
+            return JSONResponse({"error": "invalid_grant", "error_description": "client or redirect_uri"}, 400)
+        if not secrets.compare_digest(challenge, issued["challenge"]):
+            return JSONResponse({"error": "invalid_grant", "error_description": "PKCE verifier"}, 400)
+        claims = issued["claims"]
+        kid = sorted(pem.stem for pem in keys.folder.glob("*.pem"))[0]
+        id_token = keys.token(
+            kid, user=claims["email"], audience=CLIENT_ID, lifetime=300, nonce=issued["nonce"],
+            **{k: v for k, v in claims.items() if k != "email"},
+        )  # fmt: skip
+        return JSONResponse({"id_token": id_token, "access_token": secrets.token_urlsafe(16), "token_type": "Bearer",
+                             "expires_in": 300})  # fmt: skip
+
     return Starlette(
-        routes=[Route(JWKS_PATH, jwks, methods=["GET"]), Route(DISCOVERY_PATH, discovery, methods=["GET"])]
+        routes=[
+            Route(JWKS_PATH, jwks, methods=["GET"]),
+            Route(DISCOVERY_PATH, discovery, methods=["GET"]),
+            Route(AUTHORIZE_PATH, authorize, methods=["GET"]),
+            Route(TOKEN_PATH, token, methods=["POST"]),
+            Route("/_user", scripted_user, methods=["POST"]),
+        ]
     )
 
 
