@@ -367,7 +367,20 @@ class AigwConfig(_Model):
                 raise ValueError(
                     f"availability_zones: {az!r} is not an AZ of region {self.region} (e.g. {self.region}a)"
                 )
-        self._resolved_models()  # refuses an id this Region cannot use, naming the ones it can
+        models = self._resolved_models()  # refuses an id this Region cannot use, naming the ones it can
+        managed = self.gateway.managed_settings
+        unknown_teams = sorted(managed.teams_named() - set(self.teams))
+        if unknown_teams:
+            raise ValueError(
+                f"gateway.managed_settings: {', '.join(unknown_teams)} not in teams ({', '.join(self.teams)})"
+            )
+        served = [name for route in models for name in route.aliases]
+        unknown_models = sorted(managed.models_named() - set(served))
+        if unknown_models and self.vendor.is_bedrock:
+            raise ValueError(
+                f"gateway.managed_settings: models {', '.join(unknown_models)} are not served here; "
+                f"served: {', '.join(served)}"
+            )
         if self.vendor.is_endpoint_service:
             match = ENDPOINT_SERVICE_RE.match(self.vendor.service)
             if match and match["region"] != self.region:

@@ -16,7 +16,7 @@ from urllib.parse import unquote
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
-from gateway import messages_api
+from gateway import managed_settings, messages_api
 from gateway.auth import Authenticator, AuthError, Teams
 from gateway.bodies import BodyChecker, TooDeepError
 from gateway.exchange import Exchange, refuse
@@ -59,6 +59,8 @@ class Admission:
         self.policy = checker.policy
         self.limits = limits
         self.teams = Teams(settings.teams)
+        public_url = settings.signin.public_url if settings.signin else None
+        self.managed = managed_settings.ManagedSettings(settings.managed_settings, public_url)
 
     async def admit(self, request: Request, exchange: Exchange) -> Response | Admitted:
         """The refusal, or what to send the vendor."""
@@ -90,6 +92,9 @@ class Admission:
                 "to add it, or check the team your IdP account is in.",
             )  # fmt: skip
 
+        exchange.groups = identity.groups
+        if path == managed_settings.PATH:
+            return await self._managed_settings(request, exchange)
         action = None
         if probe is not None:
             return self._probe(probe["identifier"], request, exchange)
@@ -120,6 +125,9 @@ class Admission:
                 exchange.invocation = self.models.invocation(exchange.model, exchange.team)
             except UnknownModelError as error:  # Bedrock's answer to a model it does not know: clients stop at once
                 return refuse(exchange, 400, "model_not_allowed", exchange.model, str(error))
+            refused = self._team_allows(exchange)
+            if refused is not None:
+                return refused
         # Every request that names a served path counts against its caller's limits, refused ones included.
         refused = await self._check_rate(exchange)
         if refused is not None:
@@ -222,6 +230,9 @@ class Admission:
             exchange.invocation = self.models.invocation(exchange.model, exchange.team, anthropic=True)
         except UnknownModelError as error:
             return refuse(exchange, 400, "model_not_allowed", exchange.model[:200], str(error))
+        refused = self._team_allows(exchange)
+        if refused is not None:
+            return refused
         if path == messages_api.COUNT_TOKENS and not exchange.invocation.route.count_tokens:
             return refuse(
                 exchange, 501, "not_supported", "count_tokens",
@@ -229,6 +240,35 @@ class Admission:
                 "estimate them instead.",
             )  # fmt: skip
         return None
+
+    def _team_allows(self, exchange: Exchange) -> Response | None:
+        """The model allowlist of the caller's managed settings, enforced here too (a client may ignore it)."""
+        invocation = exchange.invocation
+        if invocation is None:
+            return None
+        route = invocation.route
+        allowed = self.managed.allowed_models(exchange.team or "", exchange.groups)
+        if allowed is None or any(name in allowed for name in (exchange.model, route.id, *route.aliases)):
+            return None
+        return refuse(
+            exchange, 400, "model_not_allowed", exchange.model,
+            f"{exchange.model} is not among the models your team's settings allow ({', '.join(allowed)}).",
+        )  # fmt: skip
+
+    async def _managed_settings(self, request: Request, exchange: Exchange) -> Response:
+        """`GET /managed/settings`: the caller's Claude Code settings, by team and IdP groups, with an ETag."""
+        if request.method != "GET":
+            return refuse(exchange, 405, "method_not_allowed", request.method, "GET only.", headers={"allow": "GET"})
+        if not self.managed.configured:
+            return refuse(exchange, 404, "not_found", "managed_settings", "This gateway pushes no managed settings.")
+        settings, checksum = self.managed.document(exchange.team or "", exchange.groups)
+        etag = f'"{checksum}"'
+        exchange.reason = checksum
+        headers = {"etag": etag, "cache-control": "private, no-cache", "vary": "Authorization"}
+        if request.headers.get("if-none-match") == etag:
+            exchange.outcome = "not_modified"
+            return Response(status_code=304, headers=headers)
+        return JSONResponse({"uuid": checksum, "checksum": checksum, "settings": settings}, headers=headers)
 
     async def _check_rate(self, exchange: Exchange) -> Response | None:
         """The fleet-wide rate limits."""

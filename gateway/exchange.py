@@ -35,6 +35,7 @@ class Exchange:
     client: dict[str, str] = field(default_factory=dict)
     user: str | None = None
     team: str | None = None
+    groups: tuple[str, ...] = ()
     repository: str | None = None
     model: str | None = None
     invocation: Invocation | None = None

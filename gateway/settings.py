@@ -14,6 +14,7 @@ import re2
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, field_validator, model_validator
 
 from gateway.audit import MAX_RECORD_BYTES, MIN_RECORD_BYTES
+from gateway.managed_settings import ManagedSettingsRules
 
 RULE_ID = r"^[a-z][a-z0-9-]{1,62}$"
 # The load balancer's idle timeout is the stream cap plus this, so it never cuts a stream short.
@@ -435,6 +436,8 @@ class GatewayOptions(_Model):
     cost_options: CostOptions = CostOptions()
     # Claude Code's gateway sign-in; None: only the IdP's own tokens are accepted.
     signin: SigninSettings | None = None
+    # Claude Code's settings per team and IdP group, served at /managed/settings (see gateway.managed_settings).
+    managed_settings: ManagedSettingsRules = ManagedSettingsRules()
     # Each audit record is one line of at most this many bytes, whatever the request: the CloudWatch agent
     # would cut a longer one into invalid JSON. Longer text is cut and the record says so (see gateway/audit.py).
     audit_record_limit_bytes: Annotated[int, Field(ge=MIN_RECORD_BYTES, le=MAX_RECORD_BYTES)] = 200 * 1024

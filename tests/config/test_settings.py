@@ -213,6 +213,7 @@ def test_a_profile_from_a_source_outside_its_destinations_also_reaches_that_sour
 def test_a_global_profile_names_its_model_in_every_region_as_aws_requires(tmp_path: Path) -> None:
     def global_opus(c: dict[str, Any]) -> None:
         c["vendor"]["models"] = {"global.anthropic.claude-opus-5-5": PRICE}
+        c["gateway"].pop("managed_settings")  # its rules name the models this replaces
 
     (route,) = load_config("dev", write(tmp_path, global_opus)).models
     assert route.model_arns == (
@@ -224,6 +225,7 @@ def test_a_global_profile_names_its_model_in_every_region_as_aws_requires(tmp_pa
 def test_a_model_still_invocable_on_demand_is_named_by_its_id(tmp_path: Path) -> None:
     def haiku(c: dict[str, Any]) -> None:
         c["vendor"]["models"] = {"anthropic.claude-haiku-4-5-20251001-v1:0": PRICE}
+        c["gateway"].pop("managed_settings")  # its rules name the models this replaces
 
     (route,) = load_config("dev", write(tmp_path, haiku)).models
     assert route.kind == "foundation-model"
@@ -460,6 +462,7 @@ def test_a_team_monitor_needs_teams(tmp_path: Path) -> None:
     def no_teams(raw: dict[str, Any]) -> None:
         raw.update(teams=[], licensed_seats={}, budgets={"org_monthly_usd": 1000})
         raw["cost_anomalies"] = {"team_monitor": True}
+        raw["gateway"].pop("managed_settings")  # its rules name teams
 
     message = error_for(tmp_path, no_teams)
     assert "cost_anomalies.team_monitor: true, but no teams are configured" in message
