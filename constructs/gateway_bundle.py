@@ -116,7 +116,7 @@ def build_bundle(output_dir: Path, settings: GatewaySettings, cache_dir: Path = 
     (output_dir / "gateway.json").write_text(settings.model_dump_json(indent=2) + "\n")
     (output_dir / "aigw-gateway.service").write_text(systemd_unit(settings))
     (output_dir / "python-version").write_text(TARGET_PYTHON + "\n")
-    (output_dir / "logrotate.conf").write_text(logrotate_config([settings.audit.path, settings.metrics.path]))
+    (output_dir / "logrotate.conf").write_text(logrotate_config([sink.path for sink in settings.files]))
     (output_dir / "aigw-logrotate.service").write_text(
         (DEPLOY / "aigw-logrotate.service").read_text().format(prefix=PREFIX)
     )

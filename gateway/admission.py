@@ -16,7 +16,7 @@ from urllib.parse import unquote
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
-from gateway import managed_settings, messages_api
+from gateway import managed_settings, messages_api, telemetry
 from gateway.auth import Authenticator, AuthError, Teams
 from gateway.bodies import BodyChecker, TooDeepError
 from gateway.exchange import Exchange, refuse
@@ -25,6 +25,7 @@ from gateway.models import ModelDirectory, ProbeError, UnknownModelError
 from gateway.policy import ScanBudgetError, normalise_repository
 from gateway.pricing import CostOptionError, pricing_for
 from gateway.settings import GatewaySettings
+from gateway.telemetry import Telemetry
 from gateway.upstream import dropped_headers
 
 BEDROCK_PATH = re.compile(
@@ -51,6 +52,7 @@ class Admission:
         models: ModelDirectory,
         checker: BodyChecker,
         limits: Limits,
+        telemetry: Telemetry,
     ) -> None:
         self.settings = settings
         self.auth = auth
@@ -58,6 +60,7 @@ class Admission:
         self.checker = checker
         self.policy = checker.policy
         self.limits = limits
+        self.telemetry = telemetry
         self.teams = Teams(settings.teams)
         public_url = settings.signin.public_url if settings.signin else None
         self.managed = managed_settings.ManagedSettings(settings.managed_settings, public_url)
@@ -95,6 +98,8 @@ class Admission:
         exchange.groups = identity.groups
         if path == managed_settings.PATH:
             return await self._managed_settings(request, exchange)
+        if path in telemetry.PATHS:  # not counted against the rate limits: they are for inference
+            return await self.telemetry.accept(request, exchange)
         action = None
         if probe is not None:
             return self._probe(probe["identifier"], request, exchange)

@@ -209,8 +209,32 @@ class BodyChecker:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.pool, check_body, self.policy, body, where, deadline)
 
+    async def recorded(self, body: Any, where: Where, size: int) -> tuple[Any, Scan]:
+        """As `recorded_body`, inline or on the worker threads as `check` would."""
+        deadline = time.perf_counter() + self.budget_seconds
+        if size < self.offload_bytes:
+            return recorded_body(self.policy, body, where, deadline)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.pool, recorded_body, self.policy, body, where, deadline)
+
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def recorded_body(policy: Policy, body: Any, where: Where, deadline: float | None = None) -> tuple[Any, Scan]:
+    """The body as a record may keep it: every string with its block and redact matches replaced by their rules'
+    markers (for what is kept, not passed on: telemetry events)."""
+    reader = BodyReader()
+    reader.read(body)
+    total, kept = Scan(text=""), []
+    for found in reader.found:
+        text = found.text
+        if len(text) >= policy.shortest_match or not text.isascii():
+            scan = policy.scan(text, where, deadline=deadline)
+            total.merge(scan)
+            text = scan.recorded
+        kept.append(text)
+    return (reader.rebuild(body, kept) if total.matches else body), total
 
 
 def check_body(policy: Policy, body: Any, where: Where, deadline: float | None = None) -> tuple[Any, Scan, list[str]]:

@@ -128,6 +128,8 @@ def telemetry_env(public_url: str) -> dict[str, str]:
         "OTEL_LOGS_EXPORTER": "otlp",
         "OTEL_TRACES_EXPORTER": "none",
         "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        # Each export says what happened since the last one: any gateway process can count it alone.
+        "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE": "delta",
         "OTEL_EXPORTER_OTLP_ENDPOINT": public_url,
     }
 

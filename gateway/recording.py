@@ -24,20 +24,25 @@ class Recorder:
         self.breaker = breaker
         self.audit = JsonLinesSink(settings.audit.path, settings.audit.queue_size, "audit")
         self.metrics = JsonLinesSink(settings.metrics.path, settings.metrics.queue_size, "metrics")
+        self.telemetry = JsonLinesSink(settings.telemetry.path, settings.telemetry.queue_size, "telemetry")
         self.finishing: set[asyncio.Task[None]] = set()
 
+    @property
+    def sinks(self) -> tuple[JsonLinesSink, ...]:
+        return self.audit, self.metrics, self.telemetry
+
     def start(self) -> None:
-        self.audit.start()
-        self.metrics.start()
+        for sink in self.sinks:
+            sink.start()
 
     async def drain(self) -> None:
         """Wait for the settlements still under way (they need Redis: before it closes)."""
         await asyncio.gather(*self.finishing, return_exceptions=True)
 
     async def close(self) -> None:
-        """Flush both files: the last thing the process does."""
-        await asyncio.to_thread(self.audit.close)
-        await asyncio.to_thread(self.metrics.close)
+        """Flush the files: the last thing the process does."""
+        for sink in self.sinks:
+            await asyncio.to_thread(sink.close)
 
     async def finish(self, exchange: Exchange) -> None:
         """Settle the budget reservation to what the request really cost, then record it."""

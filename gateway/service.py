@@ -26,6 +26,7 @@ from gateway.policy import Policy
 from gateway.recording import Recorder
 from gateway.settings import GatewaySettings
 from gateway.signin import SignIn
+from gateway.telemetry import Telemetry
 from gateway.upstream import Upstream, client_for
 
 log = logging.getLogger("aigw.gateway")
@@ -45,7 +46,10 @@ class Gateway:
         self.auth = Authenticator(settings.auth, idp_keys, self.tokens)
         self.recorder = Recorder(settings, self.limits, self.breaker)
         self.checker = BodyChecker(Policy(settings.policy))
-        self.admission = Admission(settings, self.auth, ModelDirectory(settings.vendor), self.checker, self.limits)
+        telemetry = Telemetry(settings, self.recorder.metrics, self.recorder.telemetry, self.checker)
+        self.admission = Admission(
+            settings, self.auth, ModelDirectory(settings.vendor), self.checker, self.limits, telemetry
+        )
         self.forwarder = Forwarder(settings, self.upstream, self.breaker, self.checker, self.recorder)
         self.signin = (
             SignIn(settings, self.tokens, idp_keys, lambda: self.limits.client) if self.tokens is not None else None
@@ -78,7 +82,7 @@ class Gateway:
     async def health(self, _request: Request) -> JSONResponse:
         sinks = {
             sink.name: {"ok": sink.healthy, "error": sink.error, "written": sink.written}
-            for sink in (self.recorder.audit, self.recorder.metrics)
+            for sink in self.recorder.sinks
         }
         healthy = all(s["ok"] for s in sinks.values())
         # Redis out of reach is reported, not fatal: the fail mode decides what requests get.

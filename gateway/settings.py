@@ -432,6 +432,8 @@ class GatewayOptions(_Model):
     server: ServerSettings = ServerSettings()
     audit: FileSink = FileSink(path=Path("/var/log/aigw/audit.jsonl"))
     metrics: FileSink = FileSink(path=Path("/var/log/aigw/metrics.jsonl"))
+    # Claude Code's telemetry events (OTLP logs), one line each, for their own log group.
+    telemetry: FileSink = FileSink(path=Path("/var/log/aigw/telemetry.jsonl"))
     metrics_namespace: str = "aigw"
     cost_options: CostOptions = CostOptions()
     # Claude Code's gateway sign-in; None: only the IdP's own tokens are accepted.
@@ -441,6 +443,11 @@ class GatewayOptions(_Model):
     # Each audit record is one line of at most this many bytes, whatever the request: the CloudWatch agent
     # would cut a longer one into invalid JSON. Longer text is cut and the record says so (see gateway/audit.py).
     audit_record_limit_bytes: Annotated[int, Field(ge=MIN_RECORD_BYTES, le=MAX_RECORD_BYTES)] = 200 * 1024
+
+    @property
+    def files(self) -> tuple[FileSink, ...]:
+        """The JSON-lines files the service appends to (rotated on the instances, shipped by the agent)."""
+        return self.audit, self.metrics, self.telemetry
 
 
 class GatewaySettings(GatewayOptions):

@@ -52,6 +52,10 @@ class JsonLinesSink:
             raise ValueError("a JSON line must not contain a newline: it would be read as two records")
         self._queue.put(record)
 
+    def room(self) -> int:
+        """How many records can be queued now without waiting (only the writer thread takes them away)."""
+        return self._queue.maxsize - self._queue.qsize()
+
     def close(self, timeout: float = 30) -> None:
         """Write everything queued, then stop."""
         if self._thread.is_alive():

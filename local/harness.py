@@ -159,6 +159,7 @@ def settings_for(
     )
     data["audit"]["path"] = str(workdir / "audit.jsonl")
     data["metrics"]["path"] = str(workdir / "metrics.jsonl")
+    data["telemetry"]["path"] = str(workdir / "telemetry.jsonl")
     for dotted, value in changes.items():
         target = data
         *parents, leaf = dotted.split("__")

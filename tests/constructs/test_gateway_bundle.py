@@ -61,7 +61,7 @@ def test_bundle_contents(bundle: Path) -> None:
 
 
 def test_bundle_rotates_the_files_the_gateway_writes(bundle: Path) -> None:
-    rotated = f"{SETTINGS.audit.path} {SETTINGS.metrics.path} {{"
+    rotated = f"{SETTINGS.audit.path} {SETTINGS.metrics.path} {SETTINGS.telemetry.path} {{"
     assert rotated in (bundle / "logrotate.conf").read_text().splitlines()
     service = (bundle / "aigw-logrotate.service").read_text()
     assert (
@@ -89,10 +89,8 @@ def test_install_offline_then_serve_healthz(bundle: Path, tmp_path: Path) -> Non
     assert where.stdout.startswith(str(prefix))  # the installed wheel, not this checkout
 
     settings = json.loads((prefix / "etc" / "gateway.json").read_text())
-    settings["audit"]["path"], settings["metrics"]["path"] = (
-        str(tmp_path / "audit.jsonl"),
-        str(tmp_path / "metrics.jsonl"),
-    )
+    for sink in ("audit", "metrics", "telemetry"):
+        settings[sink]["path"] = str(tmp_path / f"{sink}.jsonl")
     (tmp_path / "local.json").write_text(json.dumps(settings))
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | GATEWAY_ENV

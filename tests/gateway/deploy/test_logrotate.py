@@ -59,8 +59,8 @@ def records(folder: Path, name: str) -> list[int]:
 
 def test_shipped_limits() -> None:
     settings = gateway_settings(load_config("dev"))
-    shipped = logrotate_config([settings.audit.path, settings.metrics.path])
-    assert "\n/var/log/aigw/audit.jsonl /var/log/aigw/metrics.jsonl {\n" in shipped
+    shipped = logrotate_config([settings.audit.path, settings.metrics.path, settings.telemetry.path])
+    assert "\n/var/log/aigw/audit.jsonl /var/log/aigw/metrics.jsonl /var/log/aigw/telemetry.jsonl {\n" in shipped
     assert f"    size {LOG_ROTATE_SIZE}\n" in shipped and f"    rotate {LOG_ROTATE_KEEP}\n" in shipped
     assert "    su aigw aigw\n" in shipped and "    compress\n" in shipped and "    nocopytruncate\n" in shipped
     assert "\n    copytruncate" not in shipped
