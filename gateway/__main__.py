@@ -1,4 +1,4 @@
-"""Run the gateway: `python -m gateway --settings FILE [--host H] [--port P]`.
+"""Run the gateway: `python -m gateway --settings FILE [--host H] [--port P] [--ssl-certfile F --ssl-keyfile K]`.
 
 On SIGTERM it stops accepting, lets open streams finish (up to the stream cap), then flushes its
 audit and metrics files before exiting: an instance leaving the fleet loses no record. Idle
@@ -40,6 +40,9 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--log-level", default="info")
+    # In AWS the load balancer terminates TLS; locally, the gateway can serve HTTPS itself (Claude Code's /login).
+    parser.add_argument("--ssl-certfile", type=Path)
+    parser.add_argument("--ssl-keyfile", type=Path)
     args = parser.parse_args()
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = GatewaySettings.read(args.settings).with_environment(os.environ)
@@ -48,6 +51,8 @@ def main() -> None:
         host=args.host,
         port=args.port,
         log_level=args.log_level,
+        ssl_certfile=args.ssl_certfile,
+        ssl_keyfile=args.ssl_keyfile,
         **server_options(settings),
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import re
 import time
 from collections.abc import Mapping
@@ -25,6 +26,7 @@ from gateway.models import ModelDirectory, ProbeError, UnknownModelError
 from gateway.policy import ScanBudgetError, normalise_repository
 from gateway.pricing import CostOptionError, pricing_for
 from gateway.settings import GatewaySettings
+from gateway.signin_store import SigninStore, StoreUnavailableError
 from gateway.telemetry import Telemetry
 from gateway.upstream import dropped_headers
 
@@ -33,6 +35,7 @@ BEDROCK_PATH = re.compile(
 )
 # Bedrock control-plane reads that Claude Code makes at start (ListInferenceProfiles, GetInferenceProfile).
 PROFILES_PATH = re.compile(r"^/inference-profiles(?:/(?P<identifier>.+))?$")
+log = logging.getLogger("aigw.gateway")
 STREAMED_ACTIONS = frozenset({"invoke-with-response-stream", "converse-stream"})
 
 
@@ -53,6 +56,7 @@ class Admission:
         checker: BodyChecker,
         limits: Limits,
         telemetry: Telemetry,
+        signin_store: SigninStore | None = None,
     ) -> None:
         self.settings = settings
         self.auth = auth
@@ -61,6 +65,7 @@ class Admission:
         self.policy = checker.policy
         self.limits = limits
         self.telemetry = telemetry
+        self.signin_store = signin_store
         self.teams = Teams(settings.teams)
         public_url = settings.signin.public_url if settings.signin else None
         self.managed = managed_settings.ManagedSettings(settings.managed_settings, public_url)
@@ -270,6 +275,11 @@ class Admission:
         etag = f'"{checksum}"'
         exchange.reason = checksum
         headers = {"etag": etag, "cache-control": "private, no-cache", "vary": "Authorization"}
+        if self.signin_store is not None and exchange.user:
+            try:
+                await self.signin_store.note_settings(exchange.user, checksum)
+            except StoreUnavailableError as error:  # the settings still go out: the note is for reporting
+                log.warning("could not note the settings %s delivered to a person: %s", checksum, error)
         if request.headers.get("if-none-match") == etag:
             exchange.outcome = "not_modified"
             return Response(status_code=304, headers=headers)

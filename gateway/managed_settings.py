@@ -31,8 +31,10 @@ ALLOW_LISTS = frozenset(
 )
 DENY_LISTS = frozenset({"permissions.deny", "permissions.ask", "deniedMcpServers", "disabledMcpjsonServers"})
 MERGED_RECORDS = frozenset({"env"})
-# The tools that read, change or run things in a folder: all denied in a PCI-scoped team's PCI repositories.
-FOLDER_TOOLS = ("Read", "Edit", "Write", "Glob", "Grep", "NotebookEdit")
+# Claude Code checks file paths against Read(...) and Edit(...) rules only: Read covers every file-reading tool,
+# Edit every file-changing one. A path rule for another of them never matches (the CLI says so).
+FOLDER_TOOLS = ("Read", "Edit")
+COVERED_BY = {"Write": "Edit", "MultiEdit": "Edit", "NotebookEdit": "Edit", "Glob": "Read"}
 MAX_BUILT = 10_000
 
 
@@ -44,6 +46,15 @@ class Permissions(_Strict):
     allow: tuple[PermissionRule, ...] | None = None
     deny: tuple[PermissionRule, ...] | None = None
     ask: tuple[PermissionRule, ...] | None = None
+
+    @model_validator(mode="after")
+    def _rules_that_match(self) -> Permissions:
+        for rule in (*(self.allow or ()), *(self.deny or ()), *(self.ask or ())):
+            tool, _, content = rule.partition("(")
+            if tool in COVERED_BY and content and ":*" not in content:
+                raise ValueError(f"{rule} is never matched by Claude Code: use {COVERED_BY[tool]}({content}")
+        return self
+
     defaultMode: Literal["default", "acceptEdits", "plan", "dontAsk", "auto"] | None = None  # noqa: N815
     disableBypassPermissionsMode: Literal["disable"] | None = None  # noqa: N815
     additionalDirectories: tuple[str, ...] | None = None  # noqa: N815
@@ -120,18 +131,18 @@ class ManagedSettingsRules(_Strict):
         return named | set(self.pci.teams if self.pci else ())
 
 
-def telemetry_env(public_url: str) -> dict[str, str]:
-    """Claude Code's OTLP exporters, pointed at this gateway (metrics and events; no traces)."""
-    return {
-        "CLAUDE_CODE_ENABLE_TELEMETRY": "1",
-        "OTEL_METRICS_EXPORTER": "otlp",
-        "OTEL_LOGS_EXPORTER": "otlp",
-        "OTEL_TRACES_EXPORTER": "none",
-        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-        # Each export says what happened since the last one: any gateway process can count it alone.
-        "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE": "delta",
-        "OTEL_EXPORTER_OTLP_ENDPOINT": public_url,
-    }
+# Claude Code's OTLP exporters on (metrics and events; no traces). No OTEL_EXPORTER_OTLP_ENDPOINT: a signed-in
+# session's exporter is locked to the gateway's /v1/{signal} anyway, and pushing an endpoint makes Claude Code ask
+# each person to approve where their telemetry goes (a prompt whose default answer exits).
+TELEMETRY_ENV = {
+    "CLAUDE_CODE_ENABLE_TELEMETRY": "1",
+    "OTEL_METRICS_EXPORTER": "otlp",
+    "OTEL_LOGS_EXPORTER": "otlp",
+    "OTEL_TRACES_EXPORTER": "none",
+    "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+    # Each export says what happened since the last one: any gateway process can count it alone.
+    "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE": "delta",
+}
 
 
 def settings_for(
@@ -139,8 +150,8 @@ def settings_for(
 ) -> dict[str, Any]:
     """The settings document for a member of `team` in `groups`."""
     merged: dict[str, Any] = {}
-    if rules.telemetry and public_url:
-        merged["env"] = telemetry_env(public_url)
+    if rules.telemetry and public_url:  # sign-in is on: the clients that read these are signed in here
+        merged["env"] = dict(TELEMETRY_ENV)
     layers = [rule.settings for rule in rules.rules if rule.match is None or rule.match.matches(team, groups)]
     for layer in layers:
         _merge(merged, layer.model_dump(exclude_none=True, mode="json"), "")

@@ -47,13 +47,14 @@ class Gateway:
         self.recorder = Recorder(settings, self.limits, self.breaker)
         self.checker = BodyChecker(Policy(settings.policy))
         telemetry = Telemetry(settings, self.recorder.metrics, self.recorder.telemetry, self.checker)
-        self.admission = Admission(
-            settings, self.auth, ModelDirectory(settings.vendor), self.checker, self.limits, telemetry
-        )
-        self.forwarder = Forwarder(settings, self.upstream, self.breaker, self.checker, self.recorder)
         self.signin = (
             SignIn(settings, self.tokens, idp_keys, lambda: self.limits.client) if self.tokens is not None else None
         )
+        self.admission = Admission(
+            settings, self.auth, ModelDirectory(settings.vendor), self.checker, self.limits, telemetry,
+            self.signin.store if self.signin else None,
+        )  # fmt: skip
+        self.forwarder = Forwarder(settings, self.upstream, self.breaker, self.checker, self.recorder)
 
     async def start(self) -> None:
         self.recorder.start()

@@ -84,11 +84,15 @@ class AuthSettings(_Model):
     @property
     def jwks_proxy_port(self) -> int | None:
         """The corporate proxy's TCP port (the proxies' security group must let it out), if there is one."""
-        if self.jwks_proxy is None:
-            return None
-        scheme, _, rest = self.jwks_proxy.partition("://")
-        _, colon, port = rest.rstrip("/").rpartition(":")
-        return int(port) if colon and port.isdigit() else {"http": 80, "https": 443}[scheme]
+        return proxy_port(self.jwks_proxy)
+
+
+def proxy_port(proxy: str | None) -> int | None:
+    if proxy is None:
+        return None
+    scheme, _, rest = proxy.partition("://")
+    _, colon, port = rest.rstrip("/").rpartition(":")
+    return int(port) if colon and port.isdigit() else {"http": 80, "https": 443}[scheme]
 
 
 class PolicyRule(_Model):
@@ -360,6 +364,11 @@ class OidcSettings(_Model):
     proxy: str | None = None
     timeout_seconds: Annotated[float, Field(gt=0, le=30)] = 10
 
+    @property
+    def proxy_port(self) -> int | None:
+        """The corporate proxy's TCP port, if the code exchange goes through one."""
+        return proxy_port(self.proxy)
+
     @model_validator(mode="after")
     def _urls(self) -> OidcSettings:
         _web_url(self.authorization_endpoint, "oidc.authorization_endpoint")
@@ -368,6 +377,8 @@ class OidcSettings(_Model):
             _web_url(uri, "oidc.redirect_uris")
         if self.exchange_function is not None and self.proxy is not None:
             raise ValueError("set oidc.proxy or oidc.exchange_function, not both: they are two ways out to the IdP")
+        if self.proxy is not None and not re2.match(r"^https?://[^/\s]+/?$", self.proxy):
+            raise ValueError(f"oidc.proxy must be a proxy URL (http://proxy.example.com:3128), not {self.proxy!r}")
         return self
 
 

@@ -34,6 +34,7 @@ REFRESH_PREFIX = "aigw_rt_"
 # A device grant's record outlives its code by this much, so a late poll hears "expired", not "unknown".
 EXPIRED_GRACE_SECONDS = 3600
 STORE_TIMEOUT_SECONDS = 1.0
+SETTINGS_SEEN_SECONDS = 30 * 86_400
 
 POLL_SCRIPT = """
 -- KEYS[1] the device grant; ARGV: now (ms)
@@ -282,6 +283,15 @@ class SigninStore:
             return False
         result = await self._script("revoke", REVOKE_SCRIPT, [self._key("family", _text(family))], [_now_ms(), why])
         return bool(result)
+
+    # -- managed settings delivered --------------------------------------------------------------------------
+
+    async def note_settings(self, user: str, checksum: str) -> None:
+        """Which managed settings (their checksum, the ETag) a person last received, and when: which policy each
+        laptop runs, for the platform team and auditors."""
+        key = self._key("settings", digest(user))
+        record = {"user": user, "checksum": checksum, "at": _now_ms()}
+        await self._call(lambda c: c.pipeline().hset(key, mapping=record).expire(key, SETTINGS_SEEN_SECONDS).execute())
 
     # -- per-address counters ----------------------------------------------------------------------------
 

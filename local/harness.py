@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -24,6 +25,7 @@ from config import load_config
 from config.render import gateway_settings
 from gateway.settings import GatewaySettings
 from local import fake_vendor, token_issuer
+from local.tls import LocalTls
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -87,8 +89,10 @@ def start(
     workdir: Path,
     port: int | None = None,
     env: dict[str, str] | None = None,
+    tls: LocalTls | None = None,
 ) -> Process:
-    """Start `python -m module args --port PORT` and wait until GET ready_path answers 200."""
+    """Start `python -m module args --port PORT` (serving HTTPS with `tls`) and wait until GET ready_path answers
+    200."""
     port = port or free_port()
     log = workdir / f"{name}.log"
     with log.open("ab") as out:
@@ -99,11 +103,12 @@ def start(
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},
         )
-    process = Process(name, popen, f"http://127.0.0.1:{port}", log)
+    process = Process(name, popen, f"{'https' if tls else 'http'}://127.0.0.1:{port}", log)
     deadline = time.monotonic() + 30
     while True:
         try:
-            if httpx.get(process.url + ready_path, timeout=1).status_code == 200:
+            verify = ssl.create_default_context(cafile=tls.ca) if tls else True
+            if httpx.get(process.url + ready_path, timeout=1, verify=verify).status_code == 200:
                 return process
         except httpx.TransportError:
             pass
@@ -160,6 +165,8 @@ def settings_for(
     data["audit"]["path"] = str(workdir / "audit.jsonl")
     data["metrics"]["path"] = str(workdir / "metrics.jsonl")
     data["telemetry"]["path"] = str(workdir / "telemetry.jsonl")
+    # The environment's sign-in names its IdP and a KMS key: locally, sign-in is the local IdP's (`signin()`), if any.
+    data["signin"] = None
     for dotted, value in changes.items():
         target = data
         *parents, leaf = dotted.split("__")
@@ -170,18 +177,24 @@ def settings_for(
 
 
 def start_gateway(
-    workdir: Path, settings: GatewaySettings, port: int | None = None, env: dict[str, str] | None = None
+    workdir: Path,
+    settings: GatewaySettings,
+    port: int | None = None,
+    env: dict[str, str] | None = None,
+    tls: LocalTls | None = None,
 ) -> Process:
     path = workdir / "gateway.json"
     path.write_text(settings.model_dump_json(indent=2))
+    https = ["--ssl-certfile", str(tls.certificate), "--ssl-keyfile", str(tls.key)] if tls else []
     return start(
         "gateway",
         "gateway",
-        ["--settings", str(path), "--log-level", "warning"],
+        ["--settings", str(path), "--log-level", "warning", *https],
         "/healthz",
         workdir,
         port,
         {**GATEWAY_ENV, **(env or {})},
+        tls,
     )
 
 
@@ -189,8 +202,11 @@ def start_vendor(workdir: Path) -> Process:
     return start("vendor", "local.fake_vendor", [], "/_ready", workdir)
 
 
-def start_issuer(workdir: Path, keys: Path) -> Process:
-    return start("issuer", "local.token_issuer", ["--keys", str(keys)], token_issuer.JWKS_PATH, workdir)
+def start_issuer(workdir: Path, keys: Path, tls: LocalTls | None = None) -> Process:
+    https = ["--ssl-certfile", str(tls.certificate), "--ssl-keyfile", str(tls.key)] if tls else []
+    return start(
+        "issuer", "local.token_issuer", ["--keys", str(keys), *https], token_issuer.JWKS_PATH, workdir, tls=tls
+    )
 
 
 class RedisServer:

@@ -6,7 +6,7 @@ The keys live in a folder (one PEM per key id); the JWKS endpoint reads it on ev
 test can rotate keys by adding a file. Like a real IdP, `/token` hands an authorization code out once, only to
 the client and redirect URI it was issued for, and only with the verifier of its PKCE challenge.
 
-    python -m local.token_issuer --port PORT --keys DIR
+    python -m local.token_issuer --port PORT --keys DIR [--ssl-certfile F --ssl-keyfile K]
 """
 
 from __future__ import annotations
@@ -184,8 +184,13 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--keys", type=Path, required=True)
+    parser.add_argument("--ssl-certfile", type=Path)
+    parser.add_argument("--ssl-keyfile", type=Path)
     args = parser.parse_args()
-    uvicorn.run(app_for(args.keys), host=args.host, port=args.port, log_level="warning", access_log=False)
+    uvicorn.run(
+        app_for(args.keys), host=args.host, port=args.port, log_level="warning", access_log=False,
+        ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ and the alerts topic every stack's alarms go to. Deployed first: every other sta
 from __future__ import annotations
 
 from constructs import Construct
+from constructs.adoption_dashboard import AdoptionDashboard
 from constructs.alerts_topic import AlertsTopic
 from constructs.audit_bucket import AuditBucket
 from constructs.audit_delivery import AuditDelivery
@@ -36,6 +37,10 @@ class AuditStack(EnvironmentStack):
         self.metrics_logs = EncryptedLogGroup(
             self, "MetricsLogs", log_group_name=f"/{prefix}/metrics", retention_days=audit.hot_days, key=self.key
         )
+        # Claude Code's telemetry events (prompts' metadata, tool decisions): kept as long as the hot audit trail.
+        self.telemetry_logs = EncryptedLogGroup(
+            self, "TelemetryLogs", log_group_name=f"/{prefix}/telemetry", retention_days=audit.hot_days, key=self.key
+        )
         self.audit_bucket = AuditBucket(
             self,
             "AuditBucket",
@@ -63,4 +68,14 @@ class AuditStack(EnvironmentStack):
             audit_log_group=self.audit_logs.log_group,
             metrics_log_group=self.metrics_logs.log_group,
             licensed_seats=config.licensed_seats,
+            telemetry_log_group=self.telemetry_logs.log_group,
+        )
+        self.adoption = AdoptionDashboard(
+            self,
+            "Adoption",
+            dashboard_name=f"{prefix}-adoption",
+            telemetry_log_group=self.telemetry_logs.log_group,
+            licensed_seats=config.licensed_seats,
+            metrics_namespace=config.gateway.metrics_namespace,
+            environment=config.environment,
         )

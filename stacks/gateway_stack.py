@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from aws_cdk import ArnFormat
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
 from constructs import Construct
+from constructs.access_token_key import AccessTokenKey
 from constructs.fleet_alarms import FleetAlarms
 from constructs.gateway_bundle import PORT, GatewayBundle
 from constructs.gateway_load_balancer import GatewayLoadBalancer
@@ -22,7 +24,7 @@ from constructs.vendor_endpoint import VendorEndpoint
 
 from config import AigwConfig
 from config.render import gateway_settings
-from gateway.settings import TEAM_PROFILES_VARIABLE, team_profiles_variable
+from gateway.settings import TEAM_PROFILES_VARIABLE, GatewaySettings, team_profiles_variable
 from stacks.audit_stack import AuditStack
 from stacks.environment_stack import EnvironmentStack
 from stacks.network_stack import NetworkStack
@@ -44,6 +46,7 @@ class GatewayStack(EnvironmentStack):
         stream_seconds = settings.upstream.load_balancer_idle_seconds
 
         key, alerts = audit.key.key, audit.alerts.topic
+        signin = settings.signin
         models = config.models
         self.team_profiles = TeamInferenceProfiles(
             self, "TeamProfiles", environment=config.environment, teams=config.teams, models=models
@@ -86,6 +89,8 @@ class GatewayStack(EnvironmentStack):
                 environment=config.environment,
                 issuer=config.gateway.auth.issuer,
                 log_retention_days=config.audit.hot_days,
+                # Sign-in's code exchange goes out through it too, unless a corporate proxy is configured for it.
+                token_endpoint=signin.oidc.token_endpoint if signin and not signin.oidc.proxy else None,
             )
         )
         if self.idp_keys is not None:  # the bundled settings only: local runs keep fetching jwks_url
@@ -94,6 +99,23 @@ class GatewayStack(EnvironmentStack):
                 "jwks_refresh_function": self.idp_keys.function_name,
             }
             settings = settings.model_copy(update={"auth": settings.auth.model_copy(update=mirror)})
+        # aigw's own access tokens, after a sign-in: signed with a KMS key made here (unless config names one), and
+        # the code exchange with the IdP through the mirror function (unless config names a proxy for it).
+        self.access_token_key = None
+        signin_statements: list[iam.PolicyStatement] = []
+        if signin is not None:
+            signing, oidc = signin.signing, signin.oidc
+            if signing.kind == "kms" and signing.kms_key_id is None:
+                alias = f"alias/aigw-{config.environment}-access-tokens"
+                self.access_token_key = AccessTokenKey(
+                    self, "AccessTokenKey", alias=alias, description=f"aigw-{config.environment}: signs access tokens"
+                )
+                signing = signing.model_copy(update={"kms_key_id": alias})
+                signin_statements = self.access_token_key.gateway_statements
+            if self.idp_keys is not None and oidc.proxy is None:
+                oidc = oidc.model_copy(update={"exchange_function": self.idp_keys.function_name})
+            signin = signin.model_copy(update={"signing": signing, "oidc": oidc})
+            settings = settings.model_copy(update={"signin": signin})
         self.fleet = ProxyFleet(
             self,
             "Fleet",
@@ -102,11 +124,18 @@ class GatewayStack(EnvironmentStack):
             security_group=proxies,
             bundle=GatewayBundle(self, "Bundle", settings=settings),
             alerts=alerts,
-            audit_log_group=audit.audit_logs.log_group,
-            metrics_log_group=audit.metrics_logs.log_group,
+            log_groups={
+                str(settings.audit.path): audit.audit_logs.log_group,
+                str(settings.metrics.path): audit.metrics_logs.log_group,
+                str(settings.telemetry.path): audit.telemetry_logs.log_group,
+            },
             metrics_namespace=settings.metrics_namespace,
             model_statements=[invoke_statements(route, self.team_profiles.arns_for(route.id)) for route in models],
-            secret_arns=[self.counters.auth_token.secret_arn, *self._vendor_key_arns(config)],
+            secret_arns=[
+                self.counters.auth_token.secret_arn,
+                *self._vendor_key_arns(config),
+                *signin_secret_arns(settings),
+            ],
             secret_keys=[key],
             environment={
                 "AIGW_REDIS_HOST": self.counters.address,
@@ -116,7 +145,10 @@ class GatewayStack(EnvironmentStack):
             },
             drain_seconds=stream_seconds,
             role_name=proxy_role_name,
-            extra_statements=self.idp_keys.gateway_statements if self.idp_keys is not None else (),
+            extra_statements=[
+                *(self.idp_keys.gateway_statements if self.idp_keys is not None else ()),
+                *signin_statements,
+            ],
             image=config.fleet.ami,
             sizing=FleetSizing(
                 instance_type=config.fleet.instance_type,
@@ -149,10 +181,9 @@ class GatewayStack(EnvironmentStack):
         )
         # Only the VPC's endpoints answer on 443 here: the subnets have no route to the internet.
         proxies.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to the VPC and S3 gateway endpoints")
-        if config.gateway.auth.jwks_proxy_port is not None:  # no mirror: the IdP's keys come through this proxy
-            proxies.add_egress_rule(
-                ec2.Peer.any_ipv4(), ec2.Port.tcp(config.gateway.auth.jwks_proxy_port), "the corporate proxy to the IdP"
-            )
+        proxy_ports = {config.gateway.auth.jwks_proxy_port, signin.oidc.proxy_port if signin else None} - {None}
+        for port in sorted(p for p in proxy_ports if p is not None):  # the IdP's keys or sign-in, through a proxy
+            proxies.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(port), "the corporate proxy to the IdP")
         FleetAlarms(
             self,
             "Alarms",
@@ -181,3 +212,12 @@ class GatewayStack(EnvironmentStack):
                 arn_format=ArnFormat.COLON_RESOURCE_NAME,
             )
         ]
+
+
+def signin_secret_arns(settings: GatewaySettings) -> list[str]:
+    """The secrets sign-in reads (a signing secret, the IdP client's secret), when config names them."""
+    signin = settings.signin
+    if signin is None:
+        return []
+    named = (signin.signing.secret_id if signin.signing.kind == "secret" else None, signin.oidc.client_secret_secret_id)
+    return [arn for arn in named if arn is not None]

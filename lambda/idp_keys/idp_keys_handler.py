@@ -5,11 +5,17 @@ Runs every few minutes (EventBridge) and on demand: a gateway that sees a token 
 invokes it asynchronously with {"source": "aigw.gateway", "kid": "<kid>"}. Each run that fetches reads the IdP's
 discovery document, then the key set it names, and writes the trimmed set only if it changed.
 
+It is also the gateway's one way out to the IdP's token endpoint for a sign-in: invoked synchronously with
+{"action": "exchange_code", "form": {...}}, it posts the form to CODE_EXCHANGE_URL (never to a URL the caller names)
+and answers {"status", "body"}. The form holds a one-time code and, for a confidential client, its secret: it is
+passed on, never logged or kept.
+
 Environment variables (read once per cold start; a bad value fails the start with the variable's name):
 
     ISSUER                required  the IdP's issuer, exactly as in its tokens' `iss` and its discovery document
     PARAMETER_NAME        required  the String parameter the keys are written to (see idp_keys.py for its value)
     DISCOVERY_URL         ISSUER + /.well-known/openid-configuration
+    CODE_EXCHANGE_URL     (none)    the IdP's token endpoint, for sign-in's code exchange (off without it)
     MIN_REFRESH_SECONDS   60        on-demand runs fetch at most this often
     HTTP_TIMEOUT_SECONDS  5         each request to the IdP
 
@@ -26,16 +32,21 @@ from datetime import UTC, datetime
 from typing import Any
 
 from idp_keys import changed, decide, jwks_uri_from, parse_stored, public_signing_keys, render, tier_for
-from idp_keys_io import fetch_json, read_parameter, write_parameter
+from idp_keys_io import fetch_json, post_form, read_parameter, write_parameter
 from idp_keys_settings import Settings
 
 MAX_LOGGED_KID = 128  # the kid comes from a client's token: logged, but not at any length
+
+
+def post_form_elsewhere(url: str, form: dict[str, str]) -> tuple[int, str]:
+    raise RuntimeError(f"no way to post to {url} here")
 
 
 @dataclass(frozen=True)
 class Clients:
     ssm: Any
     fetch_json: Callable[[str], Any]
+    post_form: Callable[[str, dict[str, str]], tuple[int, str]] = post_form_elsewhere
 
     @classmethod
     def default(cls, settings: Settings) -> Clients:
@@ -44,6 +55,7 @@ class Clients:
         return cls(
             ssm=boto3.client("ssm"),
             fetch_json=functools.partial(fetch_json, timeout=settings.http_timeout_seconds),
+            post_form=functools.partial(post_form, timeout=settings.http_timeout_seconds),
         )
 
 
@@ -63,7 +75,30 @@ def _runtime() -> tuple[Settings, Clients, Memory]:
 
 def handler(event: Mapping[str, Any] | None, context: object) -> dict[str, object]:
     settings, clients, memory = _runtime()
-    return run(settings, clients, event if isinstance(event, Mapping) else {}, datetime.now(UTC), memory)
+    event = event if isinstance(event, Mapping) else {}
+    if event.get("action") == "exchange_code":
+        return exchange_code(settings, clients, event.get("form"))
+    return run(settings, clients, event, datetime.now(UTC), memory)
+
+
+def exchange_code(settings: Settings, clients: Clients, form: object) -> dict[str, object]:
+    """Sign-in's code exchange at the configured token endpoint; logged without the form (a code, maybe a secret)."""
+    if settings.token_endpoint is None:
+        return _refused(501, "unsupported", "no CODE_EXCHANGE_URL is configured")
+    if not isinstance(form, Mapping) or form.get("grant_type") != "authorization_code":
+        return _refused(400, "invalid_request", "only an authorization-code grant is passed on")
+    fields = {str(k): str(v) for k, v in form.items()}
+    try:
+        status, body = clients.post_form(settings.token_endpoint, fields)
+    except Exception as error:
+        log("code_exchange_failed", level="error", error=type(error).__name__)
+        return _refused(502, "temporarily_unavailable", "the IdP could not be reached")
+    log("code_exchanged", level="info", status=status)
+    return {"status": status, "body": body}
+
+
+def _refused(status: int, error: str, description: str) -> dict[str, object]:
+    return {"status": status, "body": json.dumps({"error": error, "error_description": description})}
 
 
 def run(

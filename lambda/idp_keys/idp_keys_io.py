@@ -4,6 +4,8 @@ to spare) and the SSM parameter."""
 from __future__ import annotations
 
 import json
+import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any
 
@@ -37,6 +39,27 @@ def fetch_json(url: str, *, timeout: float) -> Any:
         return json.loads(body)
     except ValueError as error:
         raise KeySetError(f"{url} did not answer JSON ({error})") from None
+
+
+def post_form(url: str, form: dict[str, str], *, timeout: float) -> tuple[int, str]:
+    """POST a form to `url` (no redirects followed); the status and body, whatever the status."""
+    request = urllib.request.Request(
+        url,
+        data=urllib.parse.urlencode(form).encode(),
+        headers={"Accept": "application/json", "User-Agent": USER_AGENT,
+                 "Content-Type": "application/x-www-form-urlencoded"},
+    )  # fmt: skip
+    opener = urllib.request.build_opener(_NoRedirects())
+    try:
+        with opener.open(request, timeout=timeout) as response:
+            return response.status, response.read(MAX_RESPONSE_BYTES).decode(errors="replace")
+    except urllib.error.HTTPError as error:  # the IdP's refusal is an answer to pass on
+        return error.code, error.read(MAX_RESPONSE_BYTES).decode(errors="replace")
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None  # a token endpoint answers; it does not send a code somewhere else
 
 
 def read_parameter(ssm: Any, name: str) -> str | None:

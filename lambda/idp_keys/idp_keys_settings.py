@@ -23,6 +23,7 @@ class Settings:
     discovery_url: str
     min_refresh: timedelta
     http_timeout_seconds: float
+    token_endpoint: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -47,9 +48,12 @@ class Settings:
             return value
 
         issuer = required("ISSUER")
+        token_endpoint = env.get("CODE_EXCHANGE_URL", "").strip() or None
         try:
             checked_url(issuer, "ISSUER")
             discovery = checked_url(env.get("DISCOVERY_URL", "").strip() or discovery_url(issuer), "DISCOVERY_URL")
+            if token_endpoint is not None:
+                checked_url(token_endpoint, "CODE_EXCHANGE_URL")
         except KeySetError as error:
             raise SettingsError(str(error)) from None
         return cls(
@@ -58,4 +62,5 @@ class Settings:
             discovery_url=discovery,
             min_refresh=timedelta(seconds=seconds("MIN_REFRESH_SECONDS", 60, 1, 3600)),
             http_timeout_seconds=seconds("HTTP_TIMEOUT_SECONDS", 5, 0.1, 30),
+            token_endpoint=token_endpoint,
         )

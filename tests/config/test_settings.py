@@ -433,7 +433,10 @@ def test_production_refuses_every_placeholder_naming_the_field(tmp_path: Path) -
         (lambda c: c["alerts"].update(emails=["oncall@fenwick.bank", "sre@ops.example.org"]), "alerts.emails.1"),
         (lambda c: c["gateway"]["auth"].update(issuer="https://login.test/"), "gateway.auth.issuer"),
         (lambda c: c["gateway"]["auth"].update(jwks_url="https://127.0.0.1/keys"), "gateway.auth.jwks_url"),
-        (lambda c: c["load_balancer"].update(domain_name="aigw.corp.example"), "load_balancer.domain_name"),
+        (
+            lambda c: c["gateway"]["signin"]["oidc"].update(token_endpoint="https://idp.example.com/t"),
+            "gateway.signin.oidc.token_endpoint",
+        ),
     ],
 )
 def test_production_refuses_a_single_placeholder(
@@ -447,6 +450,16 @@ def test_production_refuses_a_single_placeholder(
         )
         raw["alerts"]["emails"] = ["oncall@fenwick.bank"]
         raw["gateway"]["auth"].update(issuer="https://fenwick.okta.com/oauth2/x", jwks_url="https://fenwick.okta.com/k")
+        raw["gateway"]["signin"] = {
+            "public_url": "https://aigw.fenwick.bank",
+            "oidc": {
+                "issuer": "https://fenwick.okta.com/oauth2/x",
+                "authorization_endpoint": "https://fenwick.okta.com/oauth2/x/v1/authorize",
+                "token_endpoint": "https://fenwick.okta.com/oauth2/x/v1/token",
+                "client_id": "aigw-signin",
+                "redirect_uris": ["https://aigw.fenwick.bank/oauth/callback"],
+            },
+        }
         change(raw)
 
     message = error_for(tmp_path, real_then)

@@ -33,6 +33,9 @@ from tests.conftest import BareStack
 from tests.constructs.conftest import NetworkedStack, synth_with_packs
 
 ROUTE = load_config("dev").models[0]
+SHIPPED = {
+    "/var/log/aigw/audit.jsonl": "/a", "/var/log/aigw/metrics.jsonl": "/m", "/var/log/aigw/telemetry.jsonl": "/t",
+}  # fmt: skip
 SIGNAL = ResourceSignal(stack="aigw-dev-gateway", resource="FleetGroupASG1234", region="eu-west-1", role="proxy-role")
 
 
@@ -46,7 +49,8 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> tuple[Template, Pat
             security_group=ec2.SecurityGroup(stack, "Proxies", vpc=stack.network.vpc, allow_all_outbound=False),
             bundle=GatewayBundle(stack, "Bundle", settings=gateway_settings(load_config("dev"))),
             alerts=sns.Topic(stack, "Alerts", master_key=stack.key.key, enforce_ssl=True),
-            audit_log_group=audit.log_group, metrics_log_group=metrics.log_group, metrics_namespace="aigw",
+            log_groups={"/var/log/aigw/audit.jsonl": audit.log_group, "/var/log/aigw/metrics.jsonl": metrics.log_group},
+            metrics_namespace="aigw",
             model_statements=[invoke_statements(ROUTE, [])],
             secret_arns=["arn:aws:secretsmanager:eu-west-1:123456789012:secret:aigw/redis-AbCdEf"],
         )  # fmt: skip
@@ -209,8 +213,7 @@ def script(**changes: Any) -> str:
         **{
             "bundle_s3_url": "s3://bucket/abc.zip",
             "region": "eu-west-1",
-            "audit_log_group": "/a",
-            "metrics_log_group": "/m",
+            "shipped": SHIPPED,
             "environment": {"AIGW_REDIS_HOST": "counters.local"},
             "signal": SIGNAL,
             **changes,
@@ -228,16 +231,17 @@ def test_user_data_installs_offline_and_ships_both_files() -> None:
     )
     assert 'aws s3 cp s3://bucket/abc.zip "$work/bundle.zip"' in script_
     assert 'install.sh" --system' in script_ and "pip install" not in script_  # pip runs only in install.sh, offline
-    files = agent_config("/a", "/m")["logs"]["logs_collected"]["files"]["collect_list"]  # type: ignore[index]
-    assert [(f["file_path"], f["log_group_name"]) for f in files] == [
-        ("/var/log/aigw/audit.jsonl", "/a"),
-        ("/var/log/aigw/metrics.jsonl", "/m"),
+    files = agent_config(SHIPPED)["logs"]["logs_collected"]["files"]["collect_list"]  # type: ignore[index]
+    assert [(f["file_path"], f["log_group_name"], f["log_stream_name"]) for f in files] == [
+        ("/var/log/aigw/audit.jsonl", "/a", "{instance_id}"),
+        ("/var/log/aigw/metrics.jsonl", "/m", "{instance_id}"),
+        ("/var/log/aigw/telemetry.jsonl", "/t", "{instance_id}"),
     ]
-    assert json.loads(script_.split("<<'AGENT'\n", 1)[1].split("\nAGENT", 1)[0]) == agent_config("/a", "/m")
+    assert json.loads(script_.split("<<'AGENT'\n", 1)[1].split("\nAGENT", 1)[0]) == agent_config(SHIPPED)
 
 
 def test_agent_publishes_the_root_volume_metric_the_alarm_reads() -> None:
-    config: Any = agent_config("/a", "/m")
+    config: Any = agent_config(SHIPPED)
     metrics = config["metrics"]
     disk = metrics["metrics_collected"]["disk"]
     alarm_metric = root_volume_used_percent("my-group")
@@ -284,8 +288,7 @@ def bare_fleet(azs: int, **changes: Any) -> BareStack:
         security_group=ec2.SecurityGroup(stack, "Proxies", vpc=vpc),
         bundle=GatewayBundle(stack, "Bundle", settings=gateway_settings(load_config("dev"))),
         alerts=sns.Topic(stack, "Alerts"),
-        audit_log_group=logs.LogGroup(stack, "Audit"),
-        metrics_log_group=logs.LogGroup(stack, "Metrics"),
+        log_groups={"/var/log/aigw/audit.jsonl": logs.LogGroup(stack, "Audit")},
         metrics_namespace="aigw",
         **changes,
     )

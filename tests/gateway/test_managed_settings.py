@@ -53,7 +53,9 @@ def test_later_rules_replace_allow_lists_and_combine_deny_lists() -> None:
     # env merged key by key; a policy's own value wins over the telemetry defaults
     assert mobile["env"]["DISABLE_UPDATES"] == "1" and mobile["env"]["MOBILE"] == "1"
     assert mobile["env"]["OTEL_METRICS_EXPORTER"] == "none"
-    assert mobile["env"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == URL and mobile["env"]["CLAUDE_CODE_ENABLE_TELEMETRY"] == "1"
+    assert mobile["env"]["CLAUDE_CODE_ENABLE_TELEMETRY"] == "1" and mobile["env"]["OTEL_LOGS_EXPORTER"] == "otlp"
+    # No endpoint: a signed-in session exports to the gateway anyway, and an endpoint needs each person's approval.
+    assert "OTEL_EXPORTER_OTLP_ENDPOINT" not in mobile["env"]
     platform = settings_for(RULES, "platform", (), URL)
     assert platform["availableModels"] == ["claude-opus-5-5", "claude-haiku-4-5-20251001"]
     assert "ask" not in platform["permissions"] and "MOBILE" not in platform["env"]
@@ -61,7 +63,8 @@ def test_later_rules_replace_allow_lists_and_combine_deny_lists() -> None:
 
 def test_a_pci_scoped_team_gets_every_file_tool_denied_in_its_pci_repositories() -> None:
     payments = settings_for(RULES, "payments", (), URL)["permissions"]["deny"]
-    assert {"Read(//**/card-vault/**)", "Edit(//**/card-vault/**)", "Write(//**/card-vault/**)"} <= set(payments)
+    # Read and Edit rules are the ones Claude Code checks paths against: together they cover every file tool.
+    assert {"Read(//**/card-vault/**)", "Edit(//**/card-vault/**)"} <= set(payments)
     assert not any("card-vault" in rule for rule in settings_for(RULES, "platform", (), URL)["permissions"]["deny"])
 
 
@@ -80,6 +83,7 @@ def test_the_checksum_is_the_one_claude_code_computes_from_the_settings() -> Non
         ({"permissions": {"defaultMode": "yolo"}}, "defaultMode"),
         ({"env": {"1BAD": "x"}}, "env.1BAD"),
         ({"forceLoginMethod": "gateway"}, "forceLoginMethod"),
+        ({"permissions": {"deny": ["Write(//**/*.tf)"]}}, "never matched by Claude Code: use Edit"),
         ({"model": "claude-opus-5-5", "availableModels": ["claude-haiku-4-5-20251001"]}, "not in availableModels"),
     ],
 )
@@ -118,7 +122,7 @@ def test_the_shipped_rules_carry_the_field_report_s_governance() -> None:
             deny = settings["permissions"]["deny"]
             assert "Edit(//**/*.tf)" in deny and "Read(//**/.env)" in deny  # IaC and secret files
             assert settings["availableModels"] and "claude-haiku-4-5-20251001" in settings["availableModels"]
-            assert settings["env"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == "https://aigw.example.com"
+            assert settings["env"]["CLAUDE_CODE_ENABLE_TELEMETRY"] == "1"
             pci = managed.pci is not None and team in managed.pci.teams
             assert pci == ("Read(//**/card-vault/**)" in deny), (env, team)
 

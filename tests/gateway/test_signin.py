@@ -325,8 +325,18 @@ def test_sign_in_needs_the_shared_store_and_says_so(fleet: Fleet) -> None:
     assert response.headers["retry-after"] == "5"
 
 
-def redis_command(server: harness.RedisServer, *args: str) -> None:
+def test_the_settings_each_person_received_are_noted_in_the_shared_store(fleet: Fleet) -> None:
+    tokens = fleet.signed_in()
+    served = httpx.get(fleet.url + "/managed/settings", headers={"authorization": f"Bearer {tokens['access_token']}"})
+    assert served.status_code == 200
+    noted = redis_command(fleet.redis, "HGET", f"aigw:{{dev}}:signin:settings:{digest('dev@example.com')}", "checksum")
+    assert noted.decode().split("\r\n")[1] == served.json()["checksum"]
+
+
+def redis_command(server: harness.RedisServer, *args: str) -> bytes:
     command = f"*{len(args)}\r\n" + "".join(f"${len(a.encode())}\r\n{a}\r\n" for a in args)
     with socket.create_connection(("127.0.0.1", server.port), timeout=2) as sock:
         sock.sendall(command.encode())
-        assert not sock.recv(64).startswith(b"-"), json.dumps(args)
+        reply = sock.recv(4096)
+    assert not reply.startswith(b"-"), json.dumps(args)
+    return reply

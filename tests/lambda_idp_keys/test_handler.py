@@ -211,3 +211,24 @@ def test_a_redirect_to_plain_http_is_not_followed(local_server: str) -> None:
 def test_an_answer_that_is_not_a_small_json_document_is_refused(local_server: str, path: str, complaint: str) -> None:
     with pytest.raises(KeySetError, match=complaint):
         fetch_json(local_server + path, timeout=5)
+
+
+def test_a_sign_in_code_is_exchanged_at_the_configured_token_endpoint_only(capsys: pytest.CaptureFixture[str]) -> None:
+    posted: list[tuple[str, dict[str, str]]] = []
+
+    def idp(url: str, form: dict[str, str]) -> tuple[int, str]:
+        posted.append((url, form))
+        return 200, '{"id_token": "x.y.z"}'
+
+    endpoint = "https://idp.example.com/oauth2/v1/token"
+    settings = Settings.from_env({"ISSUER": ISSUER, "PARAMETER_NAME": PARAMETER, "CODE_EXCHANGE_URL": endpoint})
+    clients = Clients(ssm=None, fetch_json=FakeIdp(), post_form=idp)
+    form = {"grant_type": "authorization_code", "code": "one-time-code", "code_verifier": "v", "client_id": "c"}
+    answer = idp_keys_handler.exchange_code(settings, clients, {**form, "token_endpoint": "https://evil.example"})
+    assert answer == {"status": 200, "body": '{"id_token": "x.y.z"}'}
+    assert [url for url, _ in posted] == [endpoint]  # a URL in the form is just a field, passed on, never used
+    assert "one-time-code" not in capsys.readouterr().out  # logged without the form
+    refused = idp_keys_handler.exchange_code(settings, clients, {"grant_type": "password", "username": "u"})
+    assert refused["status"] == 400 and len(posted) == 1
+    without = idp_keys_handler.exchange_code(SETTINGS, clients, form)  # no CODE_EXCHANGE_URL: off
+    assert without["status"] == 501 and len(posted) == 1

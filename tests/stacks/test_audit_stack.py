@@ -17,7 +17,10 @@ def test_it_is_deployed_first_and_is_the_only_stack_with_a_key(each_environment:
     assert audit.dependencies == []
     for name in ("Network", "Gateway"):
         assert audit in each_environment.stack(name).dependencies
-        assert each_environment.template(name).find_resources("AWS::KMS::Key") == {}
+    # No other key encrypts anything: the gateway's one key only signs access tokens.
+    assert each_environment.template("Network").find_resources("AWS::KMS::Key") == {}
+    gateway_keys = each_environment.template("Gateway").find_resources("AWS::KMS::Key").values()
+    assert [k["Properties"]["KeyUsage"] for k in gateway_keys] == ["SIGN_VERIFY"]
 
 
 def test_one_rotating_retained_key_with_the_environment_alias(each_environment: Synthesized) -> None:
@@ -38,6 +41,7 @@ def test_services_use_the_key_only_for_what_is_named_to_them(dev: Synthesized) -
     assert logs_groups == [
         "/aigw-dev/audit",
         "/aigw-dev/metrics",
+        "/aigw-dev/telemetry",
         "/aigw-dev/vpc-flow-logs",
         "/aws/kinesisfirehose/aigw-dev-audit",
         "/aws/lambda/aigw-dev-cost-anomaly",

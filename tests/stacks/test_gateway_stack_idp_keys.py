@@ -27,10 +27,14 @@ def proxy_statements(template: Template) -> dict[str, dict[str, Any]]:
     return {s["Sid"]: s for s in policy["Properties"]["PolicyDocument"]["Statement"]}
 
 
-def bundled_auth(stack: Stack) -> Any:
+def gateway_settings_bundled(stack: Stack) -> Any:
     bundle = stack.node.find_child("Bundle")
     assert isinstance(bundle, GatewayBundle)
-    return bundle.settings.auth
+    return bundle.settings
+
+
+def bundled_auth(stack: Stack) -> Any:
+    return gateway_settings_bundled(stack).auth
 
 
 def test_the_mirror_is_deployed_and_the_bundled_settings_name_it(each_environment: Synthesized) -> None:
@@ -75,7 +79,12 @@ def test_the_vpc_reaches_lambda_through_an_endpoint(each_environment: Synthesize
 
 def test_with_a_corporate_proxy_there_is_no_mirror_and_the_proxy_port_is_open(tmp_path: Path) -> None:
     proxy = "http://proxy.corp.example:3128"
-    app = synthesize_dev_with(tmp_path, lambda raw: raw["gateway"]["auth"].update(jwks_proxy=proxy))
+
+    def through_the_proxy(raw: dict[str, Any]) -> None:
+        raw["gateway"]["auth"]["jwks_proxy"] = proxy
+        raw["gateway"]["signin"]["oidc"]["proxy"] = proxy  # sign-in's code exchange has no function to go through
+
+    app = synthesize_dev_with(tmp_path, through_the_proxy)
     assert unacknowledged_findings(tmp_path / "cdk.out") == []
     gateway = app.node.find_child("Gateway")
     assert isinstance(gateway, Stack)
@@ -89,6 +98,8 @@ def test_with_a_corporate_proxy_there_is_no_mirror_and_the_proxy_port_is_open(tm
         None,
     )
     assert not {"ReadIdpKeys", "AskForIdpKeysRefresh"} & set(proxy_statements(template))
+    signin = gateway_settings_bundled(gateway).signin
+    assert (signin.oidc.proxy, signin.oidc.exchange_function) == (proxy, None)
     network = app.node.find_child("Network")
     assert isinstance(network, Stack)
     egress = [
