@@ -118,7 +118,8 @@ class Admission:
                     headers={"allow": allowed},
                 )  # fmt: skip
             if path == messages_api.MODELS:
-                return JSONResponse(self.models.model_list())
+                listed = self.managed.allowed_models(exchange.team or "", exchange.groups)
+                return JSONResponse(self.models.model_list(listed))
         elif bedrock:
             route = BEDROCK_PATH.match(path)
             if route is None or method != "POST":

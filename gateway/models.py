@@ -97,13 +97,13 @@ class ModelDirectory:
             )
         return Invocation(route, route.id, fallback=True)
 
-    def model_list(self) -> dict[str, Any]:
+    def model_list(self, allowed: tuple[str, ...] | None = None) -> dict[str, Any]:
         """`GET /v1/models` in the Anthropic API's list shape: one entry per model, by its Anthropic id (Claude
-        Code's gateway model discovery keeps ids containing "claude")."""
+        Code's gateway model discovery keeps ids containing "claude"), only those `allowed` (any of its names)."""
         data = [
             {"type": "model", "id": route.aliases[0], "display_name": route.display_name, "created_at": EPOCH}
             for route in self.routes
-            if route.aliases
+            if route.aliases and (allowed is None or set(allowed) & {route.id, *route.aliases})
         ]
         return {
             "data": data,

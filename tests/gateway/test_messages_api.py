@@ -267,6 +267,9 @@ def test_models_lists_what_this_gateway_serves(stack: RunningGateway) -> None:
         ("claude-haiku-4-5-20251001", "Claude Haiku 4.5"),
     ]
     assert {route.aliases[0] for route in stack.settings.vendor.models} == {m.id for m in listed.data}
+    # A team's managed settings narrow it to the models they allow.
+    mobile = sdk(stack, token=stack.token(team="mobile")).models.list()
+    assert [m.id for m in mobile.data] == ["claude-sonnet-4-5-20250929", "claude-haiku-4-5-20251001"]
 
 
 def test_client_start_probes_are_answered_and_not_audited_without_a_token(stack: RunningGateway) -> None:
