@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
@@ -20,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 from gateway import managed_settings, messages_api, telemetry
 from gateway.auth import Authenticator, AuthError, Teams
 from gateway.bodies import BodyChecker, TooDeepError
-from gateway.exchange import Exchange, refuse
+from gateway.exchange import Exchange, read_body, refuse
 from gateway.limits import Limits, RateDecision
 from gateway.models import ModelDirectory, ProbeError, UnknownModelError
 from gateway.policy import ScanBudgetError, normalise_repository
@@ -163,7 +162,9 @@ class Admission:
             )
 
         try:
-            body = await self._read_body(request)
+            body = await read_body(
+                request, settings.policy.max_request_bytes, settings.server.body_idle_timeout_seconds
+            )
         except TimeoutError:
             seconds = settings.server.body_idle_timeout_seconds
             return refuse(exchange, 408, "body_timeout", f"{seconds:g}s", f"The body paused for over {seconds:g} s.")
@@ -385,25 +386,6 @@ class Admission:
                 headers={"x-amzn-errortype": error.error_type},
             )  # fmt: skip
         return JSONResponse(body)
-
-    async def _read_body(self, request: Request) -> bytes | None:
-        """The body, or None as soon as it passes the size limit (checked before any rule runs). Raises
-        TimeoutError when it pauses too long, ClientDisconnect when the client leaves."""
-        limit = self.settings.policy.max_request_bytes
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > limit:
-            return None
-        body = bytearray()
-        chunks = request.stream()
-        idle = self.settings.server.body_idle_timeout_seconds
-        while True:
-            try:
-                chunk = await asyncio.wait_for(anext(chunks), idle)
-            except StopAsyncIteration:
-                return bytes(body)
-            body += chunk
-            if len(body) > limit:
-                return None
 
 
 # What a client says about itself (Claude Code: its session, and the agent a request comes from).

@@ -12,7 +12,6 @@ from starlette.routing import request_response
 
 from gateway.service import Gateway
 from gateway.settings import GatewaySettings
-from gateway.signin import PATHS as SIGNIN_PATHS
 
 
 def create_app(settings: GatewaySettings) -> Starlette:
@@ -29,8 +28,6 @@ def create_app(settings: GatewaySettings) -> Starlette:
     async def route(request: Request) -> Response:
         if request.url.path == "/healthz" and request.method == "GET":
             return await gateway.health(request)
-        if gateway.signin is not None and request.url.path in SIGNIN_PATHS:
-            return await gateway.sign_in(request)
         return await gateway.handle(request)  # every other path and method, so each one is audited
 
     app = Starlette(lifespan=lifespan)

@@ -1,13 +1,15 @@
-"""One request as it moves along the path, and the one way any stage refuses it."""
+"""One request as it moves along the path, the one way any stage reads its body, and the one way it refuses it."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from gateway import messages_api
@@ -64,6 +66,24 @@ class Exchange:
     def note_policy(self, where: str, scan: Scan) -> None:
         if scan.matches:
             self.policy[where] = {"action": scan.action, "matches": dict(scan.matches)}
+
+
+async def read_body(request: Request, limit: int, idle_seconds: float) -> bytes | None:
+    """A request's body, or None as soon as it passes `limit` bytes (before anything reads it). Raises TimeoutError
+    when it pauses longer than `idle_seconds`, ClientDisconnect when the client leaves."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        return None
+    body = bytearray()
+    chunks = request.stream()
+    while True:
+        try:
+            chunk = await asyncio.wait_for(anext(chunks), idle_seconds)
+        except StopAsyncIteration:
+            return bytes(body)
+        body += chunk
+        if len(body) > limit:
+            return None
 
 
 def refuse(

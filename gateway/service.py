@@ -25,6 +25,7 @@ from gateway.models import ModelDirectory
 from gateway.policy import Policy
 from gateway.recording import Recorder
 from gateway.settings import GatewaySettings
+from gateway.signin import PATHS as SIGNIN_PATHS
 from gateway.signin import SignIn
 from gateway.telemetry import Telemetry
 from gateway.upstream import Upstream, client_for
@@ -98,30 +99,10 @@ class Gateway:
         }
         return JSONResponse(body, status_code=200 if healthy else 503)
 
-    async def sign_in(self, request: Request) -> Response:
-        """The sign-in endpoints (see gateway.signin): unauthenticated, and audited like every other path."""
-        exchange = Exchange(method=request.method, path=request.url.path)
-        assert self.signin is not None
-        try:
-            response = await self.signin.handle(request, exchange)
-        except Exception as error:
-            log.exception("request %s failed", exchange.request_id)
-            exchange.outcome, exchange.reason = "internal_error", type(error).__name__
-            response = JSONResponse({"error": "server_error", "error_description": "See the gateway's logs."}, 500)
-        response.headers["x-request-id"] = exchange.request_id
-        exchange.status = response.status_code
-        self.recorder.finish_soon(exchange)
-        return response
-
     async def handle(self, request: Request) -> Response:
         exchange = Exchange(method=request.method, path=request.url.path)
         try:
-            admitted = await self.admission.admit(request, exchange)
-            response = (
-                admitted
-                if isinstance(admitted, Response)
-                else await self.forwarder.forward(request, exchange, admitted)
-            )
+            response = await self._answer(request, exchange)
         except Exception as error:  # a bug must still leave a record and a clear answer
             log.exception("request %s failed", exchange.request_id)
             response = refuse(
@@ -132,3 +113,10 @@ class Gateway:
             exchange.status = response.status_code
             self.recorder.finish_soon(exchange)
         return response
+
+    async def _answer(self, request: Request, exchange: Exchange) -> Response:
+        """The sign-in endpoints (unauthenticated: see gateway.signin), else admission, then the vendor."""
+        if self.signin is not None and request.url.path in SIGNIN_PATHS:
+            return await self.signin.handle(request, exchange)
+        admitted = await self.admission.admit(request, exchange)
+        return admitted if isinstance(admitted, Response) else await self.forwarder.forward(request, exchange, admitted)

@@ -31,12 +31,12 @@ import jwt
 import redis.asyncio as aioredis
 from botocore.config import Config as BotocoreConfig
 from botocore.session import Session as BotocoreSession
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from gateway.access_tokens import AccessTokens, Person
 from gateway.auth import KEY_SOURCE_ERRORS, SigningKeys, Teams, claims_groups
-from gateway.exchange import Exchange
+from gateway.exchange import Exchange, read_body
 from gateway.settings import GatewaySettings, OidcSettings
 from gateway.signin_store import PendingSignin, SigninStore, StoreUnavailableError, digest, normalise_user_code
 
@@ -431,11 +431,12 @@ class SignIn:
         """A form-encoded body (bounded), or the OAuth error that refuses it; a `client_id` must be this one."""
         if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
             return self._oauth_error(exchange, 400, "invalid_request", "Send the parameters form-encoded.")
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_FORM_BYTES:
-                return self._oauth_error(exchange, 413, "invalid_request", "The form is too large.")
+        try:
+            body = await read_body(request, MAX_FORM_BYTES, self.settings.server.body_idle_timeout_seconds)
+        except (TimeoutError, ClientDisconnect):
+            return self._oauth_error(exchange, 400, "invalid_request", "The form did not arrive.")
+        if body is None:
+            return self._oauth_error(exchange, 413, "invalid_request", "The form is too large.")
         try:
             form = dict(parse_qsl(body.decode(), keep_blank_values=True, strict_parsing=False, max_num_fields=32))
         except (UnicodeDecodeError, ValueError):

@@ -32,11 +32,11 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality, NumberDataPoint
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from gateway.bodies import BodyChecker
-from gateway.exchange import Exchange, refuse
+from gateway.exchange import Exchange, read_body, refuse
 from gateway.policy import ScanBudgetError
 from gateway.settings import GatewaySettings
 from gateway.sinks import JsonLinesSink
@@ -85,7 +85,7 @@ class Telemetry:
         response: Message
         sinks: list[tuple[JsonLinesSink, list[dict[str, Any]]]]
         try:
-            body = await _body(request)
+            body = await _body(request, self.settings.server.body_idle_timeout_seconds)
             exchange.request_bytes = len(body)
             if path == METRICS:
                 lines, rejected = self._metric_lines(_parse(body, ExportMetricsServiceRequest(), protobuf), exchange)
@@ -197,17 +197,18 @@ class Telemetry:
         return list(kept)
 
 
-async def _body(request: Request) -> bytes:
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise MalformedError(f"over {MAX_BODY_BYTES} bytes")
+async def _body(request: Request, idle_seconds: float) -> bytes:
+    try:
+        body = await read_body(request, MAX_BODY_BYTES, idle_seconds)
+    except (TimeoutError, ClientDisconnect) as error:
+        raise MalformedError(f"the body did not arrive ({type(error).__name__})") from error
+    if body is None:
+        raise MalformedError(f"over {MAX_BODY_BYTES} bytes")
     encoding = request.headers.get("content-encoding", "identity").lower()
     if encoding == "gzip":
         try:
             inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-            plain = inflater.decompress(bytes(body), MAX_BODY_BYTES + 1)
+            plain = inflater.decompress(body, MAX_BODY_BYTES + 1)
         except zlib.error as error:
             raise MalformedError(f"not gzip: {error}") from error
         if len(plain) > MAX_BODY_BYTES or inflater.unconsumed_tail:
@@ -215,7 +216,7 @@ async def _body(request: Request) -> bytes:
         return plain
     if encoding != "identity":
         raise MalformedError(f"content-encoding {encoding[:20]!r} is not gzip")
-    return bytes(body)
+    return body
 
 
 def _parse(body: bytes, message: Message, protobuf: bool) -> Message:

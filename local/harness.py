@@ -269,9 +269,14 @@ class RedisServer:
             return False
 
     def flush(self) -> None:
+        assert self.command("FLUSHALL").startswith(b"+OK")
+
+    def command(self, *args: str) -> bytes:
+        """One command, as RESP; its raw reply."""
+        request = f"*{len(args)}\r\n" + "".join(f"${len(a.encode())}\r\n{a}\r\n" for a in args)
         with socket.create_connection(("127.0.0.1", self.port), timeout=2) as sock:
-            sock.sendall(b"FLUSHALL\r\n")
-            assert sock.recv(16).startswith(b"+OK")
+            sock.sendall(request.encode())
+            return sock.recv(4096)
 
     def settings(self) -> dict[str, Any]:
         """Settings changes (for settings_for) that point a gateway at this server."""

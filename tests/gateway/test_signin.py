@@ -5,9 +5,7 @@ browser would. What the Claude Code CLI itself does with these endpoints is in t
 
 from __future__ import annotations
 
-import json
 import re
-import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -217,7 +215,7 @@ def test_an_expired_or_unknown_device_code_gets_its_own_error(fleet: Fleet) -> N
     grant = fleet.device_code()
     # The grant's clock, moved past its end (waiting out 600 s would be the other way).
     key = f"aigw:{{dev}}:signin:device:{digest(grant['device_code'])}"
-    redis_command(fleet.redis, "HSET", key, "expires_at", "1")
+    assert fleet.redis.command("HSET", key, "expires_at", "1").startswith(b":")
     expired = fleet.poll(grant["device_code"])
     assert (expired.status_code, expired.json()["error"]) == (400, "expired_token")
     unknown = fleet.poll("made-up-device-code")
@@ -329,14 +327,5 @@ def test_the_settings_each_person_received_are_noted_in_the_shared_store(fleet: 
     tokens = fleet.signed_in()
     served = httpx.get(fleet.url + "/managed/settings", headers={"authorization": f"Bearer {tokens['access_token']}"})
     assert served.status_code == 200
-    noted = redis_command(fleet.redis, "HGET", f"aigw:{{dev}}:signin:settings:{digest('dev@example.com')}", "checksum")
+    noted = fleet.redis.command("HGET", f"aigw:{{dev}}:signin:settings:{digest('dev@example.com')}", "checksum")
     assert noted.decode().split("\r\n")[1] == served.json()["checksum"]
-
-
-def redis_command(server: harness.RedisServer, *args: str) -> bytes:
-    command = f"*{len(args)}\r\n" + "".join(f"${len(a.encode())}\r\n{a}\r\n" for a in args)
-    with socket.create_connection(("127.0.0.1", server.port), timeout=2) as sock:
-        sock.sendall(command.encode())
-        reply = sock.recv(4096)
-    assert not reply.startswith(b"-"), json.dumps(args)
-    return reply
