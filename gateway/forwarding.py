@@ -10,7 +10,6 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from functools import partial
 from typing import Any
 
-import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
@@ -33,7 +32,14 @@ from gateway.messages import (
 from gateway.policy import ScanBudgetError
 from gateway.recording import Recorder
 from gateway.settings import GatewaySettings
-from gateway.upstream import Opened, Upstream, UpstreamTimeoutError, UpstreamUnavailableError
+from gateway.upstream import (
+    UPSTREAM_ERRORS,
+    Opened,
+    Upstream,
+    UpstreamTimeoutError,
+    UpstreamUnavailableError,
+    VendorResponse,
+)
 
 STREAMS: dict[str, type[CompletionStream]] = {
     "invoke-with-response-stream": InvokeStream,
@@ -200,7 +206,7 @@ class Forwarder:
         return Response(raw, status_code=200, headers=headers)
 
     async def _stream(
-        self, exchange: Exchange, response: httpx.Response, transform: CompletionStream
+        self, exchange: Exchange, response: VendorResponse, transform: CompletionStream
     ) -> AsyncGenerator[bytes]:
         """The answer as it arrives, each piece checked before it is passed on, and a ping in every silence of
         `stream_ping_seconds` where the format has one (the vendor's stream has none of its own)."""
@@ -232,7 +238,7 @@ class Forwarder:
                     yield out
             if transform.blocked:
                 exchange.outcome, exchange.reason = "completion_blocked", ", ".join(transform.scan.blocking_rules)
-        except httpx.HTTPError as error:
+        except UPSTREAM_ERRORS as error:
             exchange.outcome, exchange.reason = "upstream_unavailable", str(error) or type(error).__name__
         except VendorStreamError as error:  # the vendor's fault: counts against it, and the client is told why
             self.breaker.record_failure()
@@ -243,7 +249,7 @@ class Forwarder:
                 pending.cancel()
 
     async def _end_stream(
-        self, exchange: Exchange, response: httpx.Response, transform: CompletionStream, slot: _Slot
+        self, exchange: Exchange, response: VendorResponse, transform: CompletionStream, slot: _Slot
     ) -> None:
         """After the stream, however it ended (finished, blocked, timed out, or the client left)."""
         slot.release()
@@ -313,7 +319,7 @@ def _anthropic_answer(exchange: Exchange, answer: Any, headers: dict[str, str]) 
 
 
 def _anthropic_headers(
-    returned: dict[str, str], exchange: Exchange, response: httpx.Response | None = None
+    returned: dict[str, str], exchange: Exchange, response: VendorResponse | None = None
 ) -> dict[str, str]:
     """Response headers in the Messages API: the request id where Anthropic's clients read it, and Bedrock's own
     headers (its content type, its ids) left out; an error keeps its Retry-After."""

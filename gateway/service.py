@@ -28,7 +28,7 @@ from gateway.settings import GatewaySettings
 from gateway.signin import PATHS as SIGNIN_PATHS
 from gateway.signin import SignIn
 from gateway.telemetry import Telemetry
-from gateway.upstream import Upstream, client_for
+from gateway.upstream import Upstream
 
 log = logging.getLogger("aigw.gateway")
 
@@ -38,9 +38,8 @@ class Gateway:
         self.settings = settings
         self.breaker = CircuitBreaker(settings.upstream.breaker)
         self.limits = Limits(settings)
-        self.client = client_for(settings)
         self.idp_client = httpx.AsyncClient()
-        self.upstream = Upstream(settings, self.client)
+        self.upstream = Upstream(settings)
         keys = key_source_for(settings.auth, region=settings.vendor.region, client=self.idp_client)
         idp_keys = SigningKeys(settings.auth, keys)
         self.tokens = access_tokens_for(settings)
@@ -59,7 +58,7 @@ class Gateway:
 
     async def start(self) -> None:
         self.recorder.start()
-        await asyncio.to_thread(self.upstream.key.load)
+        await self.upstream.start()
         await asyncio.to_thread(self.limits.connect)
         if self.signin is not None:
             await asyncio.to_thread(self.signin.load)
@@ -74,7 +73,7 @@ class Gateway:
 
     async def stop(self) -> None:
         await self.recorder.drain()
-        await self.client.aclose()
+        await self.upstream.close()
         await self.auth.keys.aclose()
         await self.idp_client.aclose()
         await self.limits.close()
