@@ -191,6 +191,7 @@ class SigningKeys:
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched_at = float("-inf")
         self._lock = asyncio.Lock()
+        self.generation = 0  # changes whenever the key set does: tokens verified before are verified again
 
     async def get(self, kid: str | None) -> jwt.PyJWK | None:
         key = self._lookup(kid)
@@ -218,7 +219,10 @@ class SigningKeys:
 
     async def refresh(self) -> None:
         self._fetched_at = time.monotonic()
-        self._keys = await self.source.read()
+        keys = await self.source.read()
+        if set(keys) != set(self._keys) or any(keys[kid].key != self._keys[kid].key for kid in keys):
+            self.generation += 1
+        self._keys = keys
 
     async def _await_new_keys(self, kid: str | None) -> jwt.PyJWK | None:
         """Re-read until the key set changes (the mirror wrote) or the wait is over."""
@@ -239,23 +243,54 @@ class SigningKeys:
 
 class Authenticator:
     """Both kinds of token, on every path: the IdP's own (checked against its keys) and, after a gateway sign-in,
-    aigw's (`own`, checked against aigw's key)."""
+    aigw's (`own`, checked against aigw's key).
 
-    def __init__(self, settings: AuthSettings, keys: SigningKeys, own: AccessTokens | None = None) -> None:
+    A token that verified is remembered for up to VERIFIED_SECONDS (never past its expiry): a client sends the
+    same token with every request, and a signature check is a tenth of a request's CPU. A change of the IdP's key
+    set forgets them all, so a withdrawn key stops its tokens at once."""
+
+    VERIFIED_SECONDS = 60.0
+    VERIFIED_MAX = 4096
+
+    def __init__(
+        self,
+        settings: AuthSettings,
+        keys: SigningKeys,
+        own: AccessTokens | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.settings = settings
         self.keys = keys
         self.own = own
+        self.clock = clock
+        self._verified: dict[str, tuple[float, Identity]] = {}
+        self._generation = keys.generation
 
     async def identify(self, authorization: str | None) -> Identity:
         token = _bearer_token(authorization)
         if len(token) > self.settings.max_token_bytes:
             raise AuthError("token_too_large", f"The bearer token is over {self.settings.max_token_bytes} bytes.")
+        if self._generation != self.keys.generation:
+            self._verified.clear()
+            self._generation = self.keys.generation
+        remembered = self._verified.get(token)
+        if remembered is not None and self.clock() < remembered[0]:
+            return remembered[1]
         own = self.own
         if own is not None and _unverified_issuer(token) == own.issuer:
             claims = self._checked(token, lambda: own.verify(token), own.issuer, AUDIENCE)
         else:
             claims = await self._idp_claims(token)
-        return self._identity(claims)
+        identity = self._identity(claims)
+        self._remember(token, identity)
+        return identity
+
+    def _remember(self, token: str, identity: Identity) -> None:
+        now = self.clock()
+        until = min(now + self.VERIFIED_SECONDS, float(identity.claims["exp"]) + self.settings.leeway_seconds)
+        if len(self._verified) >= self.VERIFIED_MAX:
+            del self._verified[next(iter(self._verified))]  # the oldest
+        self._verified[token] = (until, identity)
 
     async def _idp_claims(self, token: str) -> dict[str, Any]:
         try:

@@ -78,7 +78,8 @@ async def read_body(request: Request, limit: int, idle_seconds: float) -> bytes 
     chunks = request.stream()
     while True:
         try:
-            chunk = await asyncio.wait_for(anext(chunks), idle_seconds)
+            async with asyncio.timeout(idle_seconds):  # not wait_for: no task per chunk
+                chunk = await anext(chunks)
         except StopAsyncIteration:
             return bytes(body)
         body += chunk

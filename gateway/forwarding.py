@@ -69,7 +69,11 @@ class Forwarder:
         settings = self.settings
         action = admitted.action
         try:
-            await asyncio.wait_for(self.slots.acquire(), settings.upstream.queue_wait_seconds)
+            if self.slots.locked():  # only a full gateway waits (and pays for the timer)
+                async with asyncio.timeout(settings.upstream.queue_wait_seconds):
+                    await self.slots.acquire()
+            else:
+                await self.slots.acquire()
         except TimeoutError:
             return refuse(
                 exchange,
@@ -149,7 +153,8 @@ class Forwarder:
     async def _buffered(self, exchange: Exchange, opened: Opened) -> Response:
         response = opened.response
         try:
-            raw = await asyncio.wait_for(response.aread(), self._remaining(exchange))
+            async with asyncio.timeout(self._remaining(exchange)):
+                raw = await response.aread()
         except TimeoutError:
             return refuse(
                 exchange, 504, "upstream_timeout", "stream_timeout_seconds", "The AI vendor's answer took too long."

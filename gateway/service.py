@@ -99,7 +99,7 @@ class Gateway:
         return JSONResponse(body, status_code=200 if healthy else 503)
 
     async def handle(self, request: Request) -> Response:
-        exchange = Exchange(method=request.method, path=request.url.path)
+        exchange = Exchange(method=request.method, path=request.scope["path"])
         try:
             response = await self._answer(request, exchange)
         except Exception as error:  # a bug must still leave a record and a clear answer
@@ -115,7 +115,7 @@ class Gateway:
 
     async def _answer(self, request: Request, exchange: Exchange) -> Response:
         """The sign-in endpoints (unauthenticated: see gateway.signin), else admission, then the vendor."""
-        if self.signin is not None and request.url.path in SIGNIN_PATHS:
+        if self.signin is not None and request.scope["path"] in SIGNIN_PATHS:
             return await self.signin.handle(request, exchange)
         admitted = await self.admission.admit(request, exchange)
         return admitted if isinstance(admitted, Response) else await self.forwarder.forward(request, exchange, admitted)

@@ -7,6 +7,7 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import jwt
@@ -14,7 +15,15 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
-from gateway.auth import KEY_SOURCE_ERRORS, KeySourceError, SigningKeys, UrlKeySource, keys_by_kid
+from gateway.auth import (
+    KEY_SOURCE_ERRORS,
+    Authenticator,
+    AuthError,
+    KeySourceError,
+    SigningKeys,
+    UrlKeySource,
+    keys_by_kid,
+)
 from gateway.settings import AuthSettings
 
 PRIVATE = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -150,3 +159,57 @@ def test_an_empty_key_set_from_the_idp_itself_is_still_an_error() -> None:
         keys_by_kid({"keys": []})
     assert keys_by_kid({"keys": []}, allow_empty=True) == {}
     assert set(keys_by_kid({"keys": [jwk("k1"), jwk("k2")]})) == {"k1", "k2"}
+
+
+def idp_token(kid: str, lifetime: float = 3600, **claims: Any) -> str:
+    now = time.time()
+    payload: dict[str, Any] = {"iss": "https://idp.example.com/", "aud": "aigw", "email": "dev@example.com"}
+    payload["team"] = "payments"
+    payload |= {"iat": int(now), "exp": int(now + lifetime), **claims}
+    return jwt.encode(payload, PRIVATE, algorithm="RS256", headers={"kid": kid})
+
+
+def test_a_verified_token_is_remembered_until_the_key_set_changes() -> None:
+    async def scenario() -> None:
+        mirror = Mirror(kids=["k1"])
+        keys = SigningKeys(settings(jwks_min_refresh_seconds=1), mirror)
+        await keys.load()
+        auth = Authenticator(settings(), keys)
+        token = idp_token("k1")
+        assert (await auth.identify(f"Bearer {token}")).team == "payments"
+        assert (await auth.identify(f"Bearer {token}")).user == "dev@example.com"  # remembered: same answer
+        # The IdP withdraws k1 (published k2 only): the remembered token is checked again, and now refused.
+        mirror.kids = ["k2"]
+        await keys.refresh()
+        with pytest.raises(AuthError) as refused:
+            await auth.identify(f"Bearer {token}")
+        assert refused.value.reason == "unknown_signing_key"
+
+    asyncio.run(scenario())
+
+
+class Later:
+    """The clock `seconds` from now, for the gateway and for PyJWT's expiry check alike."""
+
+    def __init__(self, seconds: float) -> None:
+        self.at = time.time() + seconds
+
+    def now(self, tz: Any = None) -> datetime:
+        return datetime.fromtimestamp(self.at, tz)
+
+
+def test_a_remembered_token_is_not_served_past_its_expiry(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def scenario() -> None:
+        keys = SigningKeys(settings(), Mirror(kids=["k1"]))
+        await keys.load()
+        later = Later(0)
+        authenticator = Authenticator(settings(leeway_seconds=0), keys, clock=lambda: later.at)
+        token = idp_token("k1", lifetime=30)
+        await authenticator.identify(f"Bearer {token}")
+        later.at += 31  # past exp, within the 60 s it would otherwise be remembered
+        monkeypatch.setattr(jwt.api_jwt, "datetime", later)
+        with pytest.raises(AuthError) as refused:
+            await authenticator.identify(f"Bearer {token}")
+        assert refused.value.reason == "token_expired"
+
+    asyncio.run(scenario())
