@@ -72,7 +72,7 @@ class Admission:
     async def admit(self, request: Request, exchange: Exchange) -> Response | Admitted:
         """The refusal, or what to send the vendor."""
         settings = self.settings
-        path, method = request.url.path, request.method
+        path, method = request.scope["path"], request.method
         bedrock = settings.vendor.kind == "bedrock"
         anthropic = bedrock and path in messages_api.PATHS
         exchange.api = "anthropic" if anthropic else "bedrock" if bedrock else "vendor"
@@ -138,10 +138,22 @@ class Admission:
             refused = self._team_allows(exchange)
             if refused is not None:
                 return refused
-        # Every request that names a served path counts against its caller's limits, refused ones included.
-        refused = await self._check_rate(exchange)
-        if refused is not None:
-            return refused
+        # Every request that names a served path counts against its caller's rate limits before the content
+        # policy runs, refused ones included: with its budget reservation in one script when it gets that far,
+        # else on its own (and a caller over a limit is told so, whatever else was wrong).
+        admitted = await self._served(request, exchange, action, anthropic)
+        if exchange.limits is None:
+            refused = await self._check_rate(exchange)
+            if refused is not None:
+                return refused
+        return admitted
+
+    async def _served(
+        self, request: Request, exchange: Exchange, action: str | None, anthropic: bool
+    ) -> Response | Admitted:
+        """A request on a served path, from its scope to the body the vendor gets."""
+        settings = self.settings
+        path = request.scope["path"]
         named = request.headers.get(settings.policy.repository_header)
         exchange.repository = normalise_repository(named) if named else None
         required = settings.policy.require_repository
@@ -196,6 +208,9 @@ class Admission:
             except CostOptionError as error:
                 return refuse(exchange, 400, "option_not_allowed", "cost_options", str(error))
         exchange.dropped_headers = dropped_headers(request.headers)
+        refused = await self._limits(exchange, max_tokens, body)
+        if refused is not None:
+            return refused
 
         try:
             payload, scan, exchange.prompt = await self.checker.check(payload, "prompt", len(body))
@@ -226,9 +241,7 @@ class Admission:
         exchange.stream = (
             action in STREAMED_ACTIONS if action else isinstance(payload, dict) and bool(payload.get("stream"))
         )
-
-        refused = await self._reserve(exchange, max_tokens, body)
-        return refused or Admitted(action, body)
+        return Admitted(action, body)
 
     def _anthropic_model(self, payload: Any, path: str, exchange: Exchange) -> Response | None:
         """The model a Messages API request names, as the team invokes it; or the refusal."""
@@ -311,14 +324,17 @@ class Admission:
             return f"{name} must be an integer from 1 to {ceiling}, not {json.dumps(value)[:40]}."
         return value
 
-    async def _reserve(self, exchange: Exchange, max_tokens: int | None, body: bytes) -> Response | None:
-        """The team's monthly budget: the request's worst case is reserved, and settled at the end."""
+    async def _limits(self, exchange: Exchange, max_tokens: int | None, body: bytes) -> Response | None:
+        """The rate limits and the team's monthly budget in one check: the request's worst case is reserved (and
+        settled at the end) when its team has a cap."""
         team = exchange.team or ""
         started = time.perf_counter()
-        worst_case = self._worst_case_usd(exchange, max_tokens, body)
-        exchange.reservation = await self.limits.reserve(team, exchange.request_id, worst_case)
-        if exchange.limits is not None:
-            exchange.limits["check_ms"] += round((time.perf_counter() - started) * 1000, 3)
+        decision, exchange.reservation = await self.limits.admit(
+            exchange.user or "", team, exchange.request_id, self._worst_case_usd(exchange, max_tokens, body)
+        )
+        exchange.limits = {**decision.audit(), "check_ms": round((time.perf_counter() - started) * 1000, 3)}
+        if not decision.allowed:
+            return self._rate_refusal(exchange, decision)
         reservation = exchange.reservation
         if reservation is not None and not reservation.allowed:
             if reservation.mode == "fail_closed":

@@ -25,7 +25,9 @@ class Recorder:
         self.audit = JsonLinesSink(settings.audit.path, settings.audit.queue_size, "audit")
         self.metrics = JsonLinesSink(settings.metrics.path, settings.metrics.queue_size, "metrics")
         self.telemetry = JsonLinesSink(settings.telemetry.path, settings.telemetry.queue_size, "telemetry")
-        self.finishing: set[asyncio.Task[None]] = set()
+        # Requests whose reservation waits to be settled, and the task settling them in batches.
+        self._settling: list[Exchange] = []
+        self._settler: asyncio.Task[None] | None = None
 
     @property
     def sinks(self) -> tuple[JsonLinesSink, ...]:
@@ -37,7 +39,8 @@ class Recorder:
 
     async def drain(self) -> None:
         """Wait for the settlements still under way (they need Redis: before it closes)."""
-        await asyncio.gather(*self.finishing, return_exceptions=True)
+        while self._settler is not None:
+            await asyncio.shield(self._settler)
 
     async def close(self) -> None:
         """Flush the files: the last thing the process does."""
@@ -46,20 +49,34 @@ class Recorder:
 
     async def finish(self, exchange: Exchange) -> None:
         """Settle the budget reservation to what the request really cost, then record it."""
-        try:
-            if exchange.reservation is not None:
-                await self.limits.settle(exchange.reservation, cost(exchange))
-        except LimitsScriptError:  # a bug: logged; the record below still carries the request's cost
-            log.exception("request %s: settling its budget reservation failed", exchange.request_id)
-        finally:
-            self.record(exchange)
+        await self._settle([exchange])
 
     def finish_soon(self, exchange: Exchange) -> None:
-        """Finish off the request path: the answer does not wait for the settlement round trip.
-        Shutdown waits for these before it flushes the audit file."""
-        task = asyncio.create_task(self.finish(exchange))
-        self.finishing.add(task)
-        task.add_done_callback(self.finishing.discard)
+        """Finish off the request path: the answer does not wait for the settlement. Requests that finish while
+        one batch is being settled go together in the next (one pipelined round trip for all of them)."""
+        if exchange.reservation is None or exchange.reservation.settled:
+            self.record(exchange)
+            return
+        self._settling.append(exchange)
+        if self._settler is None:
+            self._settler = asyncio.create_task(self._settle_batches())
+
+    async def _settle_batches(self) -> None:
+        try:
+            while self._settling:
+                batch, self._settling = self._settling, []
+                await self._settle(batch)
+        finally:
+            self._settler = None
+
+    async def _settle(self, exchanges: list[Exchange]) -> None:
+        try:
+            await self.limits.settle_all([(e.reservation, cost(e)) for e in exchanges if e.reservation is not None])
+        except LimitsScriptError:  # a bug: logged; the records below still carry each request's cost
+            log.exception("settling the budget reservations of %s failed", [e.request_id for e in exchanges])
+        finally:
+            for exchange in exchanges:
+                self.record(exchange)
 
     def record(self, exchange: Exchange) -> None:
         if exchange.recorded:

@@ -17,7 +17,7 @@ import pytest
 
 from config import load_config
 from config.render import gateway_settings
-from gateway.limits import RESERVE_SCRIPT, Limits, LimitsScriptError
+from gateway.limits import WINDOW_MS, Limits, LimitsScriptError, Reservation
 from gateway.settings import GatewaySettings
 from local.harness import RedisServer
 
@@ -30,6 +30,13 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+async def reserve(limits: Limits, team: str, amount_usd: float) -> Reservation | None:
+    """A priced request of its own user (so only the budget can refuse it): its reservation."""
+    decision, reservation = await limits.admit(f"u-{rid()}", team, rid(), amount_usd)
+    assert decision.allowed
+    return reservation
 
 
 def settings_for(redis: RedisServer, **limits: Any) -> GatewaySettings:
@@ -127,9 +134,7 @@ def test_budget_reservations_of_concurrent_requests_never_overspend(fresh_redis:
     worst_case = cap * 0.3
 
     async def test(clock: Clock, a: Limits, b: Limits) -> None:
-        reservations = await asyncio.gather(
-            *(process.reserve("payments", rid(), worst_case) for process in (a, b) * 10)
-        )
+        reservations = await asyncio.gather(*(reserve(process, "payments", worst_case) for process in (a, b) * 10))
         admitted = [r for r in reservations if r is not None and r.allowed]
         refused = [r for r in reservations if r is not None and not r.allowed]
         assert len(admitted) == 4 and len(refused) == 16  # 0, .3, .6, .9 of the cap were free; then it is reached
@@ -138,11 +143,12 @@ def test_budget_reservations_of_concurrent_requests_never_overspend(fresh_redis:
         assert settled == 0 and reserved == pytest.approx(4 * worst_case)
         assert reserved <= cap + worst_case  # at most one request's reservation beyond the cap
         assert all(r.spent_usd >= cap for r in refused) and refused[0].cap_usd == cap
-        for reservation in admitted:
-            await (a if reservation.id[0] < "8" else b).settle(reservation, 12.34)
+        fresh_redis.command("SCRIPT", "FLUSH")  # as after a Redis restart: the settlement loads its script again
+        await a.settle_all([(reservation, 12.34) for reservation in admitted[:3]])  # one pipelined round trip
+        await b.settle_all([(admitted[3], 12.34), (admitted[0], 99.0)])  # settled once only: the 99 is ignored
         settled, reserved = await a.spent("payments", month)
         assert settled == pytest.approx(4 * 12.34) and reserved == 0
-        assert (await b.reserve("payments", rid(), worst_case)).allowed  # type: ignore[union-attr]
+        assert (await reserve(b, "payments", worst_case)).allowed  # type: ignore[union-attr]
 
     run(fresh_redis, test)
 
@@ -150,11 +156,11 @@ def test_budget_reservations_of_concurrent_requests_never_overspend(fresh_redis:
 def test_a_reservation_never_settled_expires(fresh_redis: RedisServer) -> None:
     async def test(clock: Clock, a: Limits, b: Limits) -> None:
         cap = a.settings.team_budgets_usd["payments"]
-        held = await a.reserve("payments", rid(), cap)  # then its process dies
+        held = await reserve(a, "payments", cap)  # then its process dies
         assert held is not None and held.allowed
-        assert not (await b.reserve("payments", rid(), 1.0)).allowed  # type: ignore[union-attr]
+        assert not (await reserve(b, "payments", 1.0)).allowed  # type: ignore[union-attr]
         clock.now += a.settings.limits.reservation_ttl_seconds + 1
-        assert (await b.reserve("payments", rid(), 1.0)).allowed  # type: ignore[union-attr]
+        assert (await reserve(b, "payments", 1.0)).allowed  # type: ignore[union-attr]
 
     run(fresh_redis, test)
 
@@ -162,8 +168,8 @@ def test_a_reservation_never_settled_expires(fresh_redis: RedisServer) -> None:
 def test_warn_mode_lets_a_team_over_its_cap_through_flagged(fresh_redis: RedisServer) -> None:
     async def test(clock: Clock, a: Limits, b: Limits) -> None:
         cap = a.settings.team_budgets_usd["payments"]
-        await a.reserve("payments", rid(), cap)
-        over = await b.reserve("payments", rid(), 1.0)
+        await reserve(a, "payments", cap)
+        over = await reserve(b, "payments", 1.0)
         assert over is not None and over.allowed and over.over_cap
 
     run(fresh_redis, test, budget_mode="warn")
@@ -171,7 +177,7 @@ def test_warn_mode_lets_a_team_over_its_cap_through_flagged(fresh_redis: RedisSe
 
 def test_teams_without_a_budget_are_not_capped(fresh_redis: RedisServer) -> None:
     async def test(clock: Clock, a: Limits) -> None:
-        assert await a.reserve("mobile", rid(), 10_000) is None
+        assert await reserve(a, "mobile", 10_000) is None
 
     run(fresh_redis, test, processes=1)
 
@@ -180,13 +186,15 @@ def test_fail_open_falls_back_to_a_per_process_share_and_recovers(fresh_redis: R
     async def test(clock: Clock, a: Limits, b: Limits) -> None:
         assert (await a.check_rate("ana", "payments", rid())).mode == "shared"
         fresh_redis.kill()
-        for _ in range(60):  # 120 per hour / a fleet of at least 2
+        share = 120 // (a.settings.fleet_min_instances * a.settings.workers)  # each process of the smallest fleet
+        assert a.settings.limits.user_per_hour == 120 and share == 15  # 2 instances of 4 workers
+        for _ in range(share):
             decision = await a.check_rate("ana", "payments", rid())
             assert decision.allowed and decision.mode == "fail_open"
         refused = await a.check_rate("ana", "payments", rid())
         assert (refused.allowed, refused.limit, refused.mode) == (False, "user", "fail_open")
         assert (await b.check_rate("ana", "payments", rid())).allowed  # b has its own share
-        budget = await a.reserve("payments", rid(), 1.0)
+        budget = await reserve(a, "payments", 1.0)
         assert budget is not None and budget.allowed and budget.mode == "fail_open"
         fresh_redis.start()  # back: the next request uses the shared counters again
         assert (await a.check_rate("ana", "payments", rid())).mode == "shared"
@@ -234,12 +242,12 @@ def test_the_reservation_script_checks_before_it_writes(fresh_redis: RedisServer
     """A refused script changes nothing, and is a bug to report (500), never "Redis is down"."""
 
     async def test(clock: Clock, a: Limits) -> None:
-        keys = a._budget_keys("payments", "2026-11")
-        args = [int(clock() * 1000), 10**9, amount, rid(), 900_000, 1, 3600]
+        keys = [f"rate:{name}" for name in ("user", "team", "org")] + a._budget_keys("payments", "2026-11")
+        args = [int(clock() * 1000), WINDOW_MS, 10**9, 10**9, 10**9, 0, rid(), 10**9, amount, 900_000, 1, 3600]
         with pytest.raises(LimitsScriptError, match="out of range"):
-            await a._run("reserve", RESERVE_SCRIPT, keys, args)
-        assert a.client is not None and await a.client.exists(*keys) == 0
-        reservation = await a.reserve("payments", rid(), 0.5)
+            await a._run("admit", keys, args)
+        assert a.client is not None and await a.client.exists(*keys) == 0  # not even counted
+        reservation = await reserve(a, "payments", 0.5)
         assert reservation is not None and reservation.mode == "shared"  # Redis is not considered down
 
     run(fresh_redis, test, processes=1)
@@ -284,3 +292,23 @@ def test_redis_that_does_not_answer_times_out_on_the_loops_own_time(fresh_redis:
         assert a.settings.redis.timeout_seconds <= waited < 5.0
 
     run(fresh_redis, test, processes=1)
+
+
+def test_one_script_counts_the_rate_and_holds_the_budget_together(fresh_redis: RedisServer) -> None:
+    """A request the budget refuses still counts against the rate limits; one the rate limits refuse holds nothing."""
+
+    async def test(clock: Clock, a: Limits) -> None:
+        cap = a.settings.team_budgets_usd["payments"]
+        month = datetime.fromtimestamp(T0, UTC).strftime("%Y-%m")
+        decision, held = await a.admit("ana", "payments", rid(), cap)  # the whole month at once
+        assert decision.allowed and held is not None and held.allowed
+        decision, refused = await a.admit("ana", "payments", rid(), 1.0)
+        assert decision.allowed and refused is not None and not refused.allowed  # the budget said no ...
+        assert not (await a.check_rate("ana", "payments", rid())).allowed  # ... yet it was the second of 2
+        _, reserved = await a.spent("payments", month)
+        assert reserved == pytest.approx(cap)
+        decision, nothing = await a.admit("ana", "payments", rid(), 1.0)
+        assert (decision.allowed, decision.limit, nothing) == (False, "user", None)
+        assert (await a.spent("payments", month))[1] == pytest.approx(cap)  # the rate-refused one held nothing
+
+    run(fresh_redis, test, processes=1, user_per_hour=2)

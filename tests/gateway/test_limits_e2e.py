@@ -132,6 +132,21 @@ def test_policy_refused_requests_count_against_the_rate_limit(
     assert (refused.status_code, refused.json()["limit"]) == (429, "user")
 
 
+def test_requests_refused_before_the_policy_count_too_and_an_exhausted_caller_hears_so(
+    make_stack: GatewayFactory, fresh_redis: RedisServer
+) -> None:
+    """A request refused before its budget is reserved (not JSON, out of scope) counts on its own; past the limit,
+    the answer is 429 whatever else is wrong with the request."""
+    a, _ = pair(make_stack, fresh_redis, limits__user_per_hour=2)
+    assert call(a, "ana@example.com", body=b"{not json").json()["error"]["type"] == "malformed_body"
+    assert call(a, "ana@example.com", body=prompt("hi", max_tokens=0)).json()["error"]["type"] == "invalid_max_tokens"
+    for body in (b"{not json", prompt("hello")):
+        refused = call(a, "ana@example.com", body=body)
+        assert (refused.status_code, refused.json()["limit"]) == (429, "user")
+        record = a.audit(refused.headers["x-request-id"])
+        assert record["outcome"] == "rate_limited" and record["budget"] is None
+
+
 @pytest.mark.parametrize("max_tokens", [10**18, 0, -1, 1.5, "100", True, None, 64_001])
 def test_max_tokens_outside_the_models_range_is_refused_before_the_budget(
     make_stack: GatewayFactory, fresh_redis: RedisServer, max_tokens: Any
