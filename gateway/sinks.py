@@ -1,6 +1,7 @@
 """Append-only JSON-lines files (audit records, metrics), written off the request path.
 
-A bounded queue feeds one writer thread. A full queue makes a request wait for room rather than
+A bounded queue feeds one writer thread, which appends each batch to the file it keeps open (a `stat` per batch
+notices when log rotation renamed it). A full queue makes a request wait for room rather than
 lose its record (the event loop stalls only if the disk does); a file that cannot be written keeps
 the records queued, retries, and shows on `/healthz` until it recovers. Closing drains the queue:
 records are flushed on shutdown.
@@ -11,13 +12,15 @@ size is capped as it will be written: see `gateway.audit`), exactly as given.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import queue
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 log = logging.getLogger("aigw.sinks")
 _CLOSE = object()
@@ -36,6 +39,7 @@ class JsonLinesSink:
         self._thread = threading.Thread(target=self._run, name=f"aigw-{name}-writer", daemon=True)
         self.error: str | None = None
         self.written = 0
+        self._file: TextIO | None = None  # only the writer thread (and close, after it) uses it
 
     def start(self) -> None:
         self._thread.start()
@@ -61,6 +65,29 @@ class JsonLinesSink:
         if self._thread.is_alive():
             self._queue.put(_CLOSE)
             self._thread.join(timeout)
+        if not self._thread.is_alive():
+            self._close_file()
+
+    def _open_file(self) -> TextIO:
+        """The file, kept open between batches; opened again when it was renamed or removed (logrotate renames it:
+        the batch goes to a new file under the name, which the CloudWatch agent follows)."""
+        if self._file is not None:
+            try:
+                same = self.path.stat().st_ino == os.fstat(self._file.fileno()).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                return self._file
+            self._close_file()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = self.path.open("a", encoding="utf-8")
+        return self._file
+
+    def _close_file(self) -> None:
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                self._file.close()
+            self._file = None
 
     def _run(self) -> None:
         pending: list[str] = []
@@ -92,10 +119,11 @@ class JsonLinesSink:
 
     def _write(self, lines: list[str]) -> bool:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a", encoding="utf-8") as file:
-                file.write("\n".join(lines) + "\n")
+            file = self._open_file()
+            file.write("\n".join(lines) + "\n")
+            file.flush()
         except OSError as error:
+            self._close_file()
             if self.error is None:
                 log.error("%s file %s cannot be written: %s", self.name, self.path, error)
             self.error = f"{self.path}: {error.strerror or error}"
