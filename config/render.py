@@ -31,6 +31,7 @@ def gateway_settings(config: AigwConfig) -> GatewaySettings:
         team_budgets_usd=config.budgets.team_monthly_usd,
         teams=config.teams,
         fleet_min_instances=config.fleet.min_instances,
+        workers=config.fleet.workers,
         **dict(config.gateway),
     )
 

@@ -193,6 +193,9 @@ class FleetConfig(_Model):
     cpu_target_percent: Annotated[int, Field(ge=10, le=90)] = 60
     requests_per_instance_per_minute: PositiveInt = 600
     health_check_grace_seconds: Annotated[int, Field(ge=60, le=3600)] = 300
+    # Gateway worker processes per instance: by default one per vCPU of instance_type (a Python process uses one
+    # core; with one process, three of a c6i.xlarge's four vCPUs sat idle and the CPU target could never be met).
+    workers_per_instance: Annotated[int, Field(ge=1, le=64)] | None = None
     # The instances' image. An AMI id is pinned: only a change here replaces the fleet. An SSM parameter name
     # (e.g. a dated public one) is resolved at every deploy: the default, Amazon Linux 2023's latest, replaces
     # every instance on the first deploy after AWS publishes a new AMI, whatever else that deploy changes.
@@ -214,7 +217,34 @@ class FleetConfig(_Model):
             raise ValueError(
                 f"min_instances ({self.min_instances}) must not exceed max_instances ({self.max_instances})"
             )
+        if self.workers_per_instance is None and instance_vcpus(self.instance_type) is None:
+            raise ValueError(
+                f"workers_per_instance: aigw does not know how many vCPUs a {self.instance_type} has; "
+                "set workers_per_instance (1 to 64) to that number"
+            )
         return self
+
+    @property
+    def workers(self) -> int:
+        """The gateway's worker processes on each instance."""
+        return self.workers_per_instance or instance_vcpus(self.instance_type) or 1
+
+
+# vCPUs by instance size, as EC2's current x86 families (c, m, r: c6i, m7i, r6a ...) have them; the burstable t
+# family has 2 up to large. Anything else needs fleet.workers_per_instance.
+SIZE_VCPUS = {"large": 2, "xlarge": 4}
+BURSTABLE_VCPUS = {"nano": 2, "micro": 2, "small": 2, "medium": 2, "large": 2, "xlarge": 4, "2xlarge": 8}
+
+
+def instance_vcpus(instance_type: str) -> int | None:
+    """How many vCPUs an instance type has, from its size; None when aigw cannot tell."""
+    family, _, size = instance_type.partition(".")
+    if family.startswith("t"):
+        return BURSTABLE_VCPUS.get(size)
+    if size in SIZE_VCPUS:
+        return SIZE_VCPUS[size]
+    multiple = re.fullmatch(r"([1-9][0-9]?)xlarge", size)
+    return 4 * int(multiple[1]) if multiple else None
 
 
 class Budgets(_Model):

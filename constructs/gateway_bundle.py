@@ -2,7 +2,7 @@
 
 The bundle holds the gateway as a wheel, every dependency as the wheel `gateway/requirements.lock`
 pins by hash for Amazon Linux 2023 (x86_64, CPython 3.11), the rendered settings, the systemd units
-(the gateway, its drain, its log rotation), the script that tells CloudFormation the instance is healthy,
+(the gateway's workers, its drain, its log rotation), the script that tells CloudFormation the instance is healthy,
 and `install.sh` (`pip install --no-index --require-hashes`). Instances fetch it from the asset bucket
 through the S3 gateway endpoint: nothing is downloaded from the internet at run time.
 """
@@ -84,10 +84,14 @@ def locked_wheels(cache_dir: Path) -> list[Path]:
     return wheels
 
 
-def systemd_unit(settings: GatewaySettings) -> str:
+def systemd_units(settings: GatewaySettings) -> dict[str, str]:
+    """The gateway's units by file name: a template for one worker, and the target that starts `settings.workers`
+    of them (one per vCPU) and stops them all."""
     stop_timeout = int(settings.upstream.stream_timeout_seconds) + 30
-    template = (DEPLOY / "aigw-gateway.service").read_text()
-    return template.format(prefix=PREFIX, port=PORT, stop_timeout=stop_timeout)
+    worker = (DEPLOY / "aigw-gateway@.service").read_text().format(prefix=PREFIX, port=PORT, stop_timeout=stop_timeout)
+    units = " ".join(f"aigw-gateway@{index}.service" for index in range(settings.workers))
+    target = (DEPLOY / "aigw-gateway.target").read_text().format(workers=settings.workers, port=PORT, units=units)
+    return {"aigw-gateway@.service": worker, "aigw-gateway.target": target}
 
 
 def logrotate_config(
@@ -114,9 +118,10 @@ def build_bundle(output_dir: Path, settings: GatewaySettings, cache_dir: Path = 
     )
     (output_dir / "requirements.txt").write_text(LOCK.read_text() + own_pin)
     (output_dir / "gateway.json").write_text(settings.model_dump_json(indent=2) + "\n")
-    (output_dir / "aigw-gateway.service").write_text(systemd_unit(settings))
+    for name, unit in systemd_units(settings).items():
+        (output_dir / name).write_text(unit)
     (output_dir / "python-version").write_text(TARGET_PYTHON + "\n")
-    (output_dir / "logrotate.conf").write_text(logrotate_config([sink.path for sink in settings.files]))
+    (output_dir / "logrotate.conf").write_text(logrotate_config(settings.worker_files()))
     (output_dir / "aigw-logrotate.service").write_text(
         (DEPLOY / "aigw-logrotate.service").read_text().format(prefix=PREFIX)
     )

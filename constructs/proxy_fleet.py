@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from aws_cdk import Duration, Stack, Tags
 from aws_cdk import aws_autoscaling as autoscaling
@@ -26,6 +27,8 @@ from constructs.compliance import AWS_SOLUTIONS, acknowledge
 from constructs.gateway_bundle import PREFIX, GatewayBundle
 from constructs.model_access import MANAGED_POLICY_CHARS, check_size, deployed_length
 from constructs.private_network import availability_zones_of
+
+from gateway.settings import worker_path
 
 # Amazon Linux 2023's public SSM parameter: resolved by CloudFormation at deploy, not looked up at synth.
 AL2023_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
@@ -85,15 +88,21 @@ def root_volume_used_percent(group_name: str) -> cloudwatch.Metric:
     )
 
 
-def agent_config(shipped: Mapping[str, str]) -> dict[str, object]:
+def agent_config(shipped: Mapping[str, str], workers: int) -> dict[str, object]:
     """The CloudWatch agent ships each of the gateway's files (path -> log group: audit records, EMF metrics,
-    telemetry events), one stream per instance, and publishes the root volume's use, rolled up per group (a full
-    disk once made the fleet replace itself). The group's name is a literal the instance fills in at boot: the
-    agent's own ${aws:AutoScalingGroupName} would call ec2:DescribeTags, which needs an EC2 API endpoint this VPC
-    does not have."""
+    telemetry events) as every worker writes its own (audit-0.jsonl, ...), one stream per worker and instance
+    (one file per entry: with a wildcard the agent follows only the newest file), and publishes the root
+    volume's use, rolled up per group (a full disk once made the fleet replace itself). The group's name is a
+    literal the instance fills in at boot: the agent's own ${aws:AutoScalingGroupName} would call
+    ec2:DescribeTags, which needs an EC2 API endpoint this VPC does not have."""
     files = [
-        {"file_path": path, "log_group_name": group, "log_stream_name": "{instance_id}"}
+        {
+            "file_path": str(worker_path(Path(path), index)),
+            "log_group_name": group,
+            "log_stream_name": f"{{instance_id}}/worker-{index}",
+        }
         for path, group in shipped.items()
+        for index in range(workers)
     ]
     disk = {
         "resources": [ROOT_VOLUME],
@@ -116,6 +125,7 @@ def user_data_script(
     bundle_s3_url: str,
     region: str,
     shipped: Mapping[str, str],
+    workers: int,
     environment: Mapping[str, str],
     signal: ResourceSignal,
 ) -> str:
@@ -124,7 +134,7 @@ def user_data_script(
     gateway learns only at deploy time (its service reads it as an EnvironmentFile). It ends by telling
     CloudFormation whether the gateway answers on /healthz; any step failing before that signals
     FAILURE at once (the EXIT trap) instead of leaving CloudFormation to time out."""
-    config = json.dumps(agent_config(shipped), indent=2)
+    config = json.dumps(agent_config(shipped, workers), indent=2)
     variables = "\n".join(f"{name}={value}" for name, value in {"AWS_REGION": region, **environment}.items())
     return f"""set -euo pipefail
 export AWS_REGION={region} PATH="$PATH:/opt/aws/bin"
@@ -265,6 +275,7 @@ class ProxyFleet(Construct):
             bundle_s3_url=bundle.asset.s3_object_url,
             region=stack.region,
             shipped={path: group.log_group_name for path, group in log_groups.items()},
+            workers=bundle.settings.workers,
             environment=environment or {},
             signal=signal,
         )

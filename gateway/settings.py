@@ -472,10 +472,27 @@ class GatewaySettings(GatewayOptions):
     # The teams a token's team claim must name (after case, whitespace and Unicode normalisation); empty: any.
     teams: tuple[str, ...] = ()
     fleet_min_instances: Annotated[int, Field(ge=1)] = 2
+    # Worker processes on each instance (one per vCPU): each has its own files, named by `worker_path`.
+    workers: Annotated[int, Field(ge=1, le=64)] = 1
 
     @classmethod
     def read(cls, path: Path) -> GatewaySettings:
         return cls.model_validate_json(path.read_text())
+
+    def for_worker(self, index: int) -> GatewaySettings:
+        """Worker `index`'s settings: its own audit, metrics and telemetry files."""
+        if not 0 <= index < self.workers:
+            raise ValueError(f"worker {index} is not one of this instance's {self.workers} (0 to {self.workers - 1})")
+        return self.model_copy(
+            update={
+                name: sink.model_copy(update={"path": worker_path(sink.path, index)})
+                for name, sink in (("audit", self.audit), ("metrics", self.metrics), ("telemetry", self.telemetry))
+            }
+        )
+
+    def worker_files(self) -> list[Path]:
+        """Every worker's files (what logrotate rotates and the CloudWatch agent ships)."""
+        return [worker_path(sink.path, index) for sink in self.files for index in range(self.workers)]
 
     def with_environment(self, environ: Mapping[str, str]) -> GatewaySettings:
         """What is known only once the stack is deployed (the counters' endpoint and token secret, the teams'
@@ -497,6 +514,11 @@ class GatewaySettings(GatewayOptions):
             profiles = team_profiles_from(environ[TEAM_PROFILES_VARIABLE], self.vendor)
             updated = updated.model_copy(update={"vendor": self.vendor.model_copy(update={"team_profiles": profiles})})
         return updated
+
+
+def worker_path(path: Path, index: int) -> Path:
+    """A worker's own copy of one of the gateway's files: audit.jsonl is audit-0.jsonl, audit-1.jsonl, ..."""
+    return path.with_name(f"{path.stem}-{index}{path.suffix}")
 
 
 def team_profiles_variable(profile_ids: Mapping[tuple[str, str], str]) -> str:

@@ -165,6 +165,7 @@ def settings_for(
     data["audit"]["path"] = str(workdir / "audit.jsonl")
     data["metrics"]["path"] = str(workdir / "metrics.jsonl")
     data["telemetry"]["path"] = str(workdir / "telemetry.jsonl")
+    data["workers"] = 1  # one process here, unless a test starts workers (`start_gateway(worker=...)`)
     # The environment's sign-in names its IdP and a KMS key: locally, sign-in is the local IdP's (`signin()`), if any.
     data["signin"] = None
     for dotted, value in changes.items():
@@ -182,14 +183,17 @@ def start_gateway(
     port: int | None = None,
     env: dict[str, str] | None = None,
     tls: LocalTls | None = None,
+    worker: int | None = None,
 ) -> Process:
+    """The gateway on `port` (a free one if None); as one of the instance's workers sharing the port with `worker`."""
     path = workdir / "gateway.json"
     path.write_text(settings.model_dump_json(indent=2))
     https = ["--ssl-certfile", str(tls.certificate), "--ssl-keyfile", str(tls.key)] if tls else []
+    shared = ["--worker", str(worker), "--reuse-port"] if worker is not None else []
     return start(
+        "gateway" if worker is None else f"gateway-{worker}",
         "gateway",
-        "gateway",
-        ["--settings", str(path), "--log-level", "warning", *https],
+        ["--settings", str(path), "--log-level", "warning", *https, *shared],
         "/healthz",
         workdir,
         port,

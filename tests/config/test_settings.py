@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from config import ConfigError, load_config
-from config.settings import CONFIG_DIR
+from config.settings import CONFIG_DIR, instance_vcpus
 
 ROOT = Path(__file__).resolve().parents[2]
 DEV: dict[str, Any] = yaml.safe_load((CONFIG_DIR / "dev.yaml").read_text())
@@ -67,6 +67,27 @@ def test_repeated_az(tmp_path: Path) -> None:
 def test_min_instances_above_max(tmp_path: Path) -> None:
     message = error_for(tmp_path, lambda c: c.update(fleet={"min_instances": 4, "max_instances": 3}))
     assert "fleet: min_instances (4) must not exceed max_instances (3)" in message
+
+
+@pytest.mark.parametrize(
+    ("instance_type", "vcpus"),
+    [
+        ("c6i.xlarge", 4),
+        ("c7i.large", 2),
+        ("m6a.2xlarge", 8),
+        ("r7i.12xlarge", 48),
+        ("t3.medium", 2),
+        ("x1e.metal", None),
+    ],
+)
+def test_workers_default_to_the_instance_types_vcpus(instance_type: str, vcpus: int | None) -> None:
+    assert instance_vcpus(instance_type) == vcpus
+
+
+def test_an_instance_type_of_unknown_size_needs_workers_named(tmp_path: Path) -> None:
+    message = error_for(tmp_path, lambda c: c.update(fleet={"instance_type": "c6i.metal"}))
+    assert "fleet: workers_per_instance: aigw does not know how many vCPUs a c6i.metal has" in message
+    assert "set workers_per_instance (1 to 64)" in message
 
 
 def test_single_instance_fleet(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from constructs.gateway_bundle import (
     build_bundle,
     bundle_fingerprint,
     gateway_wheel,
-    systemd_unit,
+    systemd_units,
 )
 
 from config import load_config
@@ -61,8 +61,10 @@ def test_bundle_contents(bundle: Path) -> None:
 
 
 def test_bundle_rotates_the_files_the_gateway_writes(bundle: Path) -> None:
-    rotated = f"{SETTINGS.audit.path} {SETTINGS.metrics.path} {SETTINGS.telemetry.path} {{"
-    assert rotated in (bundle / "logrotate.conf").read_text().splitlines()
+    rotated = [
+        f"/var/log/aigw/{name}-{index}.jsonl" for name in ("audit", "metrics", "telemetry") for index in range(4)
+    ]
+    assert f"{' '.join(rotated)} {{" in (bundle / "logrotate.conf").read_text().splitlines()  # every worker's
     service = (bundle / "aigw-logrotate.service").read_text()
     assert (
         "ExecStart=/usr/sbin/logrotate --state /var/lib/aigw/logrotate.status /opt/aigw/etc/logrotate.conf" in service
@@ -71,7 +73,7 @@ def test_bundle_rotates_the_files_the_gateway_writes(bundle: Path) -> None:
     assert "OnUnitActiveSec=5min" in timer and "WantedBy=timers.target" in timer
     install = (bundle / "install.sh").read_text()
     assert 'install -m 0644 "$here/logrotate.conf" "$prefix/etc/logrotate.conf"' in install
-    assert "systemctl enable --now aigw-gateway.service aigw-lifecycle-watch.service aigw-logrotate.timer" in install
+    assert "systemctl enable --now aigw-gateway.target aigw-lifecycle-watch.service aigw-logrotate.timer" in install
 
 
 def test_install_offline_then_serve_healthz(bundle: Path, tmp_path: Path) -> None:
@@ -130,11 +132,30 @@ def test_gateway_wheel_is_reproducible(tmp_path: Path) -> None:
     assert gateway_wheel(first).read_bytes() == gateway_wheel(second).read_bytes()
 
 
-def test_systemd_unit_runs_unprivileged_and_outlasts_a_stream() -> None:
-    unit = systemd_unit(SETTINGS)
-    assert "User=aigw" in unit and "Restart=on-failure" in unit and "NoNewPrivileges=yes" in unit
-    assert f"TimeoutStopSec={int(SETTINGS.upstream.stream_timeout_seconds) + 30}" in unit
-    assert "ExecStart=/opt/aigw/venv/bin/python -m gateway --settings /opt/aigw/etc/gateway.json" in unit
+def unit_entries(unit: str) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in unit.splitlines() if "=" in line and not line.startswith("#"))
+
+
+def test_one_worker_per_vcpu_each_unprivileged_and_outlasting_a_stream(bundle: Path) -> None:
+    config = load_config("dev")
+    assert config.fleet.instance_type == "c6i.xlarge" and SETTINGS.workers == 4  # a c6i.xlarge has 4 vCPUs
+    units = systemd_units(SETTINGS)
+    assert all((bundle / name).read_text() == text for name, text in units.items())  # as the bundle ships them
+    worker = unit_entries(units["aigw-gateway@.service"])
+    assert (worker["User"], worker["Restart"], worker["NoNewPrivileges"]) == ("aigw", "on-failure", "yes")
+    assert worker["TimeoutStopSec"] == str(int(SETTINGS.upstream.stream_timeout_seconds) + 30)
+    assert worker["ExecStart"] == (
+        "/opt/aigw/venv/bin/python -m gateway --settings /opt/aigw/etc/gateway.json --host 0.0.0.0 --port 8080 "
+        "--worker %i --reuse-port"
+    )
+    assert worker["PartOf"] == worker["WantedBy"] == "aigw-gateway.target"  # stopping the target stops each one
+    target = unit_entries(units["aigw-gateway.target"])
+    workers = " ".join(f"aigw-gateway@{index}.service" for index in range(4))
+    assert target["Wants"] == target["After"] == workers and target["WantedBy"] == "multi-user.target"
+    install = (bundle / "install.sh").read_text()
+    assert "systemctl enable --now aigw-gateway.target" in install
+    drain = (bundle / "lifecycle-watch.sh").read_text()
+    assert "systemctl stop aigw-gateway.target 'aigw-gateway@*.service'\n" in drain  # waits for every worker
 
 
 def asset_hash(settings: GatewaySettings) -> str:

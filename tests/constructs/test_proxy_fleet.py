@@ -214,6 +214,7 @@ def script(**changes: Any) -> str:
             "bundle_s3_url": "s3://bucket/abc.zip",
             "region": "eu-west-1",
             "shipped": SHIPPED,
+            "workers": 2,
             "environment": {"AIGW_REDIS_HOST": "counters.local"},
             "signal": SIGNAL,
             **changes,
@@ -231,17 +232,20 @@ def test_user_data_installs_offline_and_ships_both_files() -> None:
     )
     assert 'aws s3 cp s3://bucket/abc.zip "$work/bundle.zip"' in script_
     assert 'install.sh" --system' in script_ and "pip install" not in script_  # pip runs only in install.sh, offline
-    files = agent_config(SHIPPED)["logs"]["logs_collected"]["files"]["collect_list"]  # type: ignore[index]
+    files = agent_config(SHIPPED, 2)["logs"]["logs_collected"]["files"]["collect_list"]  # type: ignore[index]
     assert [(f["file_path"], f["log_group_name"], f["log_stream_name"]) for f in files] == [
-        ("/var/log/aigw/audit.jsonl", "/a", "{instance_id}"),
-        ("/var/log/aigw/metrics.jsonl", "/m", "{instance_id}"),
-        ("/var/log/aigw/telemetry.jsonl", "/t", "{instance_id}"),
-    ]
-    assert json.loads(script_.split("<<'AGENT'\n", 1)[1].split("\nAGENT", 1)[0]) == agent_config(SHIPPED)
+        ("/var/log/aigw/audit-0.jsonl", "/a", "{instance_id}/worker-0"),
+        ("/var/log/aigw/audit-1.jsonl", "/a", "{instance_id}/worker-1"),
+        ("/var/log/aigw/metrics-0.jsonl", "/m", "{instance_id}/worker-0"),
+        ("/var/log/aigw/metrics-1.jsonl", "/m", "{instance_id}/worker-1"),
+        ("/var/log/aigw/telemetry-0.jsonl", "/t", "{instance_id}/worker-0"),
+        ("/var/log/aigw/telemetry-1.jsonl", "/t", "{instance_id}/worker-1"),
+    ]  # every worker's own files, each a stream of its own
+    assert json.loads(script_.split("<<'AGENT'\n", 1)[1].split("\nAGENT", 1)[0]) == agent_config(SHIPPED, 2)
 
 
 def test_agent_publishes_the_root_volume_metric_the_alarm_reads() -> None:
-    config: Any = agent_config(SHIPPED)
+    config: Any = agent_config(SHIPPED, 2)
     metrics = config["metrics"]
     disk = metrics["metrics_collected"]["disk"]
     alarm_metric = root_volume_used_percent("my-group")

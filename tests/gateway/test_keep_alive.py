@@ -46,14 +46,15 @@ def test_the_service_runs_uvicorn_with_these_options(monkeypatch: pytest.MonkeyP
     settings = harness.settings_for(tmp_path, "http://127.0.0.1:9", "http://127.0.0.1:9")
     path = tmp_path / "gateway.json"
     path.write_text(settings.model_dump_json())
-    runs: list[dict[str, object]] = []
+    runs: list[tuple[uvicorn.Config, object]] = []
     monkeypatch.setattr(service, "create_app", lambda _settings: "app")
-    monkeypatch.setattr(uvicorn, "run", lambda app, **options: runs.append({"app": app, **options}))
+    monkeypatch.setattr(uvicorn.Server, "run", lambda server, sockets=None: runs.append((server.config, sockets)))
     monkeypatch.setattr(sys, "argv", ["gateway", "--settings", str(path), "--log-level", "warning"])
     service.main()
-    (options,) = runs
-    assert options.items() >= server_options(settings).items()
-    assert options["timeout_keep_alive"] == settings.upstream.keep_alive_seconds > UVICORN_DEFAULT_KEEP_ALIVE
+    ((config, sockets),) = runs
+    assert {name: getattr(config, name) for name in server_options(settings)} == server_options(settings)
+    assert config.timeout_keep_alive == settings.upstream.keep_alive_seconds > UVICORN_DEFAULT_KEEP_ALIVE
+    assert sockets is None  # one process, its own port (workers share theirs: test_workers.py)
 
 
 def get_health(connection: socket.socket) -> bytes:

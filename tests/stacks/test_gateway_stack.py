@@ -10,6 +10,7 @@ from aws_cdk import Stack
 from aws_cdk.assertions import Template
 from constructs.compliance import unacknowledged_findings
 
+from config.settings import instance_vcpus
 from tests.conftest import Synthesized, synthesize_dev_with
 
 
@@ -41,6 +42,24 @@ def test_both_scaling_targets_come_from_config(dev: Synthesized) -> None:
     policies = resources(dev, "AWS::AutoScaling::ScalingPolicy")
     targets = sorted(p["Properties"]["TargetTrackingConfiguration"]["TargetValue"] for p in policies)
     assert targets == sorted([dev.config.fleet.cpu_target_percent, dev.config.fleet.requests_per_instance_per_minute])
+
+
+def test_every_vcpu_runs_a_worker_so_the_cpu_target_can_be_reached(each_environment: Synthesized) -> None:
+    """With one process per instance, three of four vCPUs sat idle and average CPU could never reach 60 %."""
+    (launch,) = resources(each_environment, "AWS::EC2::LaunchTemplate")
+    vcpus = instance_vcpus(launch["Properties"]["LaunchTemplateData"]["InstanceType"])
+    assert vcpus is not None and vcpus > 1
+    user_data = json.dumps(launch["Properties"]["LaunchTemplateData"]["UserData"])
+    for name in ("audit", "metrics", "telemetry"):  # the agent ships each worker's own files
+        assert all(f"/var/log/aigw/{name}-{index}.jsonl" in user_data for index in range(vcpus))
+        assert f"/var/log/aigw/{name}-{vcpus}.jsonl" not in user_data and f"/var/log/aigw/{name}.jsonl" not in user_data
+    (cpu,) = [
+        p["Properties"]["TargetTrackingConfiguration"]
+        for p in resources(each_environment, "AWS::AutoScaling::ScalingPolicy")
+        if "PredefinedMetricSpecification" in p["Properties"]["TargetTrackingConfiguration"]
+    ]
+    assert cpu["PredefinedMetricSpecification"]["PredefinedMetricType"] == "ASGAverageCPUUtilization"
+    assert cpu["TargetValue"] < 100
 
 
 def test_load_balancer_uses_the_configured_certificate_and_protection(each_environment: Synthesized) -> None:

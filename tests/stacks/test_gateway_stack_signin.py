@@ -73,7 +73,7 @@ def test_telemetry_events_go_to_their_own_encrypted_log_group(each_environment: 
     assert len(ship["Resource"]) == 3 and "TelemetryLogsLogGroup" in json.dumps(ship["Resource"])
     # The agent's configuration, in the instances' user data: the file, and the group (imported by name).
     user_data = json.dumps(gateway)
-    assert "/var/log/aigw/telemetry.jsonl" in user_data and "TelemetryLogsLogGroup" in user_data
+    assert "/var/log/aigw/telemetry-0.jsonl" in user_data and "TelemetryLogsLogGroup" in user_data
 
 
 def test_the_load_balancer_publishes_only_ipv4_addresses(each_environment: Synthesized) -> None:
