@@ -15,9 +15,10 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 install: system-packages $(VENV)/.installed $(SCAN_VENV)/.installed node_modules/.installed
 
-# Debian packages the tests run for real: redis-server (the gateway's shared counters), logrotate (the
-# instances' log rotation), tmux (the terminal Claude Code's interactive /login is driven in).
-SYSTEM_PACKAGES := redis-server:redis-server logrotate:/usr/sbin/logrotate tmux:tmux
+# Debian packages the tests and benchmarks run for real: redis-server (the gateway's shared counters), logrotate (the
+# instances' log rotation), tmux (the terminal Claude Code's interactive /login is driven in), wrk (the C load
+# generator of `make bench-gateway`).
+SYSTEM_PACKAGES := redis-server:redis-server logrotate:/usr/sbin/logrotate tmux:tmux wrk:wrk
 system-packages:
 	@missing=$$(for entry in $(SYSTEM_PACKAGES); do command -v "$${entry#*:}" >/dev/null || echo "$${entry%%:*}"; done); \
 	if [ -n "$$missing" ]; then \
@@ -88,6 +89,8 @@ bench-synth: install
 gateway-local: install
 	$(PY) scripts/gateway_local.py --env $(ENV)
 
+# The gateway under wrk beside the vendor stub it forwards to (one worker, and one per CPU), overhead at c=1, and
+# the limit check's p99.
 bench-gateway: install
 	$(PY) scripts/bench_gateway.py
 
