@@ -11,7 +11,7 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install system-packages synth audit-report scan deploy-local preflight deploy test lint snapshots bench-synth gateway-local bench-gateway bench-stall bench-cost clean
+.PHONY: install system-packages synth audit-report scan deploy-local preflight deploy test lint snapshots bench-synth gateway-local bench-gateway bench-policy bench-stall bench-cost clean
 
 install: system-packages $(VENV)/.installed $(SCAN_VENV)/.installed node_modules/.installed
 
@@ -93,6 +93,11 @@ gateway-local: install
 # the limit check's p99.
 bench-gateway: install
 	$(PY) scripts/bench_gateway.py
+
+# The content policy's check of 1 MiB with every shipped rule: typical text and adversarial shapes, against
+# the check as it was before its prefilter (measured in the same run).
+bench-policy: install
+	$(PY) scripts/bench_policy.py
 
 # One request must not stall the others: ordinary p99 beside a 2 MiB adversarial prompt, and a burst across
 # two processes admitted exactly to its limit.

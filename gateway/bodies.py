@@ -15,6 +15,7 @@ import binascii
 import itertools
 import re
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -227,10 +228,11 @@ def recorded_body(policy: Policy, body: Any, where: Where, deadline: float | Non
     reader = BodyReader()
     reader.read(body)
     total, kept = Scan(text=""), []
+    processed: Counter[str] = Counter()  # matches checked per rule in this body, against max_matches_per_rule
     for found in reader.found:
         text = found.text
         if len(text) >= policy.shortest_match or not text.isascii():
-            scan = policy.scan(text, where, deadline=deadline)
+            scan = policy.scan(text, where, deadline=deadline, processed=processed)
             total.merge(scan)
             text = scan.recorded
         kept.append(text)
@@ -243,10 +245,11 @@ def check_body(policy: Policy, body: Any, where: Where, deadline: float | None =
     reader = BodyReader()
     reader.read(body)
     total, passed, recorded = Scan(text=""), [], []
+    processed: Counter[str] = Counter()  # matches checked per rule in this body, against max_matches_per_rule
     for found in reader.found:
         text = kept = found.text
         if len(text) >= policy.shortest_match or not text.isascii():
-            scan = policy.scan(text, where, signed=found.signed, deadline=deadline)
+            scan = policy.scan(text, where, signed=found.signed, deadline=deadline, processed=processed)
             total.merge(scan)
             text, kept = scan.text, scan.recorded
         passed.append(text)

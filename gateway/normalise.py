@@ -5,65 +5,142 @@ NFKC (full-width and compatibility forms to plain ones), every Unicode decimal d
 space, and format characters (zero-width space and joiners, word joiner, BOM, soft hyphen, bidi marks)
 removed. Matches are mapped back to the original text, so a redaction replaces exactly what was sent and
 text without a match is passed on untouched. ASCII text, most of what passes, is its own normal form.
+
+Each character is replaced on its own (never composed with its neighbours), so most characters become one
+character and positions stay where they were; only the characters whose replacement is longer or empty
+(ligatures, fractions, format characters) are pieces of their own in the map back.
 """
 
 from __future__ import annotations
 
 import bisect
-import re
+import codecs
+import itertools
 import unicodedata
 from dataclasses import dataclass
 
-_RUNS = re.compile(r"[\x00-\x7f]+|[^\x00-\x7f]")
+# Around the replacement of a character that does not become exactly one character, in the translated text
+# (noncharacters: a text holding one is normalised the slow way instead).
+_OPEN, _CLOSE = "\ufdd0", "\ufdd1"
+_CACHE_LIMIT = 1 << 16  # distinct characters remembered (a text of every code point must not grow it unbounded)
 
 
 @dataclass(frozen=True)
 class Normalised:
     text: str
-    # (start in text, start in the original, length in text, whether it is the original unchanged): None if
-    # the whole text is unchanged.
-    _pieces: tuple[tuple[int, int, int, bool], ...] | None = None
-    _starts: tuple[int, ...] = ()
+    # Pieces of the text in order, alternately a run that is the original's characters one for one (even
+    # index) and one original character replaced by more or fewer characters (odd index): each piece's start
+    # in `text` and in the original. Empty when the positions in `text` are the original's.
+    _starts: tuple[int, ...] | list[int] = ()
+    _origins: tuple[int, ...] | list[int] = ()
+    _utf8: bytes | None = None  # the text in UTF-8 when normalising made it on the way
+
+    def utf8(self) -> bytes:
+        """The text in UTF-8 (what RE2 reads)."""
+        return self.text.encode() if self._utf8 is None else self._utf8
+
+    @property
+    def aligned(self) -> bool:
+        """Whether every position in the text is the same position in the original."""
+        return not self._starts
 
     def original_start(self, position: int) -> int:
-        piece = self._piece(position)
-        if piece is None:
+        if not self._starts:
             return position
-        start, origin, _length, same = piece
-        return origin + (position - start) if same else origin
+        index = max(0, bisect.bisect_right(self._starts, position) - 1)
+        if index % 2:
+            return self._origins[index]
+        return self._origins[index] + position - self._starts[index]
 
     def original_end(self, position: int) -> int:
         """Where an exclusive end in the normalised text falls in the original."""
-        if position == 0:
-            return 0
-        piece = self._piece(position - 1)
-        if piece is None:
+        if position == 0 or not self._starts:
             return position
-        start, origin, _length, same = piece
-        return origin + (position - start) if same else origin + 1
+        index = max(0, bisect.bisect_right(self._starts, position - 1) - 1)
+        if index % 2:
+            return self._origins[index] + 1
+        return self._origins[index] + position - self._starts[index]
 
-    def _piece(self, position: int) -> tuple[int, int, int, bool] | None:
-        if self._pieces is None:
-            return None
-        index = bisect.bisect_right(self._starts, position) - 1
-        return self._pieces[max(0, index)]
+
+class _Replacements(dict[int, str]):
+    """Code point -> its normal form as `str.translate` reads it, worked out once per character. A
+    replacement that is not one character is marked (`_OPEN`…`_CLOSE`) so the map back can find it."""
+
+    def __missing__(self, code: int) -> str:
+        replacement = _character(chr(code))
+        if len(replacement) != 1:
+            replacement = f"{_OPEN}{replacement}{_CLOSE}"
+        if len(self) < _CACHE_LIMIT:
+            self[code] = replacement
+        return replacement
+
+
+_REPLACEMENTS = _Replacements({code: chr(code) for code in range(128)})
+_TRANSLATE_RUNS = "aigw-normalise"
+
+
+def _translate_run(error: UnicodeError) -> tuple[bytes, int]:
+    """An encoding error handler: a run of non-ASCII characters as its normal form, in UTF-8."""
+    assert isinstance(error, UnicodeEncodeError)
+    return error.object[error.start : error.end].translate(_REPLACEMENTS).encode(), error.end
+
+
+codecs.register_error(_TRANSLATE_RUNS, _translate_run)
 
 
 def normalise(text: str) -> Normalised:
     if text.isascii():
         return Normalised(text)
+    if _OPEN in text or _CLOSE in text:
+        return _normalise_by_character(text)
+    if _mostly_ascii(text):
+        # A few non-ASCII runs in ASCII text: the ASCII encoder copies the rest at C speed and hands over each run.
+        utf8 = text.encode("ascii", _TRANSLATE_RUNS)
+        marked = utf8.decode()
+    else:
+        marked = text.translate(_REPLACEMENTS)
+        utf8 = None
+    if _OPEN not in marked:
+        return Normalised(marked, _utf8=utf8)
+    # Alternately runs kept one for one and single characters' replacements: "ab", "fi", "c", "", "d".
+    parts = marked.replace(_CLOSE, _OPEN).split(_OPEN)
+    lengths = list(map(len, parts))
+    original_lengths = lengths.copy()
+    original_lengths[1::2] = [1] * (len(parts) // 2)
+    starts = list(itertools.accumulate(lengths, initial=0))[:-1]
+    origins = list(itertools.accumulate(original_lengths, initial=0))[:-1]
+    return Normalised("".join(parts), starts, origins)
+
+
+def _mostly_ascii(text: str, samples: int = 64, width: int = 64) -> bool:
+    """Whether fewer than a quarter of evenly spread samples of the text hold a non-ASCII character."""
+    step = max(width, len(text) // samples)
+    mixed = sum(not text[i : i + width].isascii() for i in range(0, len(text), step))
+    return mixed * 4 < samples
+
+
+def _normalise_by_character(text: str) -> Normalised:
+    """The same result, built character by character (for a text holding the markers themselves)."""
     out: list[str] = []
-    pieces: list[tuple[int, int, int, bool]] = []
-    length = 0
-    for run in _RUNS.finditer(text):
-        chunk = run.group()
-        replacement = chunk if chunk.isascii() else _character(chunk)
-        if replacement:
-            pieces.append((length, run.start(), len(replacement), chunk.isascii()))
-            out.append(replacement)
-            length += len(replacement)
-    pieces.append((length, len(text), 0, True))
-    return Normalised("".join(out), tuple(pieces), tuple(piece[0] for piece in pieces))
+    starts: list[int] = []
+    origins: list[int] = []
+    length = 0  # characters out so far
+    run_start = run_normal = 0  # where the current one-for-one run began, in the original and in the result
+    for position, char in enumerate(text):
+        replacement = char if char.isascii() else _character(char)
+        out.append(replacement)
+        if len(replacement) == 1:
+            length += 1
+            continue
+        starts += [run_normal, length]
+        origins += [run_start, position]
+        length += len(replacement)
+        run_start, run_normal = position + 1, length
+    if not starts:
+        return Normalised("".join(out))
+    starts.append(run_normal)
+    origins.append(run_start)
+    return Normalised("".join(out), starts, origins)
 
 
 def _character(char: str) -> str:

@@ -1,7 +1,9 @@
 """Content policy: RE2 rules (linear time, whatever the input) over prompts and completions.
 
 A PII regex that backtracked on a 4,200-line file once held a CPU at 100% for 11 minutes; RE2 cannot
-backtrack, and the size pre-check runs before any rule.
+backtrack, and the size pre-check runs before any rule. An RE2 set says first where each rule may match
+(`gateway.prefilter`), so a rule is searched only there; what each match costs in Python is bounded by
+`max_matches_per_rule` per request.
 
     python -m gateway.policy --env dev FILE...     one JSON line per file: action, matches, ms
 """
@@ -9,6 +11,7 @@ backtrack, and the size pre-check runs before any rule.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import re
 import sys
@@ -18,15 +21,27 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
+
+import re2
 
 from gateway.normalise import Normalised, normalise
 from gateway.pending import PendingMatches, minimum_length
+from gateway.prefilter import Prefilter
 from gateway.settings import PolicyRule, PolicySettings, compile_pattern
 
 Where = Literal["prompt", "completion"]
 Action = Literal["allow", "log", "redact", "block"]
 SEVERITY: dict[Action, int] = {"allow": 0, "log": 1, "redact": 2, "block": 3}
+
+
+# The binding's own RE2 objects are called directly: its finditer wraps every match in Python objects.
+UNANCHORED = re2._Anchor.UNANCHORED
+WHOLE = re2._Anchor.ANCHOR_BOTH
+OVER_CAP = "too-many-matches"
+_NON_DIGITS = bytes(b for b in range(256) if not 0x30 <= b <= 0x39)
+_DIGIT_VALUE = bytes.maketrans(b"0123456789", bytes(range(10)))
+_DIGIT_DOUBLED = bytes.maketrans(b"0123456789", bytes([0, 2, 4, 6, 8, 1, 3, 5, 7, 9]))
 
 
 def luhn_valid(text: str) -> bool:
@@ -41,6 +56,14 @@ def luhn_valid(text: str) -> bool:
                 digit -= 9
         total += digit
     return total % 10 == 0
+
+
+def _luhn_valid_ascii(matched: bytes) -> bool:
+    """`luhn_valid` for ASCII text, without a Python step per digit."""
+    digits = matched.translate(None, _NON_DIGITS)[::-1]
+    if not 13 <= len(digits) <= 19:
+        return False
+    return (sum(digits[0::2].translate(_DIGIT_VALUE)) + sum(digits[1::2].translate(_DIGIT_DOUBLED))) % 10 == 0
 
 
 class ScanBudgetError(Exception):
@@ -66,11 +89,132 @@ class CompiledRule:
         return luhn_valid(matched) if self.settings.luhn else True
 
 
-@dataclass(frozen=True)
-class Match:
+class Match(NamedTuple):  # a tuple: a dense text has thousands, each made in Python
     rule: CompiledRule
     start: int
     end: int
+
+
+class _RuleSearch:
+    """One rule as `Policy.find` runs it: its RE2 program and allowlist called on UTF-8 bytes directly."""
+
+    def __init__(self, rule: CompiledRule, reach: int | None) -> None:
+        self.rule = rule
+        self.applies = {where: rule.applies(where) for where in ("prompt", "completion")}
+        self.match = rule.pattern._regexp.Match
+        self.reach = reach  # how far past a range its matches beginning there may reach; None: searched whole
+        self.luhn = rule.settings.luhn
+        self.allowed = [a._regexp.Match for a in _one_allowlist(rule)]
+        self.always_counts = not self.allowed and not self.luhn
+        # Stands in for the rule's matches past the cap: blocks, and hides the unchecked rest from the record.
+        over_cap = rule.settings.model_copy(update={"id": f"{rule.id}:{OVER_CAP}", "action": "block"})
+        self.over_cap = CompiledRule(over_cap, rule.pattern, ())
+
+    def counts(self, matched: bytes) -> bool:
+        """`CompiledRule.counts` on the match's UTF-8 bytes."""
+        for allowed in self.allowed:
+            if allowed(WHOLE, matched, 0, len(matched))[0][0] >= 0:
+                return False
+        if not self.luhn:
+            return True
+        return _luhn_valid_ascii(matched) if matched.isascii() else luhn_valid(matched.decode())
+
+    def spans(self, data: bytes, ranges: list[tuple[int, int]], budget: int, deadline: float | None) -> _Spans:
+        """The byte spans of the pattern's matches in `data`, as its `finditer` gives them, beginning in the
+        ranges; at most `budget` of them."""
+        if self.reach is None:
+            return self._spans_whole(data, budget, deadline)
+        match, reach, size = self.match, self.reach, len(data)
+        found: list[tuple[int, int]] = []
+        append = found.append
+        position = 0
+        for start, end in ranges:
+            position = max(position, start)
+            # No match begins between `position` and `start`, and one beginning before `end` ends within reach.
+            limit = min(size, end + reach)
+            while position < end:
+                span = match(UNANCHORED, data, position, limit)[0]
+                begin = span[0]
+                if begin < 0 or begin >= end:
+                    break  # none begins in this range (one further on is found from its own range)
+                if not budget:
+                    return _Spans(found, begin)
+                budget -= 1
+                append(span)
+                position = span[1] if span[1] > begin else begin + 1
+                if not budget & 255 and deadline is not None and time.perf_counter() > deadline:
+                    raise ScanBudgetError
+        return _Spans(found, None)
+
+    def _spans_whole(self, data: bytes, budget: int, deadline: float | None) -> _Spans:
+        """The binding's `finditer` loop, empty matches included, over the whole text."""
+        match, size = self.match, len(data)
+        found: list[tuple[int, int]] = []
+        position = 0
+        while True:
+            begin, finish = span = match(UNANCHORED, data, position, size)[0]
+            if begin < 0:
+                break
+            if not budget:
+                return _Spans(found, begin)
+            budget -= 1
+            found.append(span)
+            if not budget & 255 and deadline is not None and time.perf_counter() > deadline:
+                raise ScanBudgetError
+            if position == size:
+                break
+            position = position + _char_bytes(data[position]) if position == finish else finish
+        return _Spans(found, None)
+
+
+@dataclass(frozen=True)
+class _Spans:
+    found: list[tuple[int, int]]
+    over_cap: int | None  # where the first match past the budget begins (bytes), if there is one
+
+
+def _one_allowlist(rule: CompiledRule) -> tuple[Any, ...]:
+    """The rule's allowlist as one pattern (a match is allowed if it matches any entry whole), or as it is when
+    the entries cannot be joined (repeated group names)."""
+    if len(rule.allowlist) < 2:
+        return rule.allowlist
+    try:
+        return (compile_pattern("|".join(f"(?:{a.pattern})" for a in rule.allowlist), f"rule {rule.id} allowlist"),)
+    except ValueError:
+        return rule.allowlist
+
+
+def _char_bytes(lead: int) -> int:
+    """How many bytes the UTF-8 character beginning with this byte has."""
+    return 1 if lead < 0xC0 else 2 if lead < 0xE0 else 3 if lead < 0xF0 else 4
+
+
+class _CharOffsets:
+    """Character offsets of byte offsets into UTF-8 text: the byte offset less the continuation bytes before it,
+    counted from the offset asked last when it is near, else from a per-block count made once."""
+
+    BLOCK = 4096
+    _CONTINUATION = bytes(range(0x80, 0xC0))
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        blocks = (self._continuations(data[i : i + self.BLOCK]) for i in range(0, len(data), self.BLOCK))
+        self.before = list(itertools.accumulate(blocks, initial=0))
+        self.byte = self.char = 0
+
+    def __call__(self, offset: int) -> int:
+        if 0 <= offset - self.byte < self.BLOCK:
+            self.char += offset - self.byte - self._continuations(self.data[self.byte : offset])
+        else:
+            block = offset // self.BLOCK
+            start = block * self.BLOCK
+            self.char = offset - self.before[block] - self._continuations(self.data[start:offset])
+        self.byte = offset
+        return self.char
+
+    @classmethod
+    def _continuations(cls, chunk: bytes) -> int:
+        return len(chunk) - len(chunk.translate(None, cls._CONTINUATION))
 
 
 @dataclass
@@ -104,6 +248,9 @@ class Policy:
         ]
         # Shorter ASCII strings (most keys, enums and numbers) cannot hold a match of any rule: not scanned.
         self.shortest_match = min((minimum_length(rule.settings.pattern) for rule in self.rules), default=0)
+        self.prefilter = Prefilter([rule.settings.pattern for rule in self.rules])
+        self.searches = [_RuleSearch(rule, reach) for rule, reach in zip(self.rules, self.prefilter.reach, strict=True)]
+        self.max_matches = settings.max_matches_per_rule
         self.pending = PendingMatches(rule.settings.pattern for rule in self.rules if rule.applies("completion"))
         self.blocked_repositories = [
             (blocked.policy, compile_pattern(blocked.pattern, f"blocked repository {blocked.policy}"))
@@ -120,25 +267,77 @@ class Policy:
                     return policy
         return None
 
-    def find(self, text: str | Normalised, where: Where, deadline: float | None = None) -> list[Match]:
+    def find(
+        self,
+        text: str | Normalised,
+        where: Where,
+        deadline: float | None = None,
+        processed: Counter[str] | None = None,
+    ) -> list[Match]:
         """Every counted match, found in the normalised text (`gateway.normalise`), with spans in the original.
-        Past the deadline (a `time.perf_counter()` value), stops with `ScanBudgetError`."""
+        Past the deadline (a `time.perf_counter()` value), stops with `ScanBudgetError`.
+
+        `processed` counts each rule's matches checked so far in this request (a new count if None): past
+        `max_matches_per_rule` a rule's matches are not checked; a match of its `:too-many-matches` stand-in
+        (a block) covers the rest of the text instead, so it is neither passed on nor recorded."""
         normal = text if isinstance(text, Normalised) else normalise(text)
+        data = normal.utf8()
+        # ASCII text the normalisation left as it was: byte offsets are the original's character offsets.
+        plain = len(data) == len(normal.text) and normal.aligned
+        candidates = self.prefilter.candidates(data)
+        processed = Counter() if processed is None else processed
         found: list[Match] = []
-        for rule in self.rules:
-            if not rule.applies(where):
+        over_cap: list[Match] = []
+        offsets: _CharOffsets | None = None  # made for the first match, if the text needs it
+        for search, ranges in zip(self.searches, candidates, strict=True):
+            if not search.applies[where]:
                 continue
-            for count, m in enumerate(rule.pattern.finditer(normal.text)):
-                if deadline is not None and count % 256 == 255 and time.perf_counter() > deadline:
-                    raise ScanBudgetError
-                if rule.counts(m.group(0)):
-                    found.append(Match(rule, normal.original_start(m.start()), normal.original_end(m.end())))
+            rule = search.rule
+            if ranges:
+                spans = search.spans(data, ranges, self.max_matches - processed[rule.id], deadline)
+                processed[rule.id] += len(spans.found)
+                counted = spans.found
+                if not search.always_counts:
+                    verdicts: dict[bytes, bool] = {}  # fixtures repeat: each distinct text is checked once
+                    counted = []
+                    for span in spans.found:
+                        matched = data[span[0] : span[1]]
+                        verdict = verdicts.get(matched)
+                        if verdict is None:
+                            verdict = verdicts[matched] = search.counts(matched)
+                        if verdict:
+                            counted.append(span)
+                if plain:
+                    found += [Match(rule, begin, finish) for begin, finish in counted]
+                else:
+                    offsets = offsets or _CharOffsets(data)
+                    for begin, finish in counted:
+                        start, end = offsets(begin), offsets(finish)
+                        found.append(Match(rule, normal.original_start(start), normal.original_end(end)))
+                if spans.over_cap is not None:
+                    start = spans.over_cap
+                    if not plain:
+                        offsets = offsets or _CharOffsets(data)
+                        start = normal.original_start(offsets(start))
+                    over_cap.append(Match(search.over_cap, start, normal.original_end(len(normal.text))))
             if deadline is not None and time.perf_counter() > deadline:
                 raise ScanBudgetError
-        return found
+        for index, cap in enumerate(over_cap):
+            # From the start of any match it cuts through: `redact` drops a span that begins inside another.
+            start = min([cap.start] + [m.start for m in found if m.end > cap.start])
+            over_cap[index] = Match(cap.rule, start, cap.end)
+        return found + over_cap
 
-    def scan(self, text: str, where: Where, *, signed: bool = False, deadline: float | None = None) -> Scan:
-        return self.apply(text, self.find(text, where, deadline), signed=signed)
+    def scan(
+        self,
+        text: str,
+        where: Where,
+        *,
+        signed: bool = False,
+        deadline: float | None = None,
+        processed: Counter[str] | None = None,
+    ) -> Scan:
+        return self.apply(text, self.find(text, where, deadline, processed), signed=signed)
 
     @staticmethod
     def apply(text: str, matches: Iterable[Match], *, signed: bool = False) -> Scan:
@@ -147,21 +346,26 @@ class Policy:
         scan = Scan(text=text, recorded=text)
         spans: list[tuple[int, int, str]] = []
         hidden: list[tuple[int, int, str]] = []
+        rule: CompiledRule | None = None
+        action: Action = "allow"
+        rule_id = ""
         for match in matches:
-            action: Action = "block" if blocks(match, signed) else match.rule.settings.action
-            scan.matches[match.rule.id] += 1
-            if SEVERITY[action] > SEVERITY[scan.action]:
-                scan.action = action
-            if action == "block" and match.rule.id not in scan.blocking_rules:
-                scan.blocking_rules.append(match.rule.id)
+            if match.rule is not rule:  # what a match does depends on its rule only
+                rule, rule_id = match.rule, match.rule.id
+                action = "block" if blocks(match, signed) else rule.settings.action
+                if SEVERITY[action] > SEVERITY[scan.action]:
+                    scan.action = action
+                if action == "block" and rule_id not in scan.blocking_rules:
+                    scan.blocking_rules.append(rule_id)
+            scan.matches[rule_id] += 1
             if action == "redact":
-                spans.append((match.start, match.end, match.rule.id))
+                spans.append((match.start, match.end, rule_id))
             if action in ("redact", "block"):
-                hidden.append((match.start, match.end, match.rule.id))
+                hidden.append((match.start, match.end, rule_id))
         if spans:
             scan.text = redact(text, spans)
         if hidden:
-            scan.recorded = redact(text, hidden)
+            scan.recorded = scan.text if len(hidden) == len(spans) else redact(text, hidden)
         return scan
 
 

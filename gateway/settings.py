@@ -139,6 +139,11 @@ class PolicySettings(_Model):
     offload_bytes: Annotated[int, Field(ge=0, le=64 * 1024 * 1024)] = 64 * 1024
     scan_budget_ms: Annotated[int, Field(ge=10, le=60_000)] = 2000
     scan_threads: Annotated[int, Field(ge=1, le=64)] = 2
+    # Matches of one rule's pattern checked per request (allowlist, Luhn, counting): each costs Python time, so a
+    # body built of near-secrets could otherwise take seconds. Past this the request is blocked (rule
+    # `<id>:too-many-matches`) and its unchecked rest kept out of the audit record. A 4,200-line migration
+    # full of fixture SSNs and cards has ~4,200 matches per rule.
+    max_matches_per_rule: Annotated[int, Field(ge=1000, le=10_000_000)] = 5_000
 
     @field_validator("rules")
     @classmethod

@@ -1,0 +1,180 @@
+"""Where in a text each rule may match, from one pass of an RE2 set, before any rule's own search.
+
+Searching every rule over the whole text costs one automaton pass per rule (15 rules: ~30 ms a MiB of
+source code), mostly to find nothing. Instead an RE2 set of every rule, loosened (repeat upper bounds
+dropped: each match of a rule is still a match of its loosened form, and the set's automaton stays small
+where counted repeats would multiply its states), runs over the text in chunks and says which rules may
+have a match beginning in each chunk. A rule is then searched only from those chunks, and only as far as
+its longest match can reach, which gives exactly the matches a search of the whole text would.
+
+A rule whose longest match cannot be bounded (unbounded repeats, or syntax Python's parser reads
+differently from RE2) is checked by a second set over the whole text and, if that finds it, searched whole.
+A set whose automaton ran out of memory gives no answer (RE2 reports no match then): the sentinel pattern,
+which matches every text, tells that apart, and every rule is then searched there.
+"""
+
+from __future__ import annotations
+
+import re
+import re._constants as sre  # type: ignore[import-not-found]
+import re._parser as sre_parse  # type: ignore[import-not-found]  # the stdlib's regex parser, unstubbed
+from collections.abc import Sequence
+from typing import Any
+
+import re2
+
+CHUNK_BYTES = 16 * 1024
+# Context either side of a slice: one UTF-8 character before (an assertion at a match's start reads it), and a
+# few bytes beyond a match's furthest end.
+MARGIN_BYTES = 8
+SENTINEL = r"\z"  # matches every text, at its end: absent from a set's answer only when the set failed
+# Text Python's regex parser reads differently from RE2 (or not at all): a rule using any is given no window.
+_DIVERGENT = re.compile(r"\\[QEpPCzZxuUN]|\[:[a-zA-Z]+:\]|\{,")
+_FLAGS = re.compile(r"\(\?([a-zA-Z-]*)[:)]")
+_REPEAT = re.compile(r"\{(\d+)(?:,(\d*))?\}")
+
+
+def loosen(pattern: str) -> str:
+    """The pattern with every counted repeat's upper bound dropped (`x{2,5}` and `x{2}` become `x{2,}`): it
+    matches everything the pattern matches. Only braces RE2 reads as a repeat are touched (not escaped, not
+    in a character class, not in `\\Q…\\E`, not `\\x{…}` or `\\p{…}`)."""
+    if "\\Q" in pattern:
+        return pattern
+    out: list[str] = []
+    i, n = 0, len(pattern)
+    while i < n:
+        char = pattern[i]
+        if char == "\\":
+            end = _escape_end(pattern, i)
+            out.append(pattern[i:end])
+            i = end
+        elif char == "[":
+            end = _class_end(pattern, i)
+            out.append(pattern[i:end])
+            i = end
+        elif char == "{" and (repeat := _REPEAT.match(pattern, i)):
+            out.append("{" + repeat.group(1) + ",}")
+            i = repeat.end()
+        else:
+            out.append(char)
+            i += 1
+    return "".join(out)
+
+
+def _escape_end(pattern: str, i: int) -> int:
+    if pattern[i + 1 : i + 2] in ("x", "p", "P") and pattern[i + 2 : i + 3] == "{":
+        close = pattern.find("}", i + 3)
+        return len(pattern) if close < 0 else close + 1
+    return i + 2
+
+
+def _class_end(pattern: str, i: int) -> int:
+    """Just past the `]` that closes the class opening at `i` (a `]` first in the class is a literal)."""
+    j = i + 1
+    if pattern[j : j + 1] == "^":
+        j += 1
+    if pattern[j : j + 1] == "]":
+        j += 1
+    while j < len(pattern):
+        if pattern[j] == "\\":
+            j = _escape_end(pattern, j)
+        elif pattern.startswith("[:", j):
+            close = pattern.find(":]", j + 2)
+            j = len(pattern) if close < 0 else close + 2
+        elif pattern[j] == "]":
+            return j + 1
+        else:
+            j += 1
+    return len(pattern)
+
+
+def reach_bytes(pattern: str) -> int | None:
+    """The most UTF-8 bytes a match can span (four to a character), or None when it has no bound, cannot
+    match at least one character, or is written in syntax Python's parser may read differently from RE2."""
+    if _DIVERGENT.search(pattern) or any(set(flags) - set("ims-") for flags in _FLAGS.findall(pattern)):
+        return None
+    try:
+        low, high = sre_parse.parse(pattern).getwidth()
+    except (re.error, RecursionError, OverflowError):
+        return None
+    if low < 1 or high >= sre.MAXREPEAT:
+        return None
+    return 4 * int(high)
+
+
+class Prefilter:
+    """An RE2 set per kind of rule: chunked (a bound on a match's length is known) and whole-text (the rest)."""
+
+    def __init__(self, patterns: Sequence[str]) -> None:
+        options = re2.Options()
+        options.log_errors = False
+        options.max_mem = 64 << 20
+        # Per rule: how far past a chunk its matches beginning there may reach (bytes); None: searched whole.
+        self.reach: list[int | None] = []
+        for pattern in patterns:
+            reach = reach_bytes(pattern)
+            if reach is not None and reach > CHUNK_BYTES // 2:
+                reach = None  # windows that long would make the chunks overlap more than they cover
+            self.reach.append(None if reach is None else reach + MARGIN_BYTES)
+        self.chunked = _RuleSet(patterns, [i for i, r in enumerate(self.reach) if r is not None], options)
+        self.whole = _RuleSet(patterns, [i for i, r in enumerate(self.reach) if r is None], options)
+        self.overlap = max((r for r in self.reach if r is not None), default=0)
+
+    def candidates(self, data: bytes) -> list[list[tuple[int, int]]]:
+        """Per rule, the byte ranges of `data` in which one of its matches may begin (merged, in order)."""
+        ranges: list[list[tuple[int, int]]] = [[] for _ in self.reach]
+        size = len(data)
+        if self.whole.rules:
+            for index in self.whole.matching(data):
+                ranges[index].append((0, size))
+        if self.chunked.rules:
+            view = memoryview(data)
+            start = 0
+            while start < size:
+                end = _char_start(data, min(size, start + CHUNK_BYTES))
+                if end <= start:  # not UTF-8 (a chunk of continuation bytes): the rest as one chunk
+                    end = size
+                first = _char_start(data, max(0, start - 4))
+                last = _char_start(data, min(size, end + self.overlap))
+                for index in self.chunked.matching(view[first:last]):
+                    rule_ranges = ranges[index]
+                    if rule_ranges and rule_ranges[-1][1] == start:
+                        rule_ranges[-1] = (rule_ranges[-1][0], end)
+                    else:
+                        rule_ranges.append((start, end))
+                start = end
+        return ranges
+
+
+class _RuleSet:
+    """Some of the rules, loosened, in one RE2 set, with the sentinel last."""
+
+    def __init__(self, patterns: Sequence[str], rules: list[int], options: Any) -> None:
+        self.rules = rules
+        self.regexps = re2.Set.SearchSet(options)
+        if not rules:
+            return
+        for index in rules:
+            loose = loosen(patterns[index])
+            try:
+                re2.compile(loose, options)
+            except re2.error:
+                loose = patterns[index]  # the rule as written: a set of exact rules is as sound, only slower
+            self.regexps.Add(loose)
+        self.regexps.Add(SENTINEL)
+        self.regexps.Compile()
+
+    def matching(self, data: Any) -> list[int]:
+        """The rules that may match somewhere in `data`: every one of them if the set could not tell."""
+        found = self.regexps.Match(data)
+        sentinel = len(self.rules)
+        if not found or sentinel not in found:
+            return self.rules
+        return [self.rules[i] for i in found if i != sentinel]
+
+
+def _char_start(data: bytes, position: int) -> int:
+    """The start of the UTF-8 character at `position` (itself unless it is a continuation byte)."""
+    while 0 < position < len(data) and data[position] & 0xC0 == 0x80:
+        position -= 1
+    return position

@@ -1,0 +1,41 @@
+"""Normalisation maps every position back as the character-by-character normalisation always has, on the
+fast paths too (a few non-ASCII runs, dense non-ASCII text, characters that vanish or expand)."""
+
+from __future__ import annotations
+
+import random
+
+from gateway.normalise import normalise
+from local import adversarial
+from local.policy_reference import normalise as reference_normalise
+
+
+def test_normalised_positions_map_back_as_character_by_character() -> None:
+    rng = random.Random(7)
+    alphabet = [
+        "a",
+        "4",
+        " ",
+        "\u200b",
+        "ﬁ",
+        "…",
+        "½",
+        "٤",
+        "\uff10",
+        "\u00a0",
+        "é",
+        "e\u0301",
+        "\u2060",
+        "\ufdd0",
+        "Ⅻ",
+        "😀",
+    ]
+    texts = [adversarial.generate(shape, 2000) for shape in ("unicode-digits", "zero-width-split", "mixed")]
+    texts += ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 60))) for _ in range(500)]
+    texts.append("plain " * 200 + "ﬁ…" + "\u200b" * 3)  # mostly ASCII: the run-by-run path
+    for text in texts:
+        new, old = normalise(text), reference_normalise(text)
+        assert new.text == old.text
+        for position in range(len(new.text) + 1):
+            assert new.original_start(position) == old.original_start(position)
+            assert new.original_end(position) == old.original_end(position)
