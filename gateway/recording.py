@@ -10,7 +10,7 @@ from typing import Any
 from gateway.audit import capped_line
 from gateway.breaker import BreakerState, CircuitBreaker
 from gateway.exchange import Exchange
-from gateway.limits import Limits, LimitsScriptError
+from gateway.limits import Limits
 from gateway.settings import GatewaySettings
 from gateway.sinks import JsonLinesSink
 
@@ -72,7 +72,7 @@ class Recorder:
     async def _settle(self, exchanges: list[Exchange]) -> None:
         try:
             await self.limits.settle_all([(e.reservation, cost(e)) for e in exchanges if e.reservation is not None])
-        except LimitsScriptError:  # a bug: logged; the records below still carry each request's cost
+        except Exception:  # a bug (LimitsScriptError, or any other): logged; the records still carry each cost
             log.exception("settling the budget reservations of %s failed", [e.request_id for e in exchanges])
         finally:
             for exchange in exchanges:
