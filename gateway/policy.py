@@ -27,7 +27,7 @@ import re2
 
 from gateway.normalise import Normalised, normalise
 from gateway.pending import PendingMatches, minimum_length
-from gateway.prefilter import Prefilter
+from gateway.prefilter import LiteralSplit, Prefilter
 from gateway.settings import PolicyRule, PolicySettings, compile_pattern
 
 Where = Literal["prompt", "completion"]
@@ -37,6 +37,7 @@ SEVERITY: dict[Action, int] = {"allow": 0, "log": 1, "redact": 2, "block": 3}
 
 # The binding's own RE2 objects are called directly: its finditer wraps every match in Python objects.
 UNANCHORED = re2._Anchor.UNANCHORED
+START = re2._Anchor.ANCHOR_START
 WHOLE = re2._Anchor.ANCHOR_BOTH
 OVER_CAP = "too-many-matches"
 _NON_DIGITS = bytes(b for b in range(256) if not 0x30 <= b <= 0x39)
@@ -103,6 +104,7 @@ class _RuleSearch:
         self.applies = {where: rule.applies(where) for where in ("prompt", "completion")}
         self.match = rule.pattern._regexp.Match
         self.reach = reach  # how far past a range its matches beginning there may reach; None: searched whole
+        self.split = LiteralSplit.of(rule.settings.pattern) if reach is not None else None
         self.luhn = rule.settings.luhn
         self.allowed = [a._regexp.Match for a in _one_allowlist(rule)]
         self.always_counts = not self.allowed and not self.luhn
@@ -124,6 +126,8 @@ class _RuleSearch:
         ranges; at most `budget` of them."""
         if self.reach is None:
             return self._spans_whole(data, budget, deadline)
+        if self.split is not None:
+            return self._spans_split(self.split, data, ranges, budget, deadline)
         match, reach, size = self.match, self.reach, len(data)
         found: list[tuple[int, int]] = []
         append = found.append
@@ -144,6 +148,46 @@ class _RuleSearch:
                 position = span[1] if span[1] > begin else begin + 1
                 if not budget & 255 and deadline is not None and time.perf_counter() > deadline:
                     raise ScanBudgetError
+        return _Spans(found, None)
+
+    @staticmethod
+    def _spans_split(
+        split: LiteralSplit, data: bytes, ranges: list[tuple[int, int]], budget: int, deadline: float | None
+    ) -> _Spans:
+        """`spans` for a rule searched from each of its literal's occurrences (`LiteralSplit`)."""
+        run, low, high, reach = split.run, split.low, split.high, split.tail_reach
+        tail = split.tail._regexp.Match
+        head = None if split.head is None else split.head._regexp.Match
+        size = len(data)
+        found: list[tuple[int, int]] = []
+        append = found.append
+        position = 0  # where the last match ended: none begins before it
+        for start, end in ranges:
+            first = max(position, start)  # the earliest a match may begin
+            stop = min(size, end + high)  # a match beginning in the range has its literal before this
+            limit = min(size, stop + reach)
+            while first + low < stop:
+                # The next literal after which `c R` matches (RE2 skips the rest of them at automaton speed).
+                span = tail(UNANCHORED, data, first + low, limit)[0]
+                at = span[0]
+                if at < 0 or at >= stop:
+                    break
+                # The leftmost start: within `high` bytes before the literal and in the run of `C` ending there.
+                begin = max(first, at - high)
+                begin += len(data[begin:at].rstrip(run))
+                last = min(at - low, end - 1)  # the latest start: `low` before the literal, and in the range
+                if begin <= last and head is not None:
+                    begin = head(UNANCHORED, data, begin, last + 1)[0][0]
+                if 0 <= begin <= last:
+                    if not budget:
+                        return _Spans(found, begin)
+                    budget -= 1
+                    append((begin, span[1]))
+                    position = first = span[1]
+                    if not budget & 255 and deadline is not None and time.perf_counter() > deadline:
+                        raise ScanBudgetError
+                else:
+                    first = max(first, at + 1 - low)
         return _Spans(found, None)
 
     def _spans_whole(self, data: bytes, budget: int, deadline: float | None) -> _Spans:

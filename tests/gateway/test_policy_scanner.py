@@ -114,6 +114,84 @@ def test_a_set_that_gives_no_answer_means_every_rule_is_searched() -> None:
     assert rules.matching(b"nothing here") == [0, 1]
 
 
+# -- rules searched from each occurrence of a literal (the e-mail rule) ------------------------
+
+EMAIL = next(rule for rule in SHIPPED.rules if rule.id == "email-address")
+
+
+def test_the_email_rule_is_searched_from_each_at_sign() -> None:
+    split = prefilter.LiteralSplit.of(EMAIL.pattern)
+    assert split is not None and (split.literal, split.low, split.high) == (b"@", 1, 64)
+    assert split.head is not None and split.tail.pattern.startswith("@")
+    assert Policy(SHIPPED).searches[[r.id for r in SHIPPED.rules].index(EMAIL.id)].split is not None
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        r"(?i)\b[a-z]{1,64}@x",  # a flag for the whole pattern
+        r"[a-z]{1,3}@x|y",  # `|` at the top level reads across the split
+        r"[^@]{1,3}@x",  # a negated class holds non-ASCII characters
+        r"[a-z@]{1,3}@x",  # the literal is in the class: the run is not forced
+        r"[a-z]{1,3}@+x",  # the literal repeated
+        r"[a-z]{1,3}?@x",  # a lazy repeat
+        r"[[:alpha:]]{1,3}@x",  # syntax Python's parser reads differently
+        r"[a-z]{0,3}@x",  # may be empty
+    ],
+)
+def test_other_patterns_are_not_split(pattern: str) -> None:
+    assert prefilter.LiteralSplit.of(pattern) is None
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        EMAIL.pattern,
+        r"\b[a-c_.]{2,5}x[a-cx]{1,3}\b",  # the literal again inside a match, a non-word character in the run
+        r"[ab]{3,4}-[ab-]{0,3}",  # no leading assertion, the literal may follow straight after a match
+    ],
+)
+def test_a_split_rule_finds_what_its_finditer_finds(pattern: str) -> None:
+    rule = PolicyRule(id="split", pattern=pattern, action="log")
+    settings = PolicySettings(rules=(rule,), max_matches_per_rule=10_000_000)
+    policy, reference = Policy(settings), ReferencePolicy(settings)
+    assert policy.searches[0].split is not None
+    rng = random.Random(pattern)
+    alphabet = [
+        "a",
+        "b",
+        "c",
+        "x",
+        "_",
+        ".",
+        "-",
+        "@",
+        " ",
+        "9",
+        "%",
+        "é",
+        "\u200b",
+        "co",
+        ".uk",
+        "b.io",
+        "ab",
+        "xa",
+        "a" * 70,
+    ]
+    found = 0
+    for _ in range(300):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 80)))
+        expected = [(m.start, m.end) for m in reference.find(text, "prompt")]
+        assert [(m.start, m.end) for m in policy.find(text, "prompt")] == expected, text
+        found += len(expected)
+    assert found > 30
+    # Across chunk edges, and with the set's ranges in between.
+    text = "".join(rng.choice(alphabet) for _ in range(3 * CHUNK))
+    assert [(m.start, m.end) for m in policy.find(text, "prompt")] == [
+        (m.start, m.end) for m in reference.find(text, "prompt")
+    ]
+
+
 # -- the cap on matches checked per rule per request ------------------------------------------
 
 
