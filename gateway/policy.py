@@ -125,7 +125,7 @@ class _RuleSearch:
         """The byte spans of the pattern's matches in `data`, as its `finditer` gives them, beginning in the
         ranges; at most `budget` of them."""
         if self.reach is None:
-            return self._spans_whole(data, budget, deadline)
+            return self._spans_whole(data, ranges[0][0], budget, deadline)
         if self.split is not None:
             return self._spans_split(self.split, data, ranges, budget, deadline)
         match, reach, size = self.match, self.reach, len(data)
@@ -190,11 +190,11 @@ class _RuleSearch:
                     first = max(first, at + 1 - low)
         return _Spans(found, None)
 
-    def _spans_whole(self, data: bytes, budget: int, deadline: float | None) -> _Spans:
-        """The binding's `finditer` loop, empty matches included, over the whole text."""
+    def _spans_whole(self, data: bytes, position: int, budget: int, deadline: float | None) -> _Spans:
+        """The binding's `finditer` loop, empty matches included, over the text from `position` (where the
+        first match may begin) to its end."""
         match, size = self.match, len(data)
         found: list[tuple[int, int]] = []
-        position = 0
         while True:
             begin, finish = span = match(UNANCHORED, data, position, size)[0]
             if begin < 0:

@@ -7,8 +7,11 @@ where counted repeats would multiply its states), runs over the text in chunks a
 have a match beginning in each chunk. A rule is then searched only from those chunks, and only as far as
 its longest match can reach, which gives exactly the matches a search of the whole text would.
 
-A rule whose longest match cannot be bounded (unbounded repeats, or syntax Python's parser reads
-differently from RE2) is checked by a second set over the whole text and, if that finds it, searched whole.
+A rule whose longest match cannot be bounded (the jwt rule's unbounded repeats) has a bounded head instead,
+a necessary start of each of its matches (the pattern up to its first unbounded repeat, that repeat taken
+its fewest times), in the same chunked set: the rule is searched from the first chunk where its head is,
+to the end. A rule without either (syntax Python's parser reads differently from RE2, or a head too long
+for the chunks' overlap) is checked by a second set over the whole text and, if that finds it, searched whole.
 A set whose automaton ran out of memory gives no answer (RE2 reports no match then): the sentinel pattern,
 which matches every text, tells that apart, and every rule is then searched there.
 """
@@ -22,6 +25,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import re2
+
+from gateway.pending import UnsupportedError, emit
 
 CHUNK_BYTES = 16 * 1024
 # Context either side of a slice: one UTF-8 character before (an assertion at a match's start reads it), and a
@@ -102,6 +107,34 @@ def reach_bytes(pattern: str) -> int | None:
     return 4 * int(high)
 
 
+def bounded_head(pattern: str) -> tuple[str, int] | None:
+    """A necessary start of every match of the pattern, of bounded length: its top-level items up to the first
+    one without a bound, that one (a repeat `x{m,}`, `x*`, `x+` of something bounded) taken `m` times; written
+    back in RE2 syntax, with the most UTF-8 bytes it can span. None when there is no such start of at least
+    one character, or the parser may read the pattern differently from RE2 (or the writer might drop a flag:
+    only `i` is written back for a group)."""
+    if _DIVERGENT.search(pattern) or any(set(flags) - set("i-") for flags in _FLAGS.findall(pattern)):
+        return None
+    try:
+        parsed = sre_parse.parse(pattern)
+        head: list[Any] = []
+        for item in parsed:
+            if sre_parse.SubPattern(parsed.state, [item]).getwidth()[1] < sre.MAXREPEAT:
+                head.append(item)
+                continue
+            op, arg = item
+            if op is sre.MAX_REPEAT and arg[0] > 0 and arg[2].getwidth()[1] < sre.MAXREPEAT:
+                head.append((op, (arg[0], arg[0], arg[2])))
+            break
+        low, high = sre_parse.SubPattern(parsed.state, head).getwidth() if head else (0, 0)
+        if low < 1:
+            return None
+        written = emit(head)
+    except (re.error, RecursionError, OverflowError, UnsupportedError):
+        return None
+    return (f"(?i:{written})" if parsed.state.flags & sre.SRE_FLAG_IGNORECASE else written), 4 * int(high)
+
+
 class Prefilter:
     """An RE2 set per kind of rule: chunked (a bound on a match's length is known) and whole-text (the rest)."""
 
@@ -111,14 +144,24 @@ class Prefilter:
         options.max_mem = 64 << 20
         # Per rule: how far past a chunk its matches beginning there may reach (bytes); None: searched whole.
         self.reach: list[int | None] = []
-        for pattern in patterns:
+        chunked: dict[int, str] = {}  # rule -> what the chunked set looks for: the rule, or its head
+        self.headed: set[int] = set()  # rules the chunked set finds by their head
+        overlaps = [0]
+        for index, pattern in enumerate(patterns):
             reach = reach_bytes(pattern)
             if reach is not None and reach > CHUNK_BYTES // 2:
                 reach = None  # windows that long would make the chunks overlap more than they cover
             self.reach.append(None if reach is None else reach + MARGIN_BYTES)
-        self.chunked = _RuleSet(patterns, [i for i, r in enumerate(self.reach) if r is not None], options)
-        self.whole = _RuleSet(patterns, [i for i, r in enumerate(self.reach) if r is None], options)
-        self.overlap = max((r for r in self.reach if r is not None), default=0)
+            if reach is not None:
+                chunked[index] = pattern
+                overlaps.append(reach + MARGIN_BYTES)
+            elif (head := bounded_head(pattern)) is not None and head[1] <= CHUNK_BYTES // 2:
+                chunked[index] = head[0]
+                self.headed.add(index)
+                overlaps.append(head[1] + MARGIN_BYTES)
+        self.chunked = _RuleSet(chunked, options)
+        self.whole = _RuleSet({i: p for i, p in enumerate(patterns) if i not in chunked}, options)
+        self.overlap = max(overlaps)
 
     def candidates(self, data: bytes) -> list[list[tuple[int, int]]]:
         """Per rule, the byte ranges of `data` in which one of its matches may begin (merged, in order)."""
@@ -138,6 +181,10 @@ class Prefilter:
                 last = _char_start(data, min(size, end + self.overlap))
                 for index in self.chunked.matching(view[first:last]):
                     rule_ranges = ranges[index]
+                    if index in self.headed:  # searched from the first chunk with its head to the end
+                        if not rule_ranges:
+                            rule_ranges.append((start, size))
+                        continue
                     if rule_ranges and rule_ranges[-1][1] == start:
                         rule_ranges[-1] = (rule_ranges[-1][0], end)
                     else:
@@ -149,17 +196,17 @@ class Prefilter:
 class _RuleSet:
     """Some of the rules, loosened, in one RE2 set, with the sentinel last."""
 
-    def __init__(self, patterns: Sequence[str], rules: list[int], options: Any) -> None:
-        self.rules = rules
+    def __init__(self, patterns: dict[int, str], options: Any) -> None:
+        self.rules = list(patterns)
         self.regexps = re2.Set.SearchSet(options)
-        if not rules:
+        if not patterns:
             return
-        for index in rules:
-            loose = loosen(patterns[index])
+        for pattern in patterns.values():
+            loose = loosen(pattern)
             try:
                 re2.compile(loose, options)
             except re2.error:
-                loose = patterns[index]  # the rule as written: a set of exact rules is as sound, only slower
+                loose = pattern  # the rule as written: a set of exact rules is as sound, only slower
             self.regexps.Add(loose)
         self.regexps.Add(SENTINEL)
         self.regexps.Compile()

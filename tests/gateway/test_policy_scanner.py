@@ -104,7 +104,7 @@ def test_reach_is_none_where_pythons_parser_may_read_a_pattern_differently() -> 
 
 
 def test_a_set_that_gives_no_answer_means_every_rule_is_searched() -> None:
-    rules = prefilter._RuleSet(["abc", "def"], [0, 1], None)
+    rules = prefilter._RuleSet({0: "abc", 1: "def"}, None)
 
     class Failed:
         def Match(self, _data: object) -> None:  # noqa: N802  (RE2's name)
@@ -112,6 +112,39 @@ def test_a_set_that_gives_no_answer_means_every_rule_is_searched() -> None:
 
     rules.regexps = Failed()
     assert rules.matching(b"nothing here") == [0, 1]
+
+
+def test_a_rule_without_a_bound_is_found_by_its_head() -> None:
+    assert prefilter.bounded_head(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}") == (
+        r"\beyJ(?:[A-Za-z0-9\x{5f}\x{2d}]){8,8}",
+        4 * 11,
+    )
+    assert prefilter.bounded_head(r"(?i)ab+c") == ("(?i:a(?:b){1,1})", 8)
+    assert prefilter.bounded_head(r"(?:ab)+") == ("(?:ab){1,1}", 8)
+    for pattern in (r"a*b", r"x|y+", r"\pL+x", r"(?s)a.+"):
+        assert prefilter.bounded_head(pattern) is None, pattern
+    # The shipped rules: one chunked pass, no pass over the whole text.
+    shipped = Policy(SHIPPED).prefilter
+    assert shipped.whole.rules == [] and shipped.headed == {[r.id for r in SHIPPED.rules].index("jwt")}
+
+
+def test_a_headed_rule_finds_what_its_finditer_finds() -> None:
+    rules = (
+        PolicyRule(id="token", pattern=r"(?i)\btoken:[a-z]+!", action="log"),
+        PolicyRule(id="run", pattern=r"x[ab]{2,}y", action="log"),
+    )
+    settings = PolicySettings(rules=rules, max_matches_per_rule=10_000_000)
+    policy, reference = Policy(settings), ReferencePolicy(settings)
+    assert policy.prefilter.headed == {0, 1}
+    rng = random.Random(5)
+    pieces = [" ", "token:", "TOKEN:", "abc", "!", "x", "ab" * 50, "y", "xab", "a" * CHUNK]
+    found: Counter[str] = Counter()
+    for _ in range(40):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 60)))
+        expected = [(m.rule.id, m.start, m.end) for m in reference.find(text, "prompt")]
+        assert [(m.rule.id, m.start, m.end) for m in policy.find(text, "prompt")] == expected
+        found.update(rule_id for rule_id, _, _ in expected)
+    assert found["token"] > 5 and found["run"] > 5
 
 
 # -- rules searched from each occurrence of a literal (the e-mail rule) ------------------------
