@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import operator
 import re
 import sys
 import time
@@ -94,6 +95,10 @@ class Match(NamedTuple):  # a tuple: a dense text has thousands, each made in Py
     rule: CompiledRule
     start: int
     end: int
+
+
+_RULE = operator.itemgetter(0)
+_new_tuple = tuple.__new__  # `_new_tuple(Match, (rule, start, end))`: a Match without the Python `__new__` frame
 
 
 class _RuleSearch:
@@ -352,7 +357,7 @@ class Policy:
                         if verdict:
                             counted.append(span)
                 if plain:
-                    found += [Match(rule, begin, finish) for begin, finish in counted]
+                    found += [_new_tuple(Match, (rule, begin, finish)) for begin, finish in counted]
                 else:
                     offsets = offsets or _CharOffsets(data)
                     for begin, finish in counted:
@@ -390,22 +395,21 @@ class Policy:
         scan = Scan(text=text, recorded=text)
         spans: list[tuple[int, int, str]] = []
         hidden: list[tuple[int, int, str]] = []
-        rule: CompiledRule | None = None
-        action: Action = "allow"
-        rule_id = ""
-        for match in matches:
-            if match.rule is not rule:  # what a match does depends on its rule only
-                rule, rule_id = match.rule, match.rule.id
-                action = "block" if blocks(match, signed) else rule.settings.action
-                if SEVERITY[action] > SEVERITY[scan.action]:
-                    scan.action = action
-                if action == "block" and rule_id not in scan.blocking_rules:
-                    scan.blocking_rules.append(rule_id)
-            scan.matches[rule_id] += 1
-            if action == "redact":
-                spans.append((match.start, match.end, rule_id))
+        rule: CompiledRule
+        for rule, group in itertools.groupby(matches, key=_RULE):  # what a match does depends on its rule only
+            same = list(group)
+            rule_id: str = rule.id
+            action: Action = "block" if blocks(same[0], signed) else rule.settings.action
+            if SEVERITY[action] > SEVERITY[scan.action]:
+                scan.action = action
+            if action == "block" and rule_id not in scan.blocking_rules:
+                scan.blocking_rules.append(rule_id)
+            scan.matches[rule_id] += len(same)
             if action in ("redact", "block"):
-                hidden.append((match.start, match.end, rule_id))
+                found = [(start, end, rule_id) for _, start, end in same]
+                hidden += found
+                if action == "redact":
+                    spans += found
         if spans:
             scan.text = redact(text, spans)
         if hidden:
