@@ -3,7 +3,7 @@
 A PII regex that backtracked on a 4,200-line file once held a CPU at 100% for 11 minutes; RE2 cannot
 backtrack, and the size pre-check runs before any rule. An RE2 set says first where each rule may match
 (`gateway.prefilter`), so a rule is searched only there; what each match costs in Python is bounded by
-`max_matches_per_rule` per request.
+`max_matches_per_rule` and `max_matches_per_request` per request.
 
     python -m gateway.policy --env dev FILE...     one JSON line per file: action, matches, ms
 """
@@ -300,6 +300,7 @@ class Policy:
         self.prefilter = Prefilter([rule.settings.pattern for rule in self.rules])
         self.searches = [_RuleSearch(rule, reach) for rule, reach in zip(self.rules, self.prefilter.reach, strict=True)]
         self.max_matches = settings.max_matches_per_rule
+        self.max_total = settings.max_matches_per_request
         self.pending = PendingMatches(rule.settings.pattern for rule in self.rules if rule.applies("completion"))
         self.blocked_repositories = [
             (blocked.policy, compile_pattern(blocked.pattern, f"blocked repository {blocked.policy}"))
@@ -327,14 +328,16 @@ class Policy:
         Past the deadline (a `time.perf_counter()` value), stops with `ScanBudgetError`.
 
         `processed` counts each rule's matches checked so far in this request (a new count if None): past
-        `max_matches_per_rule` a rule's matches are not checked; a match of its `:too-many-matches` stand-in
-        (a block) covers the rest of the text instead, so it is neither passed on nor recorded."""
+        `max_matches_per_rule`, or once the rules together are past `max_matches_per_request`, a rule's matches
+        are not checked; a match of its `:too-many-matches` stand-in (a block) covers the rest of the text from
+        its first unchecked match instead, so it is neither passed on nor recorded."""
         normal = text if isinstance(text, Normalised) else normalise(text)
         data = normal.utf8()
         # ASCII text the normalisation left as it was: byte offsets are the original's character offsets.
         plain = len(data) == len(normal.text) and normal.aligned
         candidates = self.prefilter.candidates(data)
         processed = Counter() if processed is None else processed
+        left = self.max_total - processed.total()  # of the request's matches, every rule together
         found: list[Match] = []
         over_cap: list[Match] = []
         offsets: _CharOffsets | None = None  # made for the first match, if the text needs it
@@ -343,8 +346,10 @@ class Policy:
                 continue
             rule = search.rule
             if ranges:
-                spans = search.spans(data, ranges, self.max_matches - processed[rule.id], deadline)
+                budget = max(0, min(self.max_matches - processed[rule.id], left))
+                spans = search.spans(data, ranges, budget, deadline)
                 processed[rule.id] += len(spans.found)
+                left -= len(spans.found)
                 counted = spans.found
                 if not search.always_counts:
                     verdicts: dict[bytes, bool] = {}  # fixtures repeat: each distinct text is checked once

@@ -18,7 +18,7 @@ from local import adversarial
 from local.policy_reference import ReferencePolicy
 
 SHIPPED = load_config("dev").gateway.policy
-UNCAPPED = SHIPPED.model_copy(update={"max_matches_per_rule": 10_000_000})
+UNCAPPED = SHIPPED.model_copy(update={"max_matches_per_rule": 10_000_000, "max_matches_per_request": 100_000_000})
 CHUNK = prefilter.CHUNK_BYTES
 
 
@@ -133,7 +133,7 @@ def test_a_headed_rule_finds_what_its_finditer_finds() -> None:
         PolicyRule(id="token", pattern=r"(?i)\btoken:[a-z]+!", action="log"),
         PolicyRule(id="run", pattern=r"x[ab]{2,}y", action="log"),
     )
-    settings = PolicySettings(rules=rules, max_matches_per_rule=10_000_000)
+    settings = PolicySettings(rules=rules, max_matches_per_rule=10_000_000, max_matches_per_request=100_000_000)
     policy, reference = Policy(settings), ReferencePolicy(settings)
     assert policy.prefilter.headed == {0, 1}
     rng = random.Random(5)
@@ -186,7 +186,7 @@ def test_other_patterns_are_not_split(pattern: str) -> None:
 )
 def test_a_split_rule_finds_what_its_finditer_finds(pattern: str) -> None:
     rule = PolicyRule(id="split", pattern=pattern, action="log")
-    settings = PolicySettings(rules=(rule,), max_matches_per_rule=10_000_000)
+    settings = PolicySettings(rules=(rule,), max_matches_per_rule=10_000_000, max_matches_per_request=100_000_000)
     policy, reference = Policy(settings), ReferencePolicy(settings)
     assert policy.searches[0].split is not None
     rng = random.Random(pattern)
@@ -290,6 +290,53 @@ def test_the_cap_is_validated() -> None:
     with pytest.raises(ValueError, match="max_matches_per_rule"):
         PolicySettings(max_matches_per_rule=10)
     assert PolicySettings().max_matches_per_rule >= 4200  # a 4,200-line migration of fixtures passes
+    with pytest.raises(ValueError, match="max_matches_per_request"):
+        PolicySettings(max_matches_per_request=10)
+    assert PolicySettings().max_matches_per_request >= 3 * 4200  # with an SSN, a card and an address a line
+
+
+def emails(count: int) -> str:
+    return " ".join(f"user{i}@bank.co.uk" for i in range(count))
+
+
+def ssn_list(count: int) -> str:
+    """SSNs a comma apart (spaced, the digits of neighbours would run on as card-like numbers)."""
+    return ", ".join(ssns(count).split())
+
+
+def test_past_the_cap_of_every_rule_together_the_rules_with_matches_left_block() -> None:
+    policy = Policy(SHIPPED.model_copy(update={"max_matches_per_request": 1000}))
+    key = "AKIAZ7QXMP3VBN2LKW4R"
+    scan = policy.scan(f"{key} {ssn_list(600)} {emails(600)} {ssn_list(5)} and {emails(1)}", "prompt")
+    # Rules are checked in order: the key, the 600 + 5 SSNs, then the first 395 addresses.
+    assert tuple(scan.matches[rule] for rule in ("aws-access-key-id", "us-ssn", "email-address")) == (1, 605, 394)
+    assert scan.action == "block"
+    assert scan.blocking_rules == ["aws-access-key-id", f"email-address:{OVER_CAP}"]
+    assert scan.recorded.endswith(f"user393@bank.co.uk [REDACTED:email-address:{OVER_CAP}]")
+    assert "user394@" not in scan.recorded and "user0@" in scan.recorded
+    # A rule with nothing left to check is not named: a text past the cap with no more addresses passes them.
+    assert policy.scan(f"{ssn_list(600)} {emails(400)}", "prompt").action == "redact"
+
+
+def test_the_cap_of_every_rule_together_is_per_request_across_a_body() -> None:
+    policy = Policy(SHIPPED.model_copy(update={"max_matches_per_request": 1000}))
+    body = {"messages": [{"role": "user", "content": [{"type": "text", "text": ssn_list(400)}] * 2 + [
+        {"type": "text", "text": emails(400)}
+    ]}]}  # fmt: skip
+    _, scan, recorded = check_body(policy, body, "prompt")
+    assert scan.blocking_rules == [f"email-address:{OVER_CAP}"]
+    assert (scan.matches["us-ssn"], scan.matches["email-address"]) == (800, 200)
+    assert recorded[-1].endswith(f"[REDACTED:email-address:{OVER_CAP}]") and "user200@" not in recorded[-1]
+
+
+def test_the_default_caps_pass_a_migration_of_fixtures_and_stop_a_text_of_keys() -> None:
+    policy = Policy(SHIPPED)
+    checked: Counter[str] = Counter()
+    migration = policy.scan(adversarial.generate("sql-migration", 1 << 20), "prompt", processed=checked)
+    assert migration.action == "redact" and checked.total() > 12_600  # allowlisted fixtures included
+    checked.clear()
+    keys = policy.scan(adversarial.generate("key-like", 1 << 20), "prompt", processed=checked)
+    assert keys.blocking_rules[-1].endswith(OVER_CAP) and checked.total() == 15_000
 
 
 def test_a_match_at_a_chunk_start_sees_the_character_before_it() -> None:
