@@ -60,3 +60,13 @@ def test_a_few_distinct_characters_are_translated_one_replace_each() -> None:
         ]
     assert normalise_module._translate_few("½ " * 100) is None  # its replacement holds a non-ASCII character
     assert normalise_module._translate_few("".join(map(chr, range(0x0400, 0x0420))) * 10) is None  # too many
+
+
+def test_dense_text_is_translated_by_a_list_of_every_bmp_character_as_by_the_dictionary() -> None:
+    text = "".join(map(chr, range(0x80, 0x10000, 7))) + "٤\u200bﬁ"
+    table = normalise_module._table(text)
+    assert isinstance(table, list) and len(table) == 0x10000
+    assert text.translate(table) == text.translate(normalise_module._REPLACEMENTS)
+    # A character past U+FFFF is past the list's end: such a text is translated by the dictionary.
+    assert normalise_module._table(text + "\U0001d7ce") is normalise_module._REPLACEMENTS
+    assert normalise("\U0001d7ce٤").text == "04"
