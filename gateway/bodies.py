@@ -228,7 +228,7 @@ def recorded_body(policy: Policy, body: Any, where: Where, deadline: float | Non
     reader = BodyReader()
     reader.read(body)
     total, kept = Scan(text=""), []
-    processed: Counter[str] = Counter()  # matches checked per rule in this body, against max_matches_per_rule
+    processed: Counter[str] = Counter()  # matches checked per rule in this body, against the caps
     for found in reader.found:
         text = found.text
         if len(text) >= policy.shortest_match or not text.isascii():
@@ -245,7 +245,7 @@ def check_body(policy: Policy, body: Any, where: Where, deadline: float | None =
     reader = BodyReader()
     reader.read(body)
     total, passed, recorded = Scan(text=""), [], []
-    processed: Counter[str] = Counter()  # matches checked per rule in this body, against max_matches_per_rule
+    processed: Counter[str] = Counter()  # matches checked per rule in this body, against the caps
     for found in reader.found:
         text = kept = found.text
         if len(text) >= policy.shortest_match or not text.isascii():

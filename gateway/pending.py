@@ -87,13 +87,13 @@ def _prefix(items: list[Any]) -> str:
     if not rest:
         return head
     # A prefix ends inside the first item, or the first item is whole and a prefix of the rest follows.
-    return f"(?:{head}|{_emit([first])}{tail})" if head else f"(?:{_emit([first])}{tail})?"
+    return f"(?:{head}|{emit([first])}{tail})" if head else f"(?:{emit([first])}{tail})?"
 
 
 def _prefix_one(item: tuple[Any, Any]) -> str:
     op, arg = item
     if op in (sre.LITERAL, sre.NOT_LITERAL, sre.IN, sre.ANY):
-        return f"(?:{_emit([item])})?"
+        return f"(?:{emit([item])})?"
     if op is sre.AT:
         return ""
     if op is sre.BRANCH:
@@ -106,7 +106,7 @@ def _prefix_one(item: tuple[Any, Any]) -> str:
         if high == 0:
             return ""
         part = _prefix(list(inner))
-        whole = f"(?:{_emit(list(inner))})"
+        whole = f"(?:{emit(list(inner))})"
         if high is sre.MAXREPEAT:
             return f"{whole}*{part}"
         if high == 1:
@@ -115,7 +115,7 @@ def _prefix_one(item: tuple[Any, Any]) -> str:
     raise UnsupportedError(str(op))
 
 
-def _emit(items: Iterable[tuple[Any, Any]]) -> str:
+def emit(items: Iterable[tuple[Any, Any]]) -> str:
     """The items written back as an RE2 pattern."""
     out = []
     for op, arg in items:
@@ -130,17 +130,17 @@ def _emit(items: Iterable[tuple[Any, Any]]) -> str:
         elif op is sre.AT:
             out.append(_ASSERTIONS[arg])
         elif op is sre.BRANCH:
-            out.append("(?:" + "|".join(_emit(branch) for branch in arg[1]) + ")")
+            out.append("(?:" + "|".join(emit(branch) for branch in arg[1]) + ")")
         elif op is sre.SUBPATTERN:
             _group, add, remove, inner = arg
-            out.append(_scoped(add, remove, _emit(inner)))
+            out.append(_scoped(add, remove, emit(inner)))
         elif op in (sre.MAX_REPEAT, sre.MIN_REPEAT):
             low, high, inner = arg
             if low > RE2_MAX_REPEAT or (high is not sre.MAXREPEAT and high > RE2_MAX_REPEAT):
                 raise UnsupportedError("repeat count")
             upper = "" if high is sre.MAXREPEAT else str(high)
             lazy = "?" if op is sre.MIN_REPEAT else ""
-            out.append(f"(?:{_emit(inner)}){{{low},{upper}}}{lazy}")
+            out.append(f"(?:{emit(inner)}){{{low},{upper}}}{lazy}")
         else:
             raise UnsupportedError(str(op))
     return "".join(out)

@@ -3,7 +3,7 @@
 A PII regex that backtracked on a 4,200-line file once held a CPU at 100% for 11 minutes; RE2 cannot
 backtrack, and the size pre-check runs before any rule. An RE2 set says first where each rule may match
 (`gateway.prefilter`), so a rule is searched only there; what each match costs in Python is bounded by
-`max_matches_per_rule` per request.
+`max_matches_per_rule` and `max_matches_per_request` per request.
 
     python -m gateway.policy --env dev FILE...     one JSON line per file: action, matches, ms
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import operator
 import re
 import sys
 import time
@@ -27,7 +28,7 @@ import re2
 
 from gateway.normalise import Normalised, normalise
 from gateway.pending import PendingMatches, minimum_length
-from gateway.prefilter import Prefilter
+from gateway.prefilter import LiteralSplit, Prefilter
 from gateway.settings import PolicyRule, PolicySettings, compile_pattern
 
 Where = Literal["prompt", "completion"]
@@ -37,6 +38,7 @@ SEVERITY: dict[Action, int] = {"allow": 0, "log": 1, "redact": 2, "block": 3}
 
 # The binding's own RE2 objects are called directly: its finditer wraps every match in Python objects.
 UNANCHORED = re2._Anchor.UNANCHORED
+START = re2._Anchor.ANCHOR_START
 WHOLE = re2._Anchor.ANCHOR_BOTH
 OVER_CAP = "too-many-matches"
 _NON_DIGITS = bytes(b for b in range(256) if not 0x30 <= b <= 0x39)
@@ -95,6 +97,10 @@ class Match(NamedTuple):  # a tuple: a dense text has thousands, each made in Py
     end: int
 
 
+_RULE = operator.itemgetter(0)
+_new_tuple = tuple.__new__  # `_new_tuple(Match, (rule, start, end))`: a Match without the Python `__new__` frame
+
+
 class _RuleSearch:
     """One rule as `Policy.find` runs it: its RE2 program and allowlist called on UTF-8 bytes directly."""
 
@@ -103,6 +109,7 @@ class _RuleSearch:
         self.applies = {where: rule.applies(where) for where in ("prompt", "completion")}
         self.match = rule.pattern._regexp.Match
         self.reach = reach  # how far past a range its matches beginning there may reach; None: searched whole
+        self.split = LiteralSplit.of(rule.settings.pattern) if reach is not None else None
         self.luhn = rule.settings.luhn
         self.allowed = [a._regexp.Match for a in _one_allowlist(rule)]
         self.always_counts = not self.allowed and not self.luhn
@@ -123,7 +130,9 @@ class _RuleSearch:
         """The byte spans of the pattern's matches in `data`, as its `finditer` gives them, beginning in the
         ranges; at most `budget` of them."""
         if self.reach is None:
-            return self._spans_whole(data, budget, deadline)
+            return self._spans_whole(data, ranges[0][0], budget, deadline)
+        if self.split is not None:
+            return self._spans_split(self.split, data, ranges, budget, deadline)
         match, reach, size = self.match, self.reach, len(data)
         found: list[tuple[int, int]] = []
         append = found.append
@@ -146,11 +155,51 @@ class _RuleSearch:
                     raise ScanBudgetError
         return _Spans(found, None)
 
-    def _spans_whole(self, data: bytes, budget: int, deadline: float | None) -> _Spans:
-        """The binding's `finditer` loop, empty matches included, over the whole text."""
+    @staticmethod
+    def _spans_split(
+        split: LiteralSplit, data: bytes, ranges: list[tuple[int, int]], budget: int, deadline: float | None
+    ) -> _Spans:
+        """`spans` for a rule searched from each of its literal's occurrences (`LiteralSplit`)."""
+        run, low, high, reach = split.run, split.low, split.high, split.tail_reach
+        tail = split.tail._regexp.Match
+        head = None if split.head is None else split.head._regexp.Match
+        size = len(data)
+        found: list[tuple[int, int]] = []
+        append = found.append
+        position = 0  # where the last match ended: none begins before it
+        for start, end in ranges:
+            first = max(position, start)  # the earliest a match may begin
+            stop = min(size, end + high)  # a match beginning in the range has its literal before this
+            limit = min(size, stop + reach)
+            while first + low < stop:
+                # The next literal after which `c R` matches (RE2 skips the rest of them at automaton speed).
+                span = tail(UNANCHORED, data, first + low, limit)[0]
+                at = span[0]
+                if at < 0 or at >= stop:
+                    break
+                # The leftmost start: within `high` bytes before the literal and in the run of `C` ending there.
+                begin = max(first, at - high)
+                begin += len(data[begin:at].rstrip(run))
+                last = min(at - low, end - 1)  # the latest start: `low` before the literal, and in the range
+                if begin <= last and head is not None:
+                    begin = head(UNANCHORED, data, begin, last + 1)[0][0]
+                if 0 <= begin <= last:
+                    if not budget:
+                        return _Spans(found, begin)
+                    budget -= 1
+                    append((begin, span[1]))
+                    position = first = span[1]
+                    if not budget & 255 and deadline is not None and time.perf_counter() > deadline:
+                        raise ScanBudgetError
+                else:
+                    first = max(first, at + 1 - low)
+        return _Spans(found, None)
+
+    def _spans_whole(self, data: bytes, position: int, budget: int, deadline: float | None) -> _Spans:
+        """The binding's `finditer` loop, empty matches included, over the text from `position` (where the
+        first match may begin) to its end."""
         match, size = self.match, len(data)
         found: list[tuple[int, int]] = []
-        position = 0
         while True:
             begin, finish = span = match(UNANCHORED, data, position, size)[0]
             if begin < 0:
@@ -251,6 +300,7 @@ class Policy:
         self.prefilter = Prefilter([rule.settings.pattern for rule in self.rules])
         self.searches = [_RuleSearch(rule, reach) for rule, reach in zip(self.rules, self.prefilter.reach, strict=True)]
         self.max_matches = settings.max_matches_per_rule
+        self.max_total = settings.max_matches_per_request
         self.pending = PendingMatches(rule.settings.pattern for rule in self.rules if rule.applies("completion"))
         self.blocked_repositories = [
             (blocked.policy, compile_pattern(blocked.pattern, f"blocked repository {blocked.policy}"))
@@ -278,14 +328,16 @@ class Policy:
         Past the deadline (a `time.perf_counter()` value), stops with `ScanBudgetError`.
 
         `processed` counts each rule's matches checked so far in this request (a new count if None): past
-        `max_matches_per_rule` a rule's matches are not checked; a match of its `:too-many-matches` stand-in
-        (a block) covers the rest of the text instead, so it is neither passed on nor recorded."""
+        `max_matches_per_rule`, or once the rules together are past `max_matches_per_request`, a rule's matches
+        are not checked; a match of its `:too-many-matches` stand-in (a block) covers the rest of the text from
+        its first unchecked match instead, so it is neither passed on nor recorded."""
         normal = text if isinstance(text, Normalised) else normalise(text)
         data = normal.utf8()
         # ASCII text the normalisation left as it was: byte offsets are the original's character offsets.
         plain = len(data) == len(normal.text) and normal.aligned
         candidates = self.prefilter.candidates(data)
         processed = Counter() if processed is None else processed
+        left = self.max_total - processed.total()  # of the request's matches, every rule together
         found: list[Match] = []
         over_cap: list[Match] = []
         offsets: _CharOffsets | None = None  # made for the first match, if the text needs it
@@ -294,8 +346,10 @@ class Policy:
                 continue
             rule = search.rule
             if ranges:
-                spans = search.spans(data, ranges, self.max_matches - processed[rule.id], deadline)
+                budget = max(0, min(self.max_matches - processed[rule.id], left))
+                spans = search.spans(data, ranges, budget, deadline)
                 processed[rule.id] += len(spans.found)
+                left -= len(spans.found)
                 counted = spans.found
                 if not search.always_counts:
                     verdicts: dict[bytes, bool] = {}  # fixtures repeat: each distinct text is checked once
@@ -308,7 +362,7 @@ class Policy:
                         if verdict:
                             counted.append(span)
                 if plain:
-                    found += [Match(rule, begin, finish) for begin, finish in counted]
+                    found += [_new_tuple(Match, (rule, begin, finish)) for begin, finish in counted]
                 else:
                     offsets = offsets or _CharOffsets(data)
                     for begin, finish in counted:
@@ -346,22 +400,21 @@ class Policy:
         scan = Scan(text=text, recorded=text)
         spans: list[tuple[int, int, str]] = []
         hidden: list[tuple[int, int, str]] = []
-        rule: CompiledRule | None = None
-        action: Action = "allow"
-        rule_id = ""
-        for match in matches:
-            if match.rule is not rule:  # what a match does depends on its rule only
-                rule, rule_id = match.rule, match.rule.id
-                action = "block" if blocks(match, signed) else rule.settings.action
-                if SEVERITY[action] > SEVERITY[scan.action]:
-                    scan.action = action
-                if action == "block" and rule_id not in scan.blocking_rules:
-                    scan.blocking_rules.append(rule_id)
-            scan.matches[rule_id] += 1
-            if action == "redact":
-                spans.append((match.start, match.end, rule_id))
+        rule: CompiledRule
+        for rule, group in itertools.groupby(matches, key=_RULE):  # what a match does depends on its rule only
+            same = list(group)
+            rule_id: str = rule.id
+            action: Action = "block" if blocks(same[0], signed) else rule.settings.action
+            if SEVERITY[action] > SEVERITY[scan.action]:
+                scan.action = action
+            if action == "block" and rule_id not in scan.blocking_rules:
+                scan.blocking_rules.append(rule_id)
+            scan.matches[rule_id] += len(same)
             if action in ("redact", "block"):
-                hidden.append((match.start, match.end, rule_id))
+                found = [(start, end, rule_id) for _, start, end in same]
+                hidden += found
+                if action == "redact":
+                    spans += found
         if spans:
             scan.text = redact(text, spans)
         if hidden:

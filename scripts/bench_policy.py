@@ -63,7 +63,10 @@ def main() -> None:
     }
     megabytes = args.size / MiB
     print(f"Policy.scan of {megabytes:g} MiB, {len(settings.rules)} shipped rules, CPU ms (best of rounds)")
-    print(f"  max_matches_per_rule = {settings.max_matches_per_rule}; 'capped': blocked past it (rule <id>:{OVER_CAP})")
+    print(
+        f"  max_matches_per_rule = {settings.max_matches_per_rule}, max_matches_per_request = "
+        f"{settings.max_matches_per_request}; 'capped': blocked past one (rule <id>:{OVER_CAP})"
+    )
     print(f"{'input':26}{'new':>9}{'first':>9}{'baseline':>10}{'faster':>8}  result")
     results: dict[str, tuple[float, float]] = {}
     for name, text in inputs.items():

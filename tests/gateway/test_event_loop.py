@@ -46,7 +46,10 @@ def test_a_large_adversarial_prompt_leaves_the_other_requests_served(make_stack:
 def test_a_prompt_past_the_scan_budget_is_refused_with_its_reason(make_stack: GatewayFactory) -> None:
     # Cap far above the prompt's 100,000 card numbers: the time budget, not the cap, is what refuses it.
     stack = make_stack(
-        policy__max_request_bytes=4 * MIB, policy__scan_budget_ms=10, policy__max_matches_per_rule=1_000_000
+        policy__max_request_bytes=4 * MIB,
+        policy__scan_budget_ms=10,
+        policy__max_matches_per_rule=1_000_000,
+        policy__max_matches_per_request=1_000_000,
     )
     before = stack.vendor_last()["requests"]
     response = stack.call(body=json.dumps(prompt(card_like(2 * MIB))).encode())

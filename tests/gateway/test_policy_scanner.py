@@ -18,7 +18,7 @@ from local import adversarial
 from local.policy_reference import ReferencePolicy
 
 SHIPPED = load_config("dev").gateway.policy
-UNCAPPED = SHIPPED.model_copy(update={"max_matches_per_rule": 10_000_000})
+UNCAPPED = SHIPPED.model_copy(update={"max_matches_per_rule": 10_000_000, "max_matches_per_request": 100_000_000})
 CHUNK = prefilter.CHUNK_BYTES
 
 
@@ -104,7 +104,7 @@ def test_reach_is_none_where_pythons_parser_may_read_a_pattern_differently() -> 
 
 
 def test_a_set_that_gives_no_answer_means_every_rule_is_searched() -> None:
-    rules = prefilter._RuleSet(["abc", "def"], [0, 1], None)
+    rules = prefilter._RuleSet({0: "abc", 1: "def"}, None)
 
     class Failed:
         def Match(self, _data: object) -> None:  # noqa: N802  (RE2's name)
@@ -112,6 +112,117 @@ def test_a_set_that_gives_no_answer_means_every_rule_is_searched() -> None:
 
     rules.regexps = Failed()
     assert rules.matching(b"nothing here") == [0, 1]
+
+
+def test_a_rule_without_a_bound_is_found_by_its_head() -> None:
+    assert prefilter.bounded_head(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}") == (
+        r"\beyJ(?:[A-Za-z0-9\x{5f}\x{2d}]){8,8}",
+        4 * 11,
+    )
+    assert prefilter.bounded_head(r"(?i)ab+c") == ("(?i:a(?:b){1,1})", 8)
+    assert prefilter.bounded_head(r"(?:ab)+") == ("(?:ab){1,1}", 8)
+    for pattern in (r"a*b", r"x|y+", r"\pL+x", r"(?s)a.+"):
+        assert prefilter.bounded_head(pattern) is None, pattern
+    # The shipped rules: one chunked pass, no pass over the whole text.
+    shipped = Policy(SHIPPED).prefilter
+    assert shipped.whole.rules == [] and shipped.headed == {[r.id for r in SHIPPED.rules].index("jwt")}
+
+
+def test_a_headed_rule_finds_what_its_finditer_finds() -> None:
+    rules = (
+        PolicyRule(id="token", pattern=r"(?i)\btoken:[a-z]+!", action="log"),
+        PolicyRule(id="run", pattern=r"x[ab]{2,}y", action="log"),
+    )
+    settings = PolicySettings(rules=rules, max_matches_per_rule=10_000_000, max_matches_per_request=100_000_000)
+    policy, reference = Policy(settings), ReferencePolicy(settings)
+    assert policy.prefilter.headed == {0, 1}
+    rng = random.Random(5)
+    pieces = [" ", "token:", "TOKEN:", "abc", "!", "x", "ab" * 50, "y", "xab", "a" * CHUNK]
+    found: Counter[str] = Counter()
+    for _ in range(40):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 60)))
+        expected = [(m.rule.id, m.start, m.end) for m in reference.find(text, "prompt")]
+        assert [(m.rule.id, m.start, m.end) for m in policy.find(text, "prompt")] == expected
+        found.update(rule_id for rule_id, _, _ in expected)
+    assert found["token"] > 5 and found["run"] > 5
+
+
+# -- rules searched from each occurrence of a literal (the e-mail rule) ------------------------
+
+EMAIL = next(rule for rule in SHIPPED.rules if rule.id == "email-address")
+
+
+def test_the_email_rule_is_searched_from_each_at_sign() -> None:
+    split = prefilter.LiteralSplit.of(EMAIL.pattern)
+    assert split is not None and (split.literal, split.low, split.high) == (b"@", 1, 64)
+    assert split.head is not None and split.tail.pattern.startswith("@")
+    assert Policy(SHIPPED).searches[[r.id for r in SHIPPED.rules].index(EMAIL.id)].split is not None
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        r"(?i)\b[a-z]{1,64}@x",  # a flag for the whole pattern
+        r"[a-z]{1,3}@x|y",  # `|` at the top level reads across the split
+        r"[^@]{1,3}@x",  # a negated class holds non-ASCII characters
+        r"[a-z@]{1,3}@x",  # the literal is in the class: the run is not forced
+        r"[a-z]{1,3}@+x",  # the literal repeated
+        r"[a-z]{1,3}?@x",  # a lazy repeat
+        r"[[:alpha:]]{1,3}@x",  # syntax Python's parser reads differently
+        r"[a-z]{0,3}@x",  # may be empty
+    ],
+)
+def test_other_patterns_are_not_split(pattern: str) -> None:
+    assert prefilter.LiteralSplit.of(pattern) is None
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        EMAIL.pattern,
+        r"\b[a-c_.]{2,5}x[a-cx]{1,3}\b",  # the literal again inside a match, a non-word character in the run
+        r"[ab]{3,4}-[ab-]{0,3}",  # no leading assertion, the literal may follow straight after a match
+    ],
+)
+def test_a_split_rule_finds_what_its_finditer_finds(pattern: str) -> None:
+    rule = PolicyRule(id="split", pattern=pattern, action="log")
+    settings = PolicySettings(rules=(rule,), max_matches_per_rule=10_000_000, max_matches_per_request=100_000_000)
+    policy, reference = Policy(settings), ReferencePolicy(settings)
+    assert policy.searches[0].split is not None
+    rng = random.Random(pattern)
+    alphabet = [
+        "a",
+        "b",
+        "c",
+        "x",
+        "_",
+        ".",
+        "-",
+        "@",
+        " ",
+        "9",
+        "%",
+        "é",
+        "\u200b",
+        "co",
+        ".uk",
+        "b.io",
+        "ab",
+        "xa",
+        "a" * 70,
+    ]
+    found = 0
+    for _ in range(300):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 80)))
+        expected = [(m.start, m.end) for m in reference.find(text, "prompt")]
+        assert [(m.start, m.end) for m in policy.find(text, "prompt")] == expected, text
+        found += len(expected)
+    assert found > 30
+    # Across chunk edges, and with the set's ranges in between.
+    text = "".join(rng.choice(alphabet) for _ in range(3 * CHUNK))
+    assert [(m.start, m.end) for m in policy.find(text, "prompt")] == [
+        (m.start, m.end) for m in reference.find(text, "prompt")
+    ]
 
 
 # -- the cap on matches checked per rule per request ------------------------------------------
@@ -179,6 +290,53 @@ def test_the_cap_is_validated() -> None:
     with pytest.raises(ValueError, match="max_matches_per_rule"):
         PolicySettings(max_matches_per_rule=10)
     assert PolicySettings().max_matches_per_rule >= 4200  # a 4,200-line migration of fixtures passes
+    with pytest.raises(ValueError, match="max_matches_per_request"):
+        PolicySettings(max_matches_per_request=10)
+    assert PolicySettings().max_matches_per_request >= 3 * 4200  # with an SSN, a card and an address a line
+
+
+def emails(count: int) -> str:
+    return " ".join(f"user{i}@bank.co.uk" for i in range(count))
+
+
+def ssn_list(count: int) -> str:
+    """SSNs a comma apart (spaced, the digits of neighbours would run on as card-like numbers)."""
+    return ", ".join(ssns(count).split())
+
+
+def test_past_the_cap_of_every_rule_together_the_rules_with_matches_left_block() -> None:
+    policy = Policy(SHIPPED.model_copy(update={"max_matches_per_request": 1000}))
+    key = "AKIAZ7QXMP3VBN2LKW4R"
+    scan = policy.scan(f"{key} {ssn_list(600)} {emails(600)} {ssn_list(5)} and {emails(1)}", "prompt")
+    # Rules are checked in order: the key, the 600 + 5 SSNs, then the first 395 addresses.
+    assert tuple(scan.matches[rule] for rule in ("aws-access-key-id", "us-ssn", "email-address")) == (1, 605, 394)
+    assert scan.action == "block"
+    assert scan.blocking_rules == ["aws-access-key-id", f"email-address:{OVER_CAP}"]
+    assert scan.recorded.endswith(f"user393@bank.co.uk [REDACTED:email-address:{OVER_CAP}]")
+    assert "user394@" not in scan.recorded and "user0@" in scan.recorded
+    # A rule with nothing left to check is not named: a text past the cap with no more addresses passes them.
+    assert policy.scan(f"{ssn_list(600)} {emails(400)}", "prompt").action == "redact"
+
+
+def test_the_cap_of_every_rule_together_is_per_request_across_a_body() -> None:
+    policy = Policy(SHIPPED.model_copy(update={"max_matches_per_request": 1000}))
+    body = {"messages": [{"role": "user", "content": [{"type": "text", "text": ssn_list(400)}] * 2 + [
+        {"type": "text", "text": emails(400)}
+    ]}]}  # fmt: skip
+    _, scan, recorded = check_body(policy, body, "prompt")
+    assert scan.blocking_rules == [f"email-address:{OVER_CAP}"]
+    assert (scan.matches["us-ssn"], scan.matches["email-address"]) == (800, 200)
+    assert recorded[-1].endswith(f"[REDACTED:email-address:{OVER_CAP}]") and "user200@" not in recorded[-1]
+
+
+def test_the_default_caps_pass_a_migration_of_fixtures_and_stop_a_text_of_keys() -> None:
+    policy = Policy(SHIPPED)
+    checked: Counter[str] = Counter()
+    migration = policy.scan(adversarial.generate("sql-migration", 1 << 20), "prompt", processed=checked)
+    assert migration.action == "redact" and checked.total() > 12_600  # allowlisted fixtures included
+    checked.clear()
+    keys = policy.scan(adversarial.generate("key-like", 1 << 20), "prompt", processed=checked)
+    assert keys.blocking_rules[-1].endswith(OVER_CAP) and checked.total() == 15_000
 
 
 def test_a_match_at_a_chunk_start_sees_the_character_before_it() -> None:
