@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -12,7 +13,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from aws_cdk import App, Environment, Stack
+from aws_cdk import App, AssetStaging, Environment, Stack
+from constructs import gateway_bundle
 from constructs.gateway_bundle import (
     TARGET_PYTHON,
     GatewayBundle,
@@ -147,3 +149,82 @@ def test_asset_hash_follows_the_settings_and_the_sources() -> None:
     assert asset_hash(SETTINGS) == asset_hash(SETTINGS.model_copy())
     assert asset_hash(SETTINGS) != asset_hash(SETTINGS.model_copy(update={"environment": "other"}))
     assert bundle_fingerprint(SETTINGS) == bundle_fingerprint(SETTINGS.model_copy())
+
+
+def stage(outdir: Path, settings: GatewaySettings) -> Path:
+    """The bundle's asset as a new synth into `outdir` stages it (bundling on): its folder there."""
+    # CDK also remembers staged assets in its process; a new process starts without that.
+    AssetStaging.clear_asset_hash_cache()
+    app = App(outdir=str(outdir))
+    stack = Stack(app, "Test", env=Environment(account="123456789012", region="eu-west-1"))
+    return outdir / f"asset.{GatewayBundle(stack, 'Bundle', settings=settings).asset.asset_hash}"
+
+
+def test_the_bundle_is_built_only_when_its_asset_is_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    built: list[str] = []
+
+    def build(output_dir: Path, settings: GatewaySettings) -> None:  # the real one: pip, 31 MB of wheels
+        built.append(settings.environment)
+        (output_dir / "gateway.json").write_text(settings.model_dump_json())
+
+    monkeypatch.setattr(gateway_bundle, "build_bundle", build)
+    asset = stage(tmp_path, SETTINGS)
+    assert built == ["dev"] and (asset / "gateway.json").is_file()
+    assert stage(tmp_path, SETTINGS) == asset and built == ["dev"]  # synthesized again: reused
+    other = stage(tmp_path, SETTINGS.model_copy(update={"environment": "other"}))
+    assert other != asset and built == ["dev", "other"]  # an input changed: a new asset, built
+    shutil.rmtree(asset)
+    assert stage(tmp_path, SETTINGS) == asset and built == ["dev", "other", "dev"]  # it was the folder
+
+
+@pytest.fixture
+def bundle_inputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of gateway/ that bundle_fingerprint reads instead, to edit."""
+    copy = tmp_path / "gateway"
+    shutil.copytree(gateway_bundle.GATEWAY, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(gateway_bundle, "GATEWAY", copy)
+    monkeypatch.setattr(gateway_bundle, "LOCK", copy / "requirements.lock")
+    monkeypatch.setattr(gateway_bundle, "DEPLOY", copy / "deploy")
+    return copy
+
+
+@pytest.mark.parametrize("changed", ["app.py", "requirements.lock", "deploy/install.sh", "deploy/new-file"])
+def test_the_fingerprint_follows_every_input_file(bundle_inputs: Path, changed: str) -> None:
+    before = bundle_fingerprint(SETTINGS)
+    assert bundle_fingerprint(SETTINGS) == before
+    path = bundle_inputs / changed
+    with path.open("a") as file:
+        file.write("\n")
+    assert bundle_fingerprint(SETTINGS) != before
+
+
+def test_the_fingerprint_follows_every_setting() -> None:
+    before = bundle_fingerprint(SETTINGS)
+    upstream = SETTINGS.upstream
+    longer = upstream.model_copy(update={"stream_timeout_seconds": upstream.stream_timeout_seconds + 60})
+    assert bundle_fingerprint(SETTINGS.model_copy(update={"upstream": longer})) != before
+    assert bundle_fingerprint(SETTINGS.model_copy(update={"environment": "other"})) != before
+
+
+def test_pip_is_asked_only_for_wheels_the_cache_lacks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = tmp_path / "cache"
+    shutil.copytree(gateway_bundle.DEFAULT_CACHE, cache)
+    wheels = sorted(w.name for w in gateway_bundle.locked_wheels(cache))
+    missing = next(cache.glob("httpx-*.whl"))
+    served = [missing.read_bytes()]  # what the index hands out for it
+    missing.unlink()
+    downloads: list[list[str]] = []
+
+    def pip(command: list[str], check: bool) -> None:  # stands in for `pip download` into the cache
+        downloads.append(command)
+        missing.write_bytes(served[0])
+
+    monkeypatch.setattr(subprocess, "run", pip)
+    assert sorted(w.name for w in gateway_bundle.locked_wheels(cache)) == wheels and len(downloads) == 1
+    assert "--require-hashes" in downloads[0]
+    assert sorted(w.name for w in gateway_bundle.locked_wheels(cache)) == wheels and len(downloads) == 1
+    served[0] += b"\0"  # a wheel whose hash is not pinned does not count
+    missing.write_bytes(served[0])
+    with pytest.raises(RuntimeError, match="wheels pinned"):
+        gateway_bundle.locked_wheels(cache)
+    assert len(downloads) == 2
