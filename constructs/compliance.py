@@ -54,9 +54,11 @@ def acknowledge(construct: IConstruct, *rule_ids: str, reason: str) -> None:
     if lint_rules:
         _add_to_metadata(resource, CFN_LINT, lint_rules, reason)
     names = {rule_id.rpartition("-")[2] for rule_id in rule_ids}  # PCI.DSS.321::PCI.DSS.321-LambdaInsideVPC
-    known = {skip["id"] for skip in (resource.get_metadata(CHECKOV) or {}).get("skip", [])}
-    if checks := sorted({CHECKOV_EQUIVALENTS[name] for name in names if name in CHECKOV_EQUIVALENTS} - known):
-        _add_to_metadata(resource, CHECKOV, checks, reason)
+    if equivalents := {CHECKOV_EQUIVALENTS[name] for name in names if name in CHECKOV_EQUIVALENTS}:
+        # Read only when needed: each read is a round-trip to the CDK's process.
+        known = {skip["id"] for skip in (resource.get_metadata(CHECKOV) or {}).get("skip", [])}
+        if checks := sorted(equivalents - known):
+            _add_to_metadata(resource, CHECKOV, checks, reason)
 
 
 def acknowledge_scanner(construct: IConstruct, *check_ids: str, reason: str) -> None:

@@ -45,6 +45,8 @@ class TeamInferenceProfiles(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.profiles: dict[tuple[str, str], bedrock.CfnApplicationInferenceProfile] = {}
+        # Each ARN read once: a read is a round-trip to the CDK's process, and the stack asks per model.
+        self._arns: dict[tuple[str, str], str] = {}
         for team in teams:
             for route in models:
                 profile = bedrock.CfnApplicationInferenceProfile(
@@ -59,19 +61,16 @@ class TeamInferenceProfiles(Construct):
                 )
                 Tags.of(profile).add(TEAM_TAG, team)
                 self.profiles[(team, route.id)] = profile
+                self._arns[(team, route.id)] = profile.attr_inference_profile_arn
             CfnOutput(
                 self,
                 f"{team}:arns",
                 description=f"team {team}: its application inference profile for each model id",
-                value=",".join(
-                    f"{route.id}={self.profiles[(team, route.id)].attr_inference_profile_arn}" for route in models
-                ),
+                value=",".join(f"{route.id}={self._arns[(team, route.id)]}" for route in models),
             )
 
     def arns_for(self, model_id: str) -> list[str]:
-        return [
-            profile.attr_inference_profile_arn for (_, model), profile in self.profiles.items() if model == model_id
-        ]
+        return [arn for (_, model), arn in self._arns.items() if model == model_id]
 
     @property
     def ids(self) -> dict[tuple[str, str], str]:

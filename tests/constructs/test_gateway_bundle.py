@@ -240,7 +240,7 @@ def test_pip_is_asked_only_for_wheels_the_cache_lacks(tmp_path: Path, monkeypatc
         downloads.append(command)
         missing.write_bytes(served[0])
 
-    monkeypatch.setattr(gateway_bundle.subprocess, "run", pip)
+    monkeypatch.setattr(subprocess, "run", pip)
     assert sorted(w.name for w in gateway_bundle.locked_wheels(cache)) == wheels and len(downloads) == 1
     assert "--require-hashes" in downloads[0]
     assert sorted(w.name for w in gateway_bundle.locked_wheels(cache)) == wheels and len(downloads) == 1
