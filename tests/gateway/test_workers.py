@@ -21,7 +21,7 @@ def records(path: Path) -> list[dict[str, object]]:
 def test_workers_share_the_port_and_each_writes_its_own_audit_file(
     vendor: harness.Process, issuer: harness.Process, keys: token_issuer.KeyFolder, tmp_path: Path
 ) -> None:
-    settings = harness.settings_for(tmp_path, vendor.url, issuer.url, workers=2)
+    settings = harness.settings_for(tmp_path, vendor.url, issuer.url, workers=2, limits__enabled=False)
     port = harness.free_port()
     workers = [harness.start_gateway(tmp_path, settings, port=port, worker=index) for index in range(2)]
     files = [worker_path(settings.audit.path, index) for index in range(2)]
