@@ -35,10 +35,10 @@ def test_workers_share_the_port_and_each_writes_its_own_audit_file(
             assert answer.status_code == 200, answer.text
             sent.append(answer.headers["x-request-id"])
     finally:
-        for worker in workers:
-            # Each drains and flushes its own file, then ends by the signal (uvicorn re-raises it; systemd counts
-            # that as a clean stop).
-            assert worker.stop(signal.SIGTERM) == -signal.SIGTERM
+        stopped = [worker.stop(signal.SIGTERM) for worker in workers]
+    # Each drained and flushed its own file, then ended by the signal (uvicorn re-raises it; systemd counts that as
+    # a clean stop).
+    assert stopped == [-signal.SIGTERM, -signal.SIGTERM]
     written = [records(path) for path in files]
     assert all(written), f"one worker answered none of {len(sent)} connections"
     assert sorted(str(r["request_id"]) for r in written[0] + written[1]) == sorted(sent)  # each once, none lost
