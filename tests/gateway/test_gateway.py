@@ -295,6 +295,7 @@ def test_slow_vendor_times_out_opens_the_breaker_and_recovers(make_stack: Gatewa
         upstream__breaker__cooldown_seconds=2,
     )
     stack.vendor_control(delay_seconds=3)
+    sent = stack.vendor_last()["requests"]
     for _ in range(2):
         response = stack.call()
         assert response.status_code == 504
@@ -302,6 +303,8 @@ def test_slow_vendor_times_out_opens_the_breaker_and_recovers(make_stack: Gatewa
         assert body["error"]["type"] == "upstream_timeout" and "within 1 s" in body["message"]
         latency = stack.audit(response.headers["x-request-id"])["latency_ms"]
         assert 1000 <= latency < 1500  # the configured timeout, measured inside the gateway
+    # Both timed-out requests reached the vendor (a busy machine may take a moment to show it): count from there.
+    wait_until(lambda: stack.vendor_last()["requests"] >= sent + 2, "the vendor seeing both requests", 10)
     before = stack.vendor_last()["requests"]
     refused = [stack.call() for _ in range(5)]
     # Still within the cooldown: the audit records are read only after this, as they may take a moment on a busy
