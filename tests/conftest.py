@@ -148,3 +148,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         group = "synthesized-app" if item.path in synthesizing else str(item.path.relative_to(ROOT))
         item.add_marker(pytest.mark.xdist_group(group))
+    # Workers take groups in this order: the longest first, so none of them starts last and runs on alone.
+    long = {item.path for item in items if item.get_closest_marker("deploy") or item.get_closest_marker("slow")}
+    items.sort(key=lambda item: 0 if item.path in long else 1 if item.path in synthesizing else 2)
