@@ -71,13 +71,20 @@ preflight: install
 deploy: install
 	$(CDK) deploy --all -c env=$(ENV) --require-approval broadening
 
-lint: install
+# Lint needs only the project's virtualenv, so `make test` runs it while the other installs finish.
+lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-test: install lint
-	$(VENV)/bin/pytest
+# Installs (each into a folder of its own) and lint side by side, then the tests in one worker per core: more
+# workers than cores made the timing tests (breaker, 500 concurrent requests) fail on a loaded 2-core machine.
+# `--dist loadgroup` keeps a module, and every test of the synthesized app, in one worker each (tests/conftest.py).
+# TEST_WORKERS=0 runs them in this process, one after another.
+TEST_WORKERS ?= auto
+test:
+	@$(MAKE) --no-print-directory -j3 install lint
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadgroup
 
 snapshots: install
 	$(VENV)/bin/pytest tests/test_snapshots.py --snapshot-update

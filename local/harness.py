@@ -14,10 +14,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -52,6 +52,20 @@ def team_profile_ids(environment: str = "dev") -> dict[tuple[str, str], str]:
         for team in config.teams
         for route in config.models
     }
+
+
+T = TypeVar("T")
+
+
+def wait_until(condition: Callable[[], T], what: str, timeout: float, interval: float = 0.05) -> T:
+    """condition()'s first truthy value, checked every `interval` seconds: a test waits for what it waits for, not
+    for a fixed time; AssertionError naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (found := condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen within {timeout:g} s")
+        time.sleep(interval)
+    return found
 
 
 def free_port() -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -18,6 +19,7 @@ import yaml
 from aws_cdk import App, Environment, Stack, cx_api
 from aws_cdk.assertions import Template
 from constructs.compliance import record_packs
+from constructs.gateway_bundle import DEFAULT_CACHE, locked_wheels
 
 import app as aigw_app
 from config import AigwConfig, load_config
@@ -86,12 +88,24 @@ def synthesize_dev_with(outdir: Path, change: Callable[[dict[str, Any]], object]
 
 
 @pytest.fixture(scope="session")
-def dev(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+def bundle_cache() -> Path:
+    """The gateway bundle's wheel cache (in the checkout, shared by every process that bundles), filled by one
+    process at a time: pip copies a wheel into it non-atomically, and a concurrent bundling would hash a half-written
+    file and fail. Once full, pip only reads it."""
+    DEFAULT_CACHE.mkdir(parents=True, exist_ok=True)
+    with (DEFAULT_CACHE / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        locked_wheels(DEFAULT_CACHE)
+    return DEFAULT_CACHE
+
+
+@pytest.fixture(scope="session")
+def dev(tmp_path_factory: pytest.TempPathFactory, bundle_cache: Path) -> Synthesized:
     return synthesize("dev", tmp_path_factory.mktemp("cdk.out.dev"))
 
 
 @pytest.fixture(scope="session")
-def prod(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+def prod(tmp_path_factory: pytest.TempPathFactory, bundle_cache: Path) -> Synthesized:
     return synthesize("prod", tmp_path_factory.mktemp("cdk.out.prod"))
 
 
@@ -119,3 +133,21 @@ class BareStack(Stack):
 @pytest.fixture
 def bare_stack() -> BareStack:
     return BareStack()
+
+
+SYNTHESIZED = {"dev", "prod", "each_environment"}
+
+
+# tryfirst: xdist turns the markers into groups in its own hook of the same name.
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """For `--dist loadgroup` (make test): a module runs in one worker, so its module-scoped processes start once;
+    and every module that uses the session's synthesized app runs in the same worker, so each environment is
+    synthesized once (jsii's first synth in a process also pays for loading cdk-nag's rules: ~15 s of CPU)."""
+    synthesizing = {item.path for item in items if SYNTHESIZED & set(getattr(item, "fixturenames", ()))}
+    for item in items:
+        group = "synthesized-app" if item.path in synthesizing else str(item.path.relative_to(ROOT))
+        item.add_marker(pytest.mark.xdist_group(group))
+    # Workers take groups in this order: the longest first, so none of them starts last and runs on alone.
+    long = {item.path for item in items if item.get_closest_marker("deploy") or item.get_closest_marker("slow")}
+    items.sort(key=lambda item: 0 if item.path in long else 1 if item.path in synthesizing else 2)

@@ -95,7 +95,7 @@ def test_acknowledgments_are_written_into_the_resources_metadata(dev: Synthesize
         assert all(len(rule["reason"]) >= MIN_REASON_LENGTH for rule in rules)
 
 
-def test_the_gate_refuses_an_unacknowledged_finding(tmp_path: Path) -> None:
+def test_the_gate_refuses_an_unacknowledged_finding(tmp_path: Path, bundle_cache: Path) -> None:
     """With the CLI's own context (version reporting on), a violation still fails synth."""
     app = App(outdir=str(tmp_path), context=cli_context("dev"))
     aigw_app.build(app, load_config("dev"))

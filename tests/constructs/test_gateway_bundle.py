@@ -33,7 +33,7 @@ SETTINGS = gateway_settings(load_config("dev"))
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def bundle(tmp_path_factory: pytest.TempPathFactory, bundle_cache: Path) -> Path:
     output = tmp_path_factory.mktemp("bundle")
     build_bundle(output, SETTINGS)
     return output

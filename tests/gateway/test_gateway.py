@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from gateway import eventstream
-from local.harness import MODEL, prompt
+from local.harness import MODEL, prompt, wait_until
 from local.token_issuer import KeyFolder
 from tests.gateway.conftest import GatewayFactory, RunningGateway, read_jsonl
 
@@ -295,6 +295,7 @@ def test_slow_vendor_times_out_opens_the_breaker_and_recovers(make_stack: Gatewa
         upstream__breaker__cooldown_seconds=2,
     )
     stack.vendor_control(delay_seconds=3)
+    sent = stack.vendor_last()["requests"]
     for _ in range(2):
         response = stack.call()
         assert response.status_code == 504
@@ -302,18 +303,26 @@ def test_slow_vendor_times_out_opens_the_breaker_and_recovers(make_stack: Gatewa
         assert body["error"]["type"] == "upstream_timeout" and "within 1 s" in body["message"]
         latency = stack.audit(response.headers["x-request-id"])["latency_ms"]
         assert 1000 <= latency < 1500  # the configured timeout, measured inside the gateway
+    # Both timed-out requests reached the vendor (a busy machine may take a moment to show it): count from there.
+    wait_until(lambda: stack.vendor_last()["requests"] >= sent + 2, "the vendor seeing both requests", 10)
     before = stack.vendor_last()["requests"]
-    for _ in range(5):
-        response = stack.call()
+    refused = [stack.call() for _ in range(5)]
+    # Still within the cooldown: the audit records are read only after this, as they may take a moment on a busy
+    # machine.
+    assert httpx.get(stack.gateway.url + "/healthz").json()["breaker"] == "open"
+    assert stack.vendor_last()["requests"] == before  # an open breaker sends nothing on
+    for response in refused:
         assert response.status_code == 503
         assert response.json()["error"]["type"] == "vendor_degraded"
         assert int(response.headers["retry-after"]) >= 1
         assert stack.audit(response.headers["x-request-id"])["latency_ms"] < 50  # fails fast
-    assert stack.vendor_last()["requests"] == before  # an open breaker sends nothing on
-    assert httpx.get(stack.gateway.url + "/healthz").json()["breaker"] == "open"
 
     stack.vendor_control(delay_seconds=0)
-    time.sleep(stack.settings.upstream.breaker.cooldown_seconds)
+
+    def half_open() -> bool:
+        return bool(httpx.get(stack.gateway.url + "/healthz").json()["breaker"] == "half_open")
+
+    wait_until(half_open, "the breaker's cooldown", stack.settings.upstream.breaker.cooldown_seconds + 5)
     probe = stack.call()
     assert probe.status_code == 200
     assert stack.call().status_code == 200

@@ -31,6 +31,9 @@ from tests.gateway.conftest import read_jsonl
 from tests.gateway.test_real_clients import CLAUDE
 from tests.gateway.test_signin import Fleet
 
+# It outlives a 60 s access token (the shortest the gateway issues), so it takes over a minute whatever the machine.
+pytestmark = pytest.mark.slow
+
 MANAGED = Path("/etc/claude-code")
 TOKEN_SECONDS = 60
 CURSOR = "\u276f"  # the CLI's menu cursor

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.deploy
-def test_local_deploy_creates_the_network_and_reports_what_moto_skipped(tmp_path: Path) -> None:
+def test_local_deploy_creates_the_network_and_reports_what_moto_skipped(tmp_path: Path, bundle_cache: Path) -> None:
     config = load_config("dev")
     # CI=true as on the CI machines, where the CDK CLI writes its progress to stdout.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CDK_"))} | {"CI": "true"}
