@@ -3,7 +3,8 @@
 Counted in each process's memory, a limit is wrong by the number of instances; here every check is
 one atomic Lua script over the shared counters, so 2 or 6 instances enforce exactly one limit. When
 Redis is out of reach the fail mode decides: "open" falls back to a per-process limiter at each
-limit divided by the fleet's minimum size (flagged on every decision), "closed" refuses.
+limit divided by the fleet's minimum number of processes (its minimum size times the workers on each
+instance; flagged on every decision), "closed" refuses.
 """
 
 from __future__ import annotations
