@@ -36,6 +36,10 @@ FORWARDED_REQUEST_HEADERS = (
 FORWARDED_PREFIXES = ("x-amzn-bedrock-",)  # of response headers
 # Response headers passed back to the client.
 RETURNED_RESPONSE_HEADERS = ("content-type", "x-amzn-requestid", "x-amzn-errortype", "request-id", "retry-after")
+# An idle connection to the vendor is closed after this long, before any server would close it (uvicorn's
+# default is 5 s; load balancers' are longer): a request sent on a connection the server is closing fails with
+# nothing to retry safely (an InvokeModel may already be billed), so the pool must not hold one that long.
+IDLE_CONNECTION_SECONDS = 4.0
 # Errors of the connection to the vendor (refused, reset, closed mid-answer, a read that timed out).
 UPSTREAM_ERRORS = (aiohttp.ClientError, TimeoutError)
 
@@ -172,7 +176,7 @@ class Upstream:
             connector=aiohttp.TCPConnector(
                 limit=upstream.max_concurrency,
                 limit_per_host=upstream.max_concurrency,
-                keepalive_timeout=upstream.keep_alive_seconds,
+                keepalive_timeout=IDLE_CONNECTION_SECONDS,
                 enable_cleanup_closed=True,
             ),
             # The first-byte and stream timeouts are the gateway's own (forwarding); these only bound the socket.
