@@ -36,7 +36,6 @@ from botocore.credentials import Credentials
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gateway.settings import GatewaySettings, worker_path  # noqa: E402
 from local import fake_vendor, harness  # noqa: E402
 from local.harness import MODEL, prompt  # noqa: E402
 
@@ -167,13 +166,9 @@ def main() -> None:
                 one_at_a_time[name].append(wrk(url, script, 1, args.seconds))
         local.stop()  # flushes the audit files
         alone = check_ms([one_settings.audit.path])[before:]
-        under_load = check_ms(every_files(every_settings, args.workers))
+        under_load = check_ms([every_settings.for_worker(index).audit.path for index in range(args.workers)])
 
     report(args, {name: median_run(runs) for name, runs in loaded.items()}, one_at_a_time, alone, under_load)
-
-
-def every_files(settings: GatewaySettings, workers: int) -> list[Path]:
-    return [worker_path(settings.audit.path, index) for index in range(workers)]
 
 
 def report(

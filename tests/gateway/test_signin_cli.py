@@ -17,7 +17,7 @@ import shlex
 import ssl
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,7 +83,7 @@ class Terminal:
         raise AssertionError(f"no menu option {option!r}; the screen:\n{self.screen()}")
 
     def wait_for_change(self, before: str, timeout: float = 5) -> None:
-        wait_until(lambda: self.screen(history=0) != before, "the screen's answer to a key", timeout)
+        harness.wait_until(lambda: self.screen(history=0) != before, "the screen's answer to a key", timeout, 0.25)
 
     def wait_for(self, pattern: str, timeout: float = 60) -> re.Match[str]:
         deadline = time.monotonic() + timeout
@@ -94,15 +94,6 @@ class Terminal:
             if time.monotonic() > deadline:
                 raise AssertionError(f"{pattern!r} never showed; the screen:\n{self.screen()}")
             time.sleep(0.2)
-
-
-def wait_until(condition: Callable[[], Any], what: str, timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (found := condition()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} did not happen within {timeout:g} s")
-        time.sleep(0.25)
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -235,16 +226,18 @@ def test_claude_code_signs_in_works_refreshes_obeys_settings_and_reports_usage(
     assert "not-for-an-assistant" not in terminal.screen()
 
     # Its first access token has expired: the next prompt goes through on a refreshed one, with no new sign-in.
-    wait_until(lambda: time.monotonic() - signed_in_at > TOKEN_SECONDS + 2, "the first token's expiry", 90)
+    harness.wait_until(
+        lambda: time.monotonic() - signed_in_at > TOKEN_SECONDS + 2, "the first token's expiry", 90, 0.25
+    )
     httpx.post(vendor + "/_control", json={"completion": "Still here after the token expired."})
     terminal.type("Say hello again.")
     terminal.wait_for(r"Still here after the token expired\.")
     assert "/login" not in terminal.screen().split("Say hello again.")[-1]
 
     # Telemetry: its metrics export (every 60 s) lands as CloudWatch metrics for the team.
-    wait_until(
+    harness.wait_until(
         lambda: [r for r in records(fleet) if r["path"] == "/v1/metrics" and r["outcome"] == "telemetry_accepted"],
-        "a metrics export", 120,
+        "a metrics export", 120, 0.25,
     )  # fmt: skip
     counted = [line for line in read_jsonl(fleet.settings.metrics.path) if line.get("Source") == "telemetry"]
     assert {(line["Team"], line["User"]) for line in counted} == {("payments", "dev@example.com")}
