@@ -92,7 +92,7 @@ class _Replacements(dict[int, str]):
 
 def _marked(code: int) -> str:
     """The character's normal form, marked for the map back unless it is one character."""
-    replacement = _character(chr(code))
+    replacement = normal_character(chr(code))
     if not replacement:
         return _GONE
     return replacement if len(replacement) == 1 else f"{_OPEN}{replacement}{_CLOSE}"
@@ -194,7 +194,7 @@ def _normalise_by_character(text: str) -> Normalised:
     length = 0  # characters out so far
     run_start = run_normal = 0  # where the current one-for-one run began, in the original and in the result
     for position, char in enumerate(text):
-        replacement = char if char.isascii() else _character(char)
+        replacement = char if char.isascii() else normal_character(char)
         out.append(replacement)
         if len(replacement) == 1:
             length += 1
@@ -210,7 +210,9 @@ def _normalise_by_character(text: str) -> Normalised:
     return Normalised("".join(out), starts, origins)
 
 
-def _character(char: str) -> str:
+def normal_character(char: str) -> str:
+    """What one character becomes before the rules see it (format characters dropped, spaces made one space,
+    digits of any script made ASCII, the rest NFKC): the table above is built from this."""
     category = unicodedata.category(char)
     if category == "Cf":
         return ""
