@@ -324,6 +324,31 @@ class AuditConfig(_Model):
         return self
 
 
+class SloConfig(_Model):
+    """The availability objective, measured from the client's side (config/slo.py)."""
+
+    # The field report's target; the service achieved 98.8 % over eight weeks, with weeks at 96.2 and 97.1 %.
+    target_percent: Annotated[float, Field(ge=90, lt=100)] = 99.5
+    window_days: Annotated[int, Field(ge=7, le=90)] = 28
+
+
+class CanaryConfig(_Model):
+    """A synthetic client inside the VPC: /healthz and one tiny authenticated request through the load balancer."""
+
+    enabled: bool = True
+    every_minutes: Annotated[int, Field(ge=1, le=60)] = 1
+    # The model its request names (a configured id); default: the configured model with the lowest price.
+    model: str | None = None
+
+
+class OperationsConfig(_Model):
+    slo: SloConfig = SloConfig()
+    canary: CanaryConfig = CanaryConfig()
+    # Where on-call reads docs/runbook.md: each alarm's description links `<runbook_url>#<its entry>`. A
+    # production environment names the copy its on-call can open (https).
+    runbook_url: Annotated[str, Field(min_length=1, max_length=512)] = "docs/runbook.md"
+
+
 TeamName = Annotated[str, Field(pattern=NAME_RE)]
 
 
@@ -349,6 +374,15 @@ class AigwConfig(_Model):
     load_balancer: LoadBalancerConfig
     alerts: AlertsConfig = AlertsConfig()
     audit: AuditConfig = AuditConfig()
+    operations: OperationsConfig = OperationsConfig()
+
+    @property
+    def canary_model(self) -> str | None:
+        """The model the canary's request names: the configured one, or the cheapest (None: no model priced)."""
+        prices = self.vendor.models
+        if self.operations.canary.model is not None or not prices:
+            return self.operations.canary.model
+        return min(prices, key=lambda name: (prices[name].input_per_1k_usd + prices[name].output_per_1k_usd, name))
 
     @property
     def models(self) -> list[ModelRoute]:
@@ -449,6 +483,12 @@ class AigwConfig(_Model):
                     f"load_balancer.client_cidrs: {', '.join(inside)} lies inside the VPC ({self.network.cidr}); "
                     "clients reached through the Transit Gateway must be outside it"
                 )
+        canary_model = self.operations.canary.model
+        if canary_model is not None and canary_model not in self.vendor.models:
+            raise ValueError(
+                f"operations.canary.model: {canary_model} is not a configured model; "
+                f"configured: {', '.join(self.vendor.models) or '(none)'}"
+            )
         named = sum(self.budgets.team_monthly_usd.values())
         unnamed = [team for team in self.teams if team not in self.budgets.team_monthly_usd]
         if unnamed and named >= self.budgets.org_monthly_usd:
@@ -495,6 +535,11 @@ def placeholders(config: AigwConfig) -> list[str]:
         ):  # fmt: skip
             if _is_placeholder_host(_host(url)):
                 found.append(f"gateway.signin.oidc.{field}: {url} is an example IdP, not the company's")
+    if urlsplit(config.operations.runbook_url).scheme != "https":
+        found.append(
+            f"operations.runbook_url: {config.operations.runbook_url} is not a link on-call can open from an alarm "
+            "(an https URL of the runbook)"
+        )
     return found
 
 

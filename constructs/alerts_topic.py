@@ -14,6 +14,11 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 from constructs.project_key import ProjectKey
 
+# The runbook every alarm links to (config `operations.runbook_url`, set on the app by app.py): a context value,
+# so that each construct making alarms need not carry it.
+RUNBOOK_CONTEXT = "aigw:runbook-url"
+DEFAULT_RUNBOOK = "docs/runbook.md"
+
 
 class AlertsTopic(Construct):
     """KMS-encrypted, TLS-only; each configured address is subscribed by e-mail."""
@@ -88,3 +93,8 @@ def topic_alarm(
     alarm.add_alarm_action(action)
     alarm.add_ok_action(action)
     return alarm
+
+
+def runbook_link(scope: Construct, entry: str) -> str:
+    """The link to `entry` (a heading's anchor) of docs/runbook.md, where this app's on-call reads it."""
+    return f"{scope.node.try_get_context(RUNBOOK_CONTEXT) or DEFAULT_RUNBOOK}#{entry}"

@@ -443,6 +443,7 @@ def test_production_refuses_every_placeholder_naming_the_field(tmp_path: Path) -
         "alerts.emails.0: platform-oncall@example.com",
         "gateway.auth.issuer: https://idp.dev.example.com/",
         "gateway.auth.jwks_url:",
+        "operations.runbook_url: docs/runbook.md is not a link on-call can open",
     ):
         assert any(line.split(": ", 1)[1].startswith(field) for line in lines), (field, message)
     assert "production: true refuses placeholders" in message
@@ -458,6 +459,7 @@ def test_production_refuses_every_placeholder_naming_the_field(tmp_path: Path) -
             lambda c: c["gateway"]["signin"]["oidc"].update(token_endpoint="https://idp.example.com/t"),
             "gateway.signin.oidc.token_endpoint",
         ),
+        (lambda c: c["operations"].update(runbook_url="http://wiki/aigw#runbook"), "operations.runbook_url"),
     ],
 )
 def test_production_refuses_a_single_placeholder(
@@ -470,6 +472,7 @@ def test_production_refuses_a_single_placeholder(
             certificate_arn="arn:aws:acm:eu-west-1:210987654321:certificate/7c2b9e41-5d3a-4f86-b0e2-93a1c4d8f615",
         )
         raw["alerts"]["emails"] = ["oncall@fenwick.bank"]
+        raw["operations"] = {"runbook_url": "https://git.fenwick.bank/platform/aigw/-/blob/main/docs/runbook.md"}
         raw["gateway"]["auth"].update(issuer="https://fenwick.okta.com/oauth2/x", jwks_url="https://fenwick.okta.com/k")
         raw["gateway"]["signin"] = {
             "public_url": "https://aigw.fenwick.bank",
@@ -490,6 +493,18 @@ def test_production_refuses_a_single_placeholder(
 def test_the_shipped_production_environment_has_no_placeholders() -> None:
     prod = load_config("prod")
     assert prod.production and not load_config("dev").production
+
+
+def test_the_canary_names_a_configured_model_or_the_cheapest(tmp_path: Path) -> None:
+    dev = load_config("dev")
+    assert dev.canary_model == "eu.anthropic.claude-haiku-4-5-20251001-v1:0"  # $0.0011 + $0.0055 per 1k tokens
+    message = error_for(tmp_path, lambda raw: raw.update(operations={"canary": {"model": "claude-haiku"}}))
+    assert "operations.canary.model: claude-haiku is not a configured model; configured: eu.anthropic." in message
+
+
+def test_the_slo_is_a_percentage_below_100(tmp_path: Path) -> None:
+    message = error_for(tmp_path, lambda raw: raw.update(operations={"slo": {"target_percent": 100}}))
+    assert "operations.slo.target_percent: Input should be less than 100" in message
 
 
 def test_a_team_monitor_needs_teams(tmp_path: Path) -> None:
