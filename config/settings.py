@@ -27,7 +27,7 @@ from pydantic import (
 )
 
 from config.models import ANTHROPIC_ID, SHIPPED_CATALOG, Catalog, resolve_models, shipped_catalog
-from gateway.settings import GatewayOptions, ModelPrice, ModelRoute, RateLimits
+from gateway.settings import CANARY_TEAM, GatewayOptions, ModelPrice, ModelRoute, RateLimits
 
 CONFIG_DIR = Path(__file__).resolve().parent
 DEFAULT_POLICY_RULES = CONFIG_DIR / "policy-rules.yaml"
@@ -419,6 +419,8 @@ class AigwConfig(_Model):
     @field_validator("teams")
     @classmethod
     def _unique_teams(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if CANARY_TEAM in value:
+            raise ValueError(f"{CANARY_TEAM!r} is the availability canary's team; give the team another name")
         duplicates = sorted({t for t in value if value.count(t) > 1})
         if duplicates:
             raise ValueError(f"listed more than once: {', '.join(duplicates)}")

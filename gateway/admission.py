@@ -89,8 +89,8 @@ class Admission:
                 exchange, 401, "unauthorized", error.reason, error.message,
                 headers={"www-authenticate": f'Bearer error="invalid_token", error_description="{error.reason}"'},
             )  # fmt: skip
-        exchange.user = identity.user
-        exchange.team = self.teams.canonical(identity.team)
+        exchange.user, exchange.canary = identity.user, identity.canary
+        exchange.team = identity.team if identity.canary else self.teams.canonical(identity.team)
         if exchange.team is None:
             exchange.team = identity.team[:64]
             return refuse(
@@ -329,8 +329,10 @@ class Admission:
         settled at the end) when its team has a cap."""
         team = exchange.team or ""
         started = time.perf_counter()
+        # The canary is billed to no team: nothing is held for it, whatever a budget table names.
+        worst_case = None if exchange.canary else self._worst_case_usd(exchange, max_tokens, body)
         decision, exchange.reservation = await self.limits.admit(
-            exchange.user or "", team, exchange.request_id, self._worst_case_usd(exchange, max_tokens, body)
+            exchange.user or "", team, exchange.request_id, worst_case
         )
         exchange.limits = {**decision.audit(), "check_ms": round((time.perf_counter() - started) * 1000, 3)}
         if not decision.allowed:

@@ -8,7 +8,12 @@ after laptop sleep were the gateway's most common support ticket (47 in eight we
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
+import logging
+import math
+import os
 import time
 import unicodedata
 from collections.abc import Callable
@@ -23,7 +28,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from botocore.session import Session as BotocoreSession
 
 from gateway.access_tokens import AUDIENCE, AccessTokens
-from gateway.settings import AuthSettings
+from gateway.settings import CANARY_TEAM, CANARY_USER, AuthSettings
+
+log = logging.getLogger("aigw.gateway")
 
 
 class AuthError(Exception):
@@ -39,6 +46,12 @@ class Identity:
     team: str
     claims: dict[str, Any]
     groups: tuple[str, ...] = ()
+    canary: bool = False
+
+
+# The synthetic client in the VPC (the availability canary). Its team is no configured team's, so a token's team
+# claim can never reach it.
+CANARY = Identity(CANARY_USER, CANARY_TEAM, {}, canary=True)
 
 
 MAX_GROUPS = 100
@@ -241,6 +254,63 @@ class SigningKeys:
         await self.source.aclose()
 
 
+class CanaryToken:
+    """The canary's credential: a random secret (Secrets Manager in AWS, an environment variable locally), never a
+    JWT, that only ever stands for CANARY. Compared by digest, in constant time. Read at start, and again (at most
+    every REREAD_SECONDS) when a token that is not a JWT fails to match: the secret may have been replaced."""
+
+    REREAD_SECONDS = 60.0
+
+    def __init__(self, read: Callable[[], str | None] | None, clock: Callable[[], float] = time.monotonic) -> None:
+        self._read = read
+        self._clock = clock
+        self._digest: bytes | None = None
+        self._read_at = -math.inf
+
+    def load(self) -> None:
+        """Read the secret (blocking: at start-up, or on a worker thread)."""
+        if self._read is None:
+            return
+        self._read_at = self._clock()
+        value = self._read()
+        self._digest = _digest(value) if value else None
+
+    async def matches(self, token: str) -> bool:
+        if self._read is None or "." in token:  # a JWT always has two dots: it is never the canary's
+            return False
+        if self._digest is not None and hmac.compare_digest(_digest(token), self._digest):
+            return True
+        if self._clock() - self._read_at < self.REREAD_SECONDS:
+            return False
+        try:
+            await asyncio.to_thread(self.load)
+        except (BotoCoreError, ClientError, OSError) as error:  # out of reach: the value read before stands
+            log.warning("could not read the canary's secret again: %s", error)
+        return self._digest is not None and hmac.compare_digest(_digest(token), self._digest)
+
+
+def canary_token_for(settings: AuthSettings, region: str) -> CanaryToken:
+    """The canary's credential as configured: an environment variable, a Secrets Manager secret, or none."""
+    if settings.canary_token_env is not None:
+        name = settings.canary_token_env
+        return CanaryToken(lambda: os.environ.get(name))
+    if settings.canary_token_secret_id is not None:
+        secret_id = settings.canary_token_secret_id
+        session = BotocoreSession()
+
+        def read() -> str:
+            config = BotocoreConfig(retries={"max_attempts": 2}, connect_timeout=5, read_timeout=5)
+            client = session.create_client("secretsmanager", region_name=region, config=config)
+            return str(client.get_secret_value(SecretId=secret_id)["SecretString"])
+
+        return CanaryToken(read)
+    return CanaryToken(None)
+
+
+def _digest(value: str) -> bytes:
+    return hashlib.sha256(value.encode()).digest()
+
+
 class Authenticator:
     """Both kinds of token, on every path: the IdP's own (checked against its keys) and, after a gateway sign-in,
     aigw's (`own`, checked against aigw's key).
@@ -258,10 +328,12 @@ class Authenticator:
         keys: SigningKeys,
         own: AccessTokens | None = None,
         clock: Callable[[], float] = time.time,
+        canary: CanaryToken | None = None,
     ) -> None:
         self.settings = settings
         self.keys = keys
         self.own = own
+        self.canary = canary or CanaryToken(None)
         self.clock = clock
         self._verified: dict[str, tuple[float, Identity]] = {}
         self._generation = keys.generation
@@ -270,6 +342,8 @@ class Authenticator:
         token = _bearer_token(authorization)
         if len(token) > self.settings.max_token_bytes:
             raise AuthError("token_too_large", f"The bearer token is over {self.settings.max_token_bytes} bytes.")
+        if await self.canary.matches(token):
+            return CANARY
         if self._generation != self.keys.generation:
             self._verified.clear()
             self._generation = self.keys.generation

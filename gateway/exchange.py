@@ -37,6 +37,8 @@ class Exchange:
     client: dict[str, str] = field(default_factory=dict)
     user: str | None = None
     team: str | None = None
+    # The availability canary's request (gateway.auth.CANARY): audited as such, billed to no team.
+    canary: bool = False
     groups: tuple[str, ...] = ()
     repository: str | None = None
     model: str | None = None

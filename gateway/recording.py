@@ -94,6 +94,7 @@ class Recorder:
             "environment": self.settings.environment,
             "user": exchange.user,
             "team": exchange.team,
+            "canary": exchange.canary,
             "repository": exchange.repository,
             "model": exchange.model,
             # What was invoked for it: the team's own profile, or (flagged as a fallback) the shared one.

@@ -10,12 +10,13 @@ import asyncio
 import logging
 
 import httpx
+from botocore.exceptions import BotoCoreError, ClientError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from gateway.access_tokens import access_tokens_for
 from gateway.admission import Admission
-from gateway.auth import KEY_SOURCE_ERRORS, Authenticator, SigningKeys, key_source_for
+from gateway.auth import KEY_SOURCE_ERRORS, Authenticator, SigningKeys, canary_token_for, key_source_for
 from gateway.bodies import BodyChecker
 from gateway.breaker import CircuitBreaker
 from gateway.exchange import Exchange, refuse
@@ -43,7 +44,8 @@ class Gateway:
         keys = key_source_for(settings.auth, region=settings.vendor.region, client=self.idp_client)
         idp_keys = SigningKeys(settings.auth, keys)
         self.tokens = access_tokens_for(settings)
-        self.auth = Authenticator(settings.auth, idp_keys, self.tokens)
+        canary = canary_token_for(settings.auth, settings.vendor.region)
+        self.auth = Authenticator(settings.auth, idp_keys, self.tokens, canary=canary)
         self.recorder = Recorder(settings, self.limits, self.breaker)
         self.checker = BodyChecker(Policy(settings.policy))
         telemetry = Telemetry(settings, self.recorder.metrics, self.recorder.telemetry, self.checker)
@@ -66,6 +68,10 @@ class Gateway:
             log.warning(
                 "no Redis configured: rate limits run per process (fail mode %s)", self.settings.limits.fail_mode
             )
+        try:
+            await asyncio.to_thread(self.auth.canary.load)
+        except (BotoCoreError, ClientError, OSError) as error:  # read again when the canary first calls
+            log.warning("could not read the canary's secret: %s", error)
         try:
             await self.auth.keys.load()
         except KEY_SOURCE_ERRORS as error:  # keys are read again on the first request

@@ -23,6 +23,9 @@ STREAM_MARGIN_SECONDS = 30
 KEEP_ALIVE_MARGIN_SECONDS = 30
 # Each team's application inference profile ids, known only once deployed: see team_profiles_variable.
 TEAM_PROFILES_VARIABLE = "AIGW_TEAM_PROFILES"
+CANARY_TOKEN_VARIABLE = "AIGW_CANARY_TOKEN_SECRET_ID"
+# The availability canary's identity (gateway.auth.CANARY): no configured team may take its team's name.
+CANARY_USER, CANARY_TEAM = "aigw-canary", "canary"
 
 
 class _Model(BaseModel):
@@ -64,6 +67,10 @@ class AuthSettings(_Model):
     jwks_refresh_function: str | None = None
     # The alternative: a corporate HTTP(S) proxy through which the gateway fetches jwks_url (then no mirror exists).
     jwks_proxy: str | None = None
+    # The availability canary's bearer token (a random secret, not a JWT): a Secrets Manager secret in AWS (the
+    # gateway stack makes it), an environment variable locally. Unset: no canary identity.
+    canary_token_secret_id: str | None = None
+    canary_token_env: str | None = None
     # A token whose issuer lets it live longer (exp - iat) is refused: the field report's tokens lived 8 h.
     max_token_lifetime_seconds: Annotated[int, Field(ge=300, le=7 * 86_400)] = 12 * 3600
     # Larger Authorization headers are refused before any parsing (a real IdP token is a few KiB).
@@ -516,6 +523,9 @@ class GatewaySettings(GatewayOptions):
             if environ.get(name)
         }
         updated = self
+        if environ.get(CANARY_TOKEN_VARIABLE):
+            auth = self.auth.model_copy(update={"canary_token_secret_id": environ[CANARY_TOKEN_VARIABLE]})
+            updated = updated.model_copy(update={"auth": auth})
         if redis:
             merged = RedisSettings.model_validate({**self.redis.model_dump(), **redis})
             updated = updated.model_copy(update={"redis": merged})

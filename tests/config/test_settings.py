@@ -502,6 +502,11 @@ def test_the_canary_names_a_configured_model_or_the_cheapest(tmp_path: Path) -> 
     assert "operations.canary.model: claude-haiku is not a configured model; configured: eu.anthropic." in message
 
 
+def test_no_team_may_take_the_canarys_name(tmp_path: Path) -> None:
+    message = error_for(tmp_path, lambda raw: raw["teams"].append("canary"))
+    assert "teams: 'canary' is the availability canary's team; give the team another name" in message
+
+
 def test_the_slo_is_a_percentage_below_100(tmp_path: Path) -> None:
     message = error_for(tmp_path, lambda raw: raw.update(operations={"slo": {"target_percent": 100}}))
     assert "operations.slo.target_percent: Input should be less than 100" in message
