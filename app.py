@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from aws_cdk import App
+from constructs.alerts_topic import RUNBOOK_CONTEXT
 from constructs.compliance import REPORT_FILE, add_compliance_packs, record_packs, unacknowledged_findings
 from constructs.cost_allocation import tag_for_cost_allocation
 
@@ -13,14 +14,17 @@ from stacks.audit_stack import AuditStack
 from stacks.cost_stack import CostStack
 from stacks.gateway_stack import GatewayStack
 from stacks.network_stack import NetworkStack
+from stacks.operations_stack import OperationsStack
 
 
 def build(app: App, config: AigwConfig) -> None:
     """Every stack of one environment, tagged for cost allocation and checked by the compliance packs."""
+    app.node.set_context(RUNBOOK_CONTEXT, config.operations.runbook_url)  # every alarm links its entry there
     audit = AuditStack(app, "Audit", config=config)
     network = NetworkStack(app, "Network", config=config, key=audit.key)
-    GatewayStack(app, "Gateway", config=config, audit=audit, network=network)
+    gateway = GatewayStack(app, "Gateway", config=config, audit=audit, network=network)
     CostStack(app, "Cost", config=config, audit=audit)
+    OperationsStack(app, "Operations", config=config, audit=audit, network=network, gateway=gateway)
 
     tag_for_cost_allocation(
         app,

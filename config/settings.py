@@ -339,6 +339,10 @@ class CanaryConfig(_Model):
     every_minutes: Annotated[int, Field(ge=1, le=60)] = 1
     # The model its request names (a configured id); default: the configured model with the lowest price.
     model: str | None = None
+    # Its name (default aigw-<environment>-canary): at most 21 characters, as its function is cwsyn-<name>-<id>.
+    name: Annotated[str, Field(pattern=r"^[a-z0-9_-]{1,21}$")] | None = None
+    # CloudWatch Synthetics' Python runtime (AWS retires old ones: a retired runtime cannot create a canary).
+    runtime: Annotated[str, Field(pattern=r"^syn-python-selenium-\d+\.\d+$")] = "syn-python-selenium-14.0"
 
 
 class OperationsConfig(_Model):
@@ -375,6 +379,10 @@ class AigwConfig(_Model):
     alerts: AlertsConfig = AlertsConfig()
     audit: AuditConfig = AuditConfig()
     operations: OperationsConfig = OperationsConfig()
+
+    @property
+    def canary_name(self) -> str:
+        return self.operations.canary.name or f"aigw-{self.environment}-canary"
 
     @property
     def canary_model(self) -> str | None:
@@ -485,6 +493,11 @@ class AigwConfig(_Model):
                     f"load_balancer.client_cidrs: {', '.join(inside)} lies inside the VPC ({self.network.cidr}); "
                     "clients reached through the Transit Gateway must be outside it"
                 )
+        if self.operations.canary.enabled and len(self.canary_name) > 21:
+            raise ValueError(
+                f"operations.canary.name: {self.canary_name!r} has {len(self.canary_name)} characters, a canary's name "
+                "at most 21 (its function is cwsyn-<name>-<id>); name it here"
+            )
         canary_model = self.operations.canary.model
         if canary_model is not None and canary_model not in self.vendor.models:
             raise ValueError(

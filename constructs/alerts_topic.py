@@ -73,12 +73,14 @@ def topic_alarm(
     metric: cloudwatch.IMetric,
     threshold: float,
     description: str,
+    runbook: str,
     periods: int = 1,
     comparison: cloudwatch.ComparisonOperator = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
     missing: cloudwatch.TreatMissingData = cloudwatch.TreatMissingData.NOT_BREACHING,
 ) -> cloudwatch.Alarm:
-    """An alarm that tells the topic when it fires and when it clears. Missing data is quiet by default:
-    no traffic means no data points, which is not a fault."""
+    """An alarm that tells the topic when it fires and when it clears, and links its entry of the runbook
+    (`runbook`: the entry's anchor in docs/runbook.md). Missing data is quiet by default: no traffic means no data
+    points, which is not a fault."""
     alarm = cloudwatch.Alarm(
         scope,
         construct_id,
@@ -87,7 +89,7 @@ def topic_alarm(
         evaluation_periods=periods,
         comparison_operator=comparison,
         treat_missing_data=missing,
-        alarm_description=f"aigw: {description}",
+        alarm_description=f"aigw: {description}. Runbook: {runbook_link(scope, runbook)}",
     )
     action = actions.SnsAction(topic)
     alarm.add_alarm_action(action)

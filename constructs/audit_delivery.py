@@ -204,6 +204,7 @@ class AuditDelivery(Construct):
                 cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
                 1,
                 "Firehose failed to deliver audit records to the audit bucket",
+                "audit-delivery-failing",
             ),
             (
                 "DeliveryLagging",
@@ -214,6 +215,7 @@ class AuditDelivery(Construct):
                 cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
                 buffer_seconds + 900,
                 "audit records have waited 15 minutes past the buffer interval for delivery to the audit bucket",
+                "audit-delivery-lagging",
             ),
             (
                 "RecordsInErrorPrefix",
@@ -225,6 +227,7 @@ class AuditDelivery(Construct):
                 cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
                 1,
                 "Firehose wrote audit records it could not process under errors/ in the audit bucket",
+                "audit-records-in-the-errors-prefix",
             ),
         ]  # fmt: skip
         return [
@@ -235,9 +238,10 @@ class AuditDelivery(Construct):
                 metric=metric,
                 threshold=threshold,
                 description=description,
+                runbook=runbook,
                 comparison=comparison,
             )
-            for name, metric, comparison, threshold, description in checks
+            for name, metric, comparison, threshold, description, runbook in checks
         ]
 
 

@@ -15,6 +15,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_synthetics as synthetics
 from constructs import Construct
 from constructs.compliance import AWS_SOLUTIONS, NIST_R5, PCI_DSS, acknowledge, logical_id_of
+from constructs.data_retention import KEEP_DATA
 
 SCRIPT = Path(__file__).resolve().parent.parent / "lambda" / "availability_canary"
 HANDLER = "aigw_canary.handler"
@@ -63,14 +64,14 @@ class AvailabilityCanary(Construct):
         subnets: ec2.SubnetSelection,
         load_balancer_dns: str,
         domain_name: str,
-        model: str,
+        model: str | None,
         token: secretsmanager.ISecret,
         key: kms.IKey,
         role_name: str,
         access_logs: s3.IBucket,
         runtime: str,
         every_minutes: int = 1,
-        retention_days: int = 31,
+        retention_days: int = 90,
     ) -> None:
         super().__init__(scope, construct_id)
         if not 1 <= len(name) <= 21:  # the Synthetics console and CDK's own names keep to 21 characters
@@ -88,6 +89,7 @@ class AvailabilityCanary(Construct):
             versioned=True,
             server_access_logs_bucket=access_logs,
             server_access_logs_prefix="canary-artifacts/",
+            removal_policy=KEEP_DATA,
             lifecycle_rules=[
                 s3.LifecycleRule(
                     expiration=Duration.days(retention_days), noncurrent_version_expiration=Duration.days(1)
@@ -123,13 +125,14 @@ class AvailabilityCanary(Construct):
             resource_name="/aws/lambda/cwsyn-*",
             arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
+        in_region = {"StringEquals": {"aws:RequestedRegion": stack.region}}
         statements = [
             iam.PolicyStatement(
                 actions=["s3:PutObject", "s3:GetObject"], resources=[self.artifacts.arn_for_objects("*")]
             ),
             iam.PolicyStatement(actions=["s3:GetBucketLocation"], resources=[self.artifacts.bucket_arn]),
             # Synthetics lists buckets before it writes (its documented role); it reads nothing from them.
-            iam.PolicyStatement(actions=["s3:ListAllMyBuckets"], resources=["*"]),
+            iam.PolicyStatement(actions=["s3:ListAllMyBuckets"], resources=["*"], conditions=in_region),
             iam.PolicyStatement(
                 actions=["cloudwatch:PutMetricData"],
                 resources=["*"],
@@ -149,6 +152,7 @@ class AvailabilityCanary(Construct):
                     "ec2:UnassignPrivateIpAddresses",
                 ],
                 resources=["*"],
+                conditions=in_region,
             ),
             iam.PolicyStatement(actions=["secretsmanager:GetSecretValue"], resources=[token.secret_arn]),
             iam.PolicyStatement(actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[key.key_arn]),
@@ -166,7 +170,7 @@ class AvailabilityCanary(Construct):
             reason="Synthetics names the canary's function and log group (cwsyn-<name>-<id>) and each run's artifact "
             "keys only when it runs: the log groups are limited to cwsyn-*, the objects to this canary's own bucket. "
             "PutMetricData has no resource ARN (limited to the CloudWatchSynthetics namespace); ListAllMyBuckets and "
-            "the network-interface actions of a function in a VPC have none either.",
+            "the network-interface actions of a function in a VPC have none either (limited to this region).",
         )
         self.canary = synthetics.Canary(
             self,
@@ -189,7 +193,7 @@ class AvailabilityCanary(Construct):
             environment_variables={
                 "AIGW_LOAD_BALANCER": load_balancer_dns,
                 "AIGW_DOMAIN": domain_name,
-                "AIGW_MODEL": model,
+                **({"AIGW_MODEL": model} if model else {}),
                 "AIGW_CANARY_TOKEN_SECRET_ID": token.secret_arn,
             },
         )

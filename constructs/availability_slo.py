@@ -42,7 +42,6 @@ class AvailabilitySlo(Construct):
         construct_id: str,
         *,
         load_balancer: elbv2.ApplicationLoadBalancer,
-        target_group: elbv2.ApplicationTargetGroup,
         canary_name: str | None,
         target_percent: float,
         topic: sns.ITopic,
@@ -50,7 +49,7 @@ class AvailabilitySlo(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         error_budget(target_percent)  # refuses a target that is not a percentage short of 100
-        self._load_balancer, self._target_group, self._canary_name = load_balancer, target_group, canary_name
+        self._load_balancer, self._canary_name = load_balancer, canary_name
         self.target_percent = target_percent
         self.alerts: dict[str, cloudwatch.CompositeAlarm] = {}
         notify = actions.SnsAction(topic)
@@ -88,7 +87,9 @@ class AvailabilitySlo(Construct):
         metrics = self._load_balancer.metrics
         found: dict[str, cloudwatch.IMetric] = {
             "elb5xx": metrics.http_code_elb(elbv2.HttpCodeElb.ELB_5XX_COUNT, statistic="Sum", period=period),
-            "target5xx": self._target_group.metrics.http_code_target(
+            # The balancer's count of its targets' 5xx (it has one target group): no target group to name across
+            # stacks.
+            "target5xx": metrics.http_code_target(
                 elbv2.HttpCodeTarget.TARGET_5XX_COUNT, statistic="Sum", period=period
             ),
             "requests": metrics.request_count(statistic="Sum", period=period),

@@ -206,4 +206,5 @@ class CostAnomalyDetector(Construct):
             errors_period=Duration.hours(1),
             failing="the cost-anomaly function failed: cost alerts are not being checked",
             dead_lettered="cost-anomaly runs ended in the dead-letter queue",
+            runbook="cost-anomaly",
         )

@@ -55,6 +55,7 @@ class FleetAlarms(Construct):
             )
             alarm(
                 f"UnhealthyHosts-{az}",
+                runbook="unhealthy-hosts",
                 metric=unhealthy,
                 threshold=1,
                 description=f"unhealthy gateway instances in {az}",
@@ -69,6 +70,7 @@ class FleetAlarms(Construct):
         )
         alarm(
             "InServiceBelowMinimum",
+            runbook="in-service-below-minimum",
             metric=in_service,
             threshold=min_instances,
             description=f"fewer than {min_instances} instances in service",
@@ -91,6 +93,7 @@ class FleetAlarms(Construct):
         )
         alarm(
             "ErrorRate",
+            runbook="error-rate",
             metric=error_rate,
             threshold=error_rate_percent,
             description=f"more than {error_rate_percent}% of answers are 5xx",
@@ -99,6 +102,7 @@ class FleetAlarms(Construct):
         p99 = target_group.metrics.target_response_time(statistic="p99", period=MINUTE)
         alarm(
             "SlowAnswers",
+            runbook="slow-answers",
             metric=p99,
             threshold=slow_seconds,
             description=f"p99 response time above {slow_seconds:g} s",
@@ -110,6 +114,7 @@ class FleetAlarms(Construct):
         )
         alarm(
             "BreakerOpen",
+            runbook="breaker-open",
             metric=breaker,
             threshold=1,
             description="the gateway's circuit breaker is open: the AI vendor is degraded",
@@ -134,12 +139,14 @@ class FleetAlarms(Construct):
         )  # fmt: skip
         alarm(
             "RedisUnreachable",
+            runbook="redis-unreachable",
             metric=redis_down,
             threshold=1,
             description="the gateway cannot reach Redis: limits run per instance or refuse",
         )
         alarm(
             "RootVolumeFilling",
+            runbook="root-volume-filling",
             metric=root_volume_used_percent(group.auto_scaling_group_name),
             threshold=disk_used_percent,
             description=f"an instance's root volume is more than {disk_used_percent:g}% full",

@@ -91,8 +91,10 @@ def failure_alarms(
     errors_periods: int = 1,
     failing: str,
     dead_lettered: str,
+    runbook: str,
 ) -> list[cloudwatch.Alarm]:
-    """`Failing` (errors in `errors_periods` periods running) and `DeadLettersWaiting`."""
+    """`Failing` (errors in `errors_periods` periods running) and `DeadLettersWaiting`, linking the runbook's
+    `<runbook>-function-failing` and `<runbook>-dead-letters` entries."""
     return [
         topic_alarm(
             scope,
@@ -102,6 +104,7 @@ def failure_alarms(
             threshold=1,
             periods=errors_periods,
             description=failing,
+            runbook=f"{runbook}-function-failing",
         ),
         topic_alarm(
             scope,
@@ -112,5 +115,6 @@ def failure_alarms(
             ),
             threshold=1,
             description=dead_lettered,
+            runbook=f"{runbook}-dead-letters",
         ),
     ]

@@ -192,4 +192,5 @@ class IdpKeysMirror(Construct):
             failing="the IdP-keys function has failed for 15 minutes: a new IdP signing key will not reach the "
             "gateway, whose users then get 'unknown_signing_key'",
             dead_lettered="IdP-keys runs ended in the dead-letter queue",
+            runbook="idp-keys",
         )

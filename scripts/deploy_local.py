@@ -1,6 +1,6 @@
 """Deploy aigw to local emulated AWS (moto's server), read back what was created, and stop the emulator.
 
-    python scripts/deploy_local.py [--env dev] [--keep-log FILE]
+    python scripts/deploy_local.py [--env dev] [--moto-log FILE]
 
 The same `cdk bootstrap` and `cdk deploy --all` that run against a real account, pointed at a fresh
 moto server on a free loopback port with dummy credentials, so nothing reaches AWS. The readback is

@@ -12,6 +12,7 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 from constructs.access_token_key import AccessTokenKey
+from constructs.availability_canary import CanaryCredential
 from constructs.fleet_alarms import FleetAlarms
 from constructs.gateway_bundle import PORT, GatewayBundle
 from constructs.gateway_load_balancer import GatewayLoadBalancer
@@ -24,7 +25,7 @@ from constructs.vendor_endpoint import VendorEndpoint
 
 from config import AigwConfig
 from config.render import gateway_settings
-from gateway.settings import TEAM_PROFILES_VARIABLE, GatewaySettings, team_profiles_variable
+from gateway.settings import CANARY_TOKEN_VARIABLE, TEAM_PROFILES_VARIABLE, GatewaySettings, team_profiles_variable
 from stacks.audit_stack import AuditStack
 from stacks.environment_stack import EnvironmentStack
 from stacks.network_stack import NetworkStack
@@ -76,6 +77,12 @@ class GatewayStack(EnvironmentStack):
             ["kms:Decrypt"],
         )
         self.counters = SharedCounters(self, "Counters", vpc=vpc, subnets=subnets, clients=proxies, key=key)
+        # The availability canary's token (its canary lives in the operations stack, which depends on this one).
+        self.canary_token = (
+            CanaryCredential(self, "CanaryToken", key=key, secret_name=f"aigw-{config.environment}-canary-token").secret
+            if config.operations.canary.enabled
+            else None
+        )
         # The VPC has no route out: a function outside it mirrors the IdP's keys into SSM for the gateway, unless
         # the config names a corporate proxy the gateway fetches them through.
         self.idp_keys = (
@@ -133,6 +140,7 @@ class GatewayStack(EnvironmentStack):
             model_statements=[invoke_statements(route, self.team_profiles.arns_for(route.id)) for route in models],
             secret_arns=[
                 self.counters.auth_token.secret_arn,
+                *([self.canary_token.secret_arn] if self.canary_token else []),
                 *self._vendor_key_arns(config),
                 *signin_secret_arns(settings),
             ],
@@ -142,6 +150,7 @@ class GatewayStack(EnvironmentStack):
                 "AIGW_REDIS_PORT": str(self.counters.port),
                 "AIGW_REDIS_AUTH_SECRET_ID": self.counters.auth_token.secret_arn,
                 TEAM_PROFILES_VARIABLE: team_profiles_variable(self.team_profiles.ids),
+                **({CANARY_TOKEN_VARIABLE: self.canary_token.secret_arn} if self.canary_token else {}),
             },
             drain_seconds=stream_seconds,
             role_name=proxy_role_name,

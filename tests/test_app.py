@@ -202,11 +202,17 @@ def test_every_alarm_and_rule_may_publish_to_the_topic_it_names(each_environment
     for stack in each_environment.stacks:
         template = each_environment.template_json(stack.node.id)
         for logical_id, resource in template["Resources"].items():
-            if resource["Type"] == "AWS::CloudWatch::Alarm":
-                service, targets = (
-                    "cloudwatch",
-                    [*resource["Properties"]["AlarmActions"], *resource["Properties"]["OKActions"]],
-                )
+            if resource["Type"] in ("AWS::CloudWatch::Alarm", "AWS::CloudWatch::CompositeAlarm"):
+                properties = resource["Properties"]
+                service, targets = "cloudwatch", [*properties.get("AlarmActions", []), *properties.get("OKActions", [])]
+                if not targets:  # one window of a burn-rate alert: the composite alarm over it must notify
+                    assert any(
+                        logical_id in json.dumps(other["Properties"]["AlarmRule"])
+                        and other["Properties"]["AlarmActions"]
+                        for other in template["Resources"].values()
+                        if other["Type"] == "AWS::CloudWatch::CompositeAlarm"
+                    ), logical_id
+                    continue
                 source = f"arn:aws:cloudwatch:{config.region}:{config.account}:alarm:{stack.stack_name}-{logical_id}-X"
             elif resource["Type"] == "AWS::Events::Rule" and any(
                 "AlertsTopic" in json.dumps(t["Arn"]) for t in resource["Properties"].get("Targets", [])

@@ -502,6 +502,17 @@ def test_the_canary_names_a_configured_model_or_the_cheapest(tmp_path: Path) -> 
     assert "operations.canary.model: claude-haiku is not a configured model; configured: eu.anthropic." in message
 
 
+def test_a_long_environment_name_asks_for_a_canary_name(tmp_path: Path) -> None:
+    def long_name(raw: dict[str, Any]) -> None:
+        raw["environment"] = "production"
+
+    directory = write(tmp_path, long_name)
+    (directory / "dev.yaml").rename(directory / "production.yaml")
+    with pytest.raises(ConfigError, match=r"operations.canary.name: 'aigw-production-canary' has 22 characters"):
+        load_config("production", directory)
+    assert load_config("dev").canary_name == "aigw-dev-canary"
+
+
 def test_no_team_may_take_the_canarys_name(tmp_path: Path) -> None:
     message = error_for(tmp_path, lambda raw: raw["teams"].append("canary"))
     assert "teams: 'canary' is the availability canary's team; give the team another name" in message

@@ -31,7 +31,7 @@ def build(stack: NetworkedStack) -> AvailabilitySlo:
     operations = Construct(stack, "Ops")  # context is set on a construct before it has children
     operations.node.set_context(RUNBOOK_CONTEXT, "https://git.example.net/aigw/docs/runbook.md")
     return AvailabilitySlo(
-        operations, "Slo", load_balancer=balancer.load_balancer, target_group=balancer.target_group,
+        operations, "Slo", load_balancer=balancer.load_balancer,
         canary_name="aigw-dev-canary", target_percent=TARGET, topic=topic,
     )  # fmt: skip
 
