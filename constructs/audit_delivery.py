@@ -26,6 +26,9 @@ from constructs.encrypted_log_group import EncryptedLogGroup
 from constructs.project_key import ProjectKey
 
 RECORDS_ROOT, ERRORS_ROOT = "audit/", "errors/"
+ERRORS_FILTER = "DeliveryErrors"  # the audit bucket's request-metrics filter on errors/
+# How long past the buffer interval a record may wait before DeliveryLagging fires.
+LAG_ALLOWANCE_SECONDS = 900
 DATE_PATH = "!{timestamp:yyyy}/!{timestamp:MM}/!{timestamp:dd}/"
 RECORDS_PREFIX = f"{RECORDS_ROOT}{DATE_PATH}"
 ERRORS_PREFIX = f"{ERRORS_ROOT}!{{firehose:error-output-type}}/{DATE_PATH}"
@@ -192,7 +195,7 @@ class AuditDelivery(Construct):
         self, bucket: s3.Bucket, stream_name: str, buffer_seconds: int, topic: sns.ITopic
     ) -> list[cloudwatch.Alarm]:
         """Delivery stopped or lagging, and anything written under errors/ (an S3 request-metrics filter)."""
-        bucket.add_metric(id="DeliveryErrors", prefix=ERRORS_ROOT)
+        bucket.add_metric(id=ERRORS_FILTER, prefix=ERRORS_ROOT)
         stream = {"DeliveryStreamName": stream_name}
         checks = [
             (
@@ -213,7 +216,7 @@ class AuditDelivery(Construct):
                     statistic="Maximum", period=FIVE_MINUTES,
                 ),
                 cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                buffer_seconds + 900,
+                buffer_seconds + LAG_ALLOWANCE_SECONDS,
                 "audit records have waited 15 minutes past the buffer interval for delivery to the audit bucket",
                 "audit-delivery-lagging",
             ),
@@ -221,7 +224,7 @@ class AuditDelivery(Construct):
                 "RecordsInErrorPrefix",
                 cloudwatch.Metric(
                     namespace="AWS/S3", metric_name="PutRequests",
-                    dimensions_map={"BucketName": bucket.bucket_name, "FilterId": "DeliveryErrors"},
+                    dimensions_map={"BucketName": bucket.bucket_name, "FilterId": ERRORS_FILTER},
                     statistic="Sum", period=FIVE_MINUTES,
                 ),
                 cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,

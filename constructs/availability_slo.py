@@ -18,17 +18,20 @@ from constructs.compliance import NIST_R5, acknowledge
 
 from config.slo import BURN_RATE_ALERTS, BurnRateAlert, error_budget
 
-# Bad and total requests of one period, from the ids of `sli_metrics`. The load balancer publishes no 5xx
-# count for a period without any, and the canary none while it is stopped: missing is zero.
-BAD = "FILL(elb5xx, 0) + FILL(target5xx, 0)"
-TOTAL = "FILL(requests, 0)"
-CANARY_BAD = " + FILL(canaryRuns, 0) * (100 - FILL(canarySuccess, 100)) / 100"
-CANARY_TOTAL = " + FILL(canaryRuns, 0)"
 
-
-def error_rate_expression(with_canary: bool) -> str:
-    bad, total = BAD + (CANARY_BAD if with_canary else ""), TOTAL + (CANARY_TOTAL if with_canary else "")
+# Bad and total requests of one period, from the ids of `_sli_metrics`. The load balancer publishes no 5xx count
+# for a period without any, and the canary none while it is stopped: missing is zero.
+def error_rate_expression(with_canary: bool, suffix: str = "") -> str:
+    """`suffix` tells apart the ids of several windows in one graph (`requests60`, `requests5`)."""
+    elb, target, requests, runs, success = (f"{name}{suffix}" for name in SLI_IDS)
+    bad, total = f"FILL({elb}, 0) + FILL({target}, 0)", f"FILL({requests}, 0)"
+    if with_canary:
+        bad += f" + FILL({runs}, 0) * (100 - FILL({success}, 100)) / 100"
+        total += f" + FILL({runs}, 0)"
     return f"IF(({total}) > 0, ({bad}) / ({total}), 0)"
+
+
+SLI_IDS = ("elb5xx", "target5xx", "requests", "canaryRuns", "canarySuccess")
 
 
 class AvailabilitySlo(Construct):
@@ -74,11 +77,13 @@ class AvailabilitySlo(Construct):
             composite.add_ok_action(notify)
             self.alerts[alert.name] = composite
 
-    def error_rate(self, period: Duration, label: str = "error rate") -> cloudwatch.MathExpression:
-        """Failed over all requests, clients' and the canary's, per `period` (0..1)."""
+    def error_rate(self, period: Duration, label: str = "error rate", suffix: str = "") -> cloudwatch.MathExpression:
+        """Failed over all requests, clients' and the canary's, per `period` (0..1); `suffix` for the ids when one
+        graph shows several periods."""
+        metrics = self._sli_metrics(period)
         return cloudwatch.MathExpression(
-            expression=error_rate_expression(self._canary_name is not None),
-            using_metrics=self._sli_metrics(period),
+            expression=error_rate_expression(self._canary_name is not None, suffix),
+            using_metrics={f"{name}{suffix}": metric for name, metric in metrics.items()},
             period=period,
             label=label,
         )

@@ -160,6 +160,7 @@ class Recorder:
                             ["Environment", "Outcome"],
                             ["Environment", "Limit"],
                             ["Environment", "LimitMode"],
+                            ["Environment", "Model"],  # latency by model on the service dashboard
                         ],
                         "Metrics": [{"Name": name, "Unit": unit} for name, (_, unit) in metrics.items()],
                     }
@@ -170,7 +171,7 @@ class Recorder:
             "Outcome": exchange.outcome,
             "Limit": (exchange.reason if exchange.outcome == "rate_limited" else None) or "none",
             "LimitMode": limits.get("mode") or "none",
-            "Model": exchange.model,
+            "Model": exchange.model or "none",  # a dimension's value: never null
             "InvokedModel": exchange.invocation.target if exchange.invocation else None,
             "RequestId": exchange.request_id,
             **{name: value for name, (value, _) in metrics.items()},

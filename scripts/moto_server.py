@@ -11,6 +11,7 @@ from typing import Any
 
 from moto.cloudformation.models import CloudFormationBackend
 from moto.core.common_models import CloudFormationModel
+from moto.elbv2.models import FakeTargetGroup
 from moto.kms.models import Key
 from moto.secretsmanager.models import secretsmanager_backends
 from moto.server import main
@@ -86,6 +87,24 @@ def _create_change_set_seeing_exports(self: CloudFormationBackend, *args: Any, *
 
 
 CloudFormationBackend.create_change_set = _create_change_set_seeing_exports  # type: ignore[method-assign]
+
+# A target group has no attributes for Fn::GetAtt in moto: a stack exporting one (the operations stack's dashboard
+# and alarms name the gateway stack's target group) fails with AttributeError 'get_cfn_attribute'.
+_TARGET_GROUP_ATTRIBUTES = ("TargetGroupFullName", "TargetGroupName", "TargetGroupArn", "LoadBalancerArns")
+
+
+def _target_group_attribute(self: FakeTargetGroup, attribute_name: str) -> Any:
+    if attribute_name == "TargetGroupFullName":  # targetgroup/<name>/<id>, the ARN's resource part
+        return self.arn.split(":", 5)[5]
+    if attribute_name == "TargetGroupName":
+        return self.name
+    if attribute_name == "LoadBalancerArns":
+        return list(self.load_balancer_arns)
+    return self.arn
+
+
+FakeTargetGroup.has_cfn_attr = classmethod(lambda cls, attr: attr in _TARGET_GROUP_ATTRIBUTES)  # type: ignore[assignment,method-assign]
+FakeTargetGroup.get_cfn_attribute = _target_group_attribute  # type: ignore[attr-defined]
 
 
 class ReplicationGroupStandIn(CloudFormationModel):

@@ -4,11 +4,12 @@ and the alerts topic every stack's alarms go to. Deployed first: every other sta
 from __future__ import annotations
 
 from constructs import Construct
-from constructs.adoption_dashboard import AdoptionDashboard
 from constructs.alerts_topic import AlertsTopic
 from constructs.audit_bucket import AuditBucket
-from constructs.audit_delivery import AuditDelivery
+from constructs.audit_dashboard import AuditDashboard
+from constructs.audit_delivery import ERRORS_FILTER, LAG_ALLOWANCE_SECONDS, AuditDelivery
 from constructs.audit_queries import AuditQueries
+from constructs.cost_and_adoption_dashboard import CostAndAdoptionDashboard
 from constructs.encrypted_log_group import EncryptedLogGroup
 from constructs.project_key import ProjectKey
 
@@ -70,12 +71,23 @@ class AuditStack(EnvironmentStack):
             licensed_seats=config.licensed_seats,
             telemetry_log_group=self.telemetry_logs.log_group,
         )
-        self.adoption = AdoptionDashboard(
+        self.cost_and_adoption = CostAndAdoptionDashboard(
             self,
-            "Adoption",
-            dashboard_name=f"{prefix}-adoption",
+            "CostAndAdoption",
+            dashboard_name=f"{prefix}-cost-and-adoption",
             telemetry_log_group=self.telemetry_logs.log_group,
             licensed_seats=config.licensed_seats,
+            team_budgets_usd=config.budgets.per_team(config.teams),
             metrics_namespace=config.gateway.metrics_namespace,
             environment=config.environment,
+        )
+        self.dashboard = AuditDashboard(
+            self,
+            "AuditDashboard",
+            dashboard_name=f"{prefix}-audit",
+            audit_log_group=self.audit_logs.log_group,
+            stream_name=f"{prefix}-audit",
+            bucket_name=self.audit_bucket.bucket.bucket_name,
+            errors_filter_id=ERRORS_FILTER,
+            freshness_alarm_seconds=audit.delivery_buffer_seconds + LAG_ALLOWANCE_SECONDS,
         )

@@ -11,6 +11,7 @@ from constructs import Construct
 from constructs.alerts_topic import topic_alarm
 from constructs.availability_canary import NAMESPACE, AvailabilityCanary
 from constructs.availability_slo import AvailabilitySlo
+from constructs.service_dashboard import ServiceDashboard
 
 from config import AigwConfig
 from stacks.audit_stack import AuditStack
@@ -36,7 +37,8 @@ class OperationsStack(EnvironmentStack):
             scope,
             construct_id,
             config=config,
-            description="aigw operations: availability SLO and burn-rate alerts, the availability canary",
+            description="aigw operations: availability SLO and burn-rate alerts, the availability canary, the service "
+            "dashboard",
         )
         operations, balancer = config.operations, gateway.load_balancer
         self.canary = None
@@ -76,6 +78,22 @@ class OperationsStack(EnvironmentStack):
             canary_name=self.canary.name if self.canary else None,
             target_percent=operations.slo.target_percent,
             topic=audit.alerts.topic,
+        )
+        self.dashboard = ServiceDashboard(
+            self,
+            "ServiceDashboard",
+            dashboard_name=f"aigw-{config.environment}-service",
+            slo=self.slo,
+            window_days=operations.slo.window_days,
+            load_balancer=balancer.load_balancer,
+            target_group=balancer.target_group,
+            availability_zones=config.availability_zones,
+            group=gateway.fleet.group,
+            redis_replication_group=gateway.counters.replication_group.ref,
+            audit_log_group=audit.audit_logs.log_group,
+            metrics_namespace=config.gateway.metrics_namespace,
+            environment=config.environment,
+            runbook_url=operations.runbook_url,
         )
 
     def _canary_not_running(self, audit: AuditStack, every_minutes: int) -> None:

@@ -270,6 +270,7 @@ def test_metrics_line_is_embedded_metric_format(stack: RunningGateway) -> None:
     (directive,) = line["_aws"]["CloudWatchMetrics"]
     assert directive["Namespace"] == "aigw"
     assert ["Environment", "Team"] in directive["Dimensions"]
+    assert ["Environment", "Model"] in directive["Dimensions"] and line["Model"] == MODEL
     names = {m["Name"] for m in directive["Metrics"]}
     assert {
         "Requests",

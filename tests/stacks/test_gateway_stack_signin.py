@@ -87,8 +87,9 @@ def test_the_load_balancer_publishes_only_ipv4_addresses(each_environment: Synth
 def test_adoption_is_visible_from_day_one_by_team_against_seats(dev: Synthesized) -> None:
     seats = dev.config.licensed_seats
     audit = dev.template("Audit")
-    ((_, dashboard),) = audit.find_resources("AWS::CloudWatch::Dashboard").items()
-    assert dashboard["Properties"]["DashboardName"] == "aigw-dev-adoption"
+    (dashboard,) = audit.find_resources(
+        "AWS::CloudWatch::Dashboard", {"Properties": {"DashboardName": "aigw-dev-cost-and-adoption"}}
+    ).values()
     body = json.dumps(dashboard["Properties"]["DashboardBody"])
     assert "count_distinct(user) as weekly_active_users by team" in body
     assert all(f"| {team} | {count} |" in body for team, count in seats.items())
