@@ -11,7 +11,7 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install system-packages synth audit-report scan deploy-local preflight deploy test lint snapshots bench-synth gateway-local bench-gateway bench-policy bench-stall bench-cost clean
+.PHONY: install system-packages synth audit-report scan deploy-local preflight deploy test lint snapshots bench-synth gateway-local bench-gateway bench-policy bench-stall bench-cost drill clean
 
 install: system-packages $(VENV)/.installed $(SCAN_VENV)/.installed node_modules/.installed
 
@@ -114,6 +114,11 @@ bench-stall: install
 # The cost-anomaly detector on a labelled synthetic set (precision, recall, F1, delay) and the handler at scale.
 bench-cost: install
 	$(PY) scripts/bench_cost.py
+
+# The field report's three incidents against two local gateways behind a local round robin (about 3 minutes):
+# what clients saw and which alarms the emitted metrics would set off. No AWS.
+drill: install
+	$(PY) scripts/drill.py
 
 clean:
 	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache .bench
