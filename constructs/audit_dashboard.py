@@ -7,6 +7,7 @@ from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_logs as logs
 from constructs import Construct
+from constructs.dashboard_widgets import graph
 
 FIVE_MINUTES = Duration.minutes(5)
 
@@ -37,9 +38,10 @@ class AuditDashboard(Construct):
 
         self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=dashboard_name)
         self.dashboard.add_widgets(
-            cloudwatch.GraphWidget(
-                title="Delivery to the audit bucket: successful puts (%)",
-                left=[
+            graph(
+                "Delivery to the audit bucket: successful puts",
+                "%",
+                [
                     cloudwatch.MathExpression(
                         expression="100 * s",
                         using_metrics={"s": firehose("DeliveryToS3.Success", "Average", "success")},
@@ -47,23 +49,20 @@ class AuditDashboard(Construct):
                         label="successful (%)",
                     )
                 ],
-                left_y_axis=cloudwatch.YAxisProps(label="%", min=0, max=100, show_units=False),
-                width=8,
-                height=6,
+                maximum=100,
             ),
-            cloudwatch.GraphWidget(
-                title="Freshness: age of the oldest record not yet in the bucket (seconds)",
-                left=[firehose("DeliveryToS3.DataFreshness", "Maximum", "oldest record")],
-                left_annotations=[
+            graph(
+                "Freshness: age of the oldest record not yet in the bucket",
+                "seconds",
+                [firehose("DeliveryToS3.DataFreshness", "Maximum", "oldest record")],
+                annotations=[
                     cloudwatch.HorizontalAnnotation(value=freshness_alarm_seconds, label="alarm (DeliveryLagging)")
                 ],
-                left_y_axis=cloudwatch.YAxisProps(label="seconds", min=0, show_units=False),
-                width=8,
-                height=6,
             ),
-            cloudwatch.GraphWidget(
-                title="Objects Firehose wrote under errors/ (objects)",
-                left=[
+            graph(
+                "Objects Firehose wrote under errors/",
+                "objects",
+                [
                     cloudwatch.Metric(
                         namespace="AWS/S3",
                         metric_name="PutRequests",
@@ -73,15 +72,13 @@ class AuditDashboard(Construct):
                         label="errors/ objects",
                     )
                 ],
-                left_y_axis=cloudwatch.YAxisProps(label="objects", min=0, show_units=False),
-                width=8,
-                height=6,
             ),
         )
         self.dashboard.add_widgets(
-            cloudwatch.GraphWidget(
-                title="Audit records written by the gateway, and batches received and delivered by Firehose (records)",
-                left=[
+            graph(
+                "Audit records written by the gateway, and batches received and delivered by Firehose",
+                "records",
+                [
                     cloudwatch.Metric(
                         namespace="AWS/Logs",
                         metric_name="IncomingLogEvents",
@@ -94,8 +91,6 @@ class AuditDashboard(Construct):
                     firehose("IncomingRecords", "Sum", "received by Firehose (batches)"),
                     firehose("DeliveryToS3.Records", "Sum", "delivered to the bucket (batches)"),
                 ],
-                left_y_axis=cloudwatch.YAxisProps(label="records", min=0, show_units=False),
                 width=24,
-                height=6,
             ),
         )

@@ -13,6 +13,7 @@ from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_logs as logs
 from constructs import Construct
+from constructs.dashboard_widgets import graph
 
 WEEK_SECONDS = 7 * 86_400
 THIRTY_DAYS = Duration.days(30)
@@ -41,9 +42,10 @@ class CostAndAdoptionDashboard(Construct):
         budgets = "\n".join(f"| {team} | ${amount:,.0f} |" for team, amount in sorted(team_budgets_usd.items()))
         self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=dashboard_name)
         self.dashboard.add_widgets(
-            cloudwatch.GraphWidget(
-                title="Spend against each team's monthly budget, last 30 days (% of budget)",
-                left=[
+            graph(
+                "Spend against each team's monthly budget, last 30 days",
+                "% of budget",
+                [
                     cloudwatch.MathExpression(
                         expression=f"100 * FILL(spend{index}, 0) / {amount:g}",
                         using_metrics={f"spend{index}": self._team_metric("EstimatedCostUsd", team, THIRTY_DAYS)},
@@ -52,8 +54,7 @@ class CostAndAdoptionDashboard(Construct):
                     )
                     for index, (team, amount) in enumerate(sorted(team_budgets_usd.items()))
                 ],
-                left_annotations=[cloudwatch.HorizontalAnnotation(value=100, label="budget")],
-                left_y_axis=cloudwatch.YAxisProps(label="% of budget", min=0, show_units=False),
+                annotations=[cloudwatch.HorizontalAnnotation(value=100, label="budget")],
                 view=cloudwatch.GraphWidgetView.BAR,
                 width=12,
                 height=7,
@@ -66,17 +67,18 @@ class CostAndAdoptionDashboard(Construct):
             ),
         )
         self.dashboard.add_widgets(
-            cloudwatch.GraphWidget(
-                title="Projected 30-day spend per team at the last 7 days' rate (USD)",
-                left=[self._by_team("EstimatedCostUsd", WEEK_SECONDS, scale=30 / 7)],
-                left_y_axis=cloudwatch.YAxisProps(label="USD", min=0, show_units=False),
+            graph(
+                "Projected 30-day spend per team at the last 7 days' rate",
+                "USD",
+                [self._by_team("EstimatedCostUsd", WEEK_SECONDS, scale=30 / 7)],
                 view=cloudwatch.GraphWidgetView.BAR,
                 width=12,
                 height=7,
             ),
-            cloudwatch.GraphWidget(
-                title="Each team's share of spend, last 30 days (%)",
-                left=[
+            graph(
+                "Each team's share of spend, last 30 days",
+                "%",
+                [
                     cloudwatch.MathExpression(
                         expression="100 * spend / SUM(spend)",
                         using_metrics={"spend": self._by_team("EstimatedCostUsd", 30 * 86_400)},
@@ -84,7 +86,7 @@ class CostAndAdoptionDashboard(Construct):
                         label="",
                     )
                 ],
-                left_y_axis=cloudwatch.YAxisProps(label="%", min=0, max=100, show_units=False),
+                maximum=100,
                 view=cloudwatch.GraphWidgetView.BAR,
                 width=12,
                 height=7,
@@ -110,24 +112,16 @@ class CostAndAdoptionDashboard(Construct):
             ),
         )
         self.dashboard.add_widgets(
-            cloudwatch.GraphWidget(
-                title="Tokens through the gateway per day by team (tokens)",
-                left=[
+            graph(
+                "Tokens through the gateway per day by team",
+                "tokens",
+                [
                     self._by_team(metric, 86_400, label=f"{direction} ")
                     for metric, direction in (("InputTokens", "in"), ("OutputTokens", "out"))
                 ],
-                left_y_axis=cloudwatch.YAxisProps(label="tokens", min=0, show_units=False),
-                width=8,
-                height=6,
             ),
             *(
-                cloudwatch.GraphWidget(
-                    title=f"Claude Code {title.lower()} per day by team ({unit})",
-                    left=[self._by_team(metric, 86_400)],
-                    left_y_axis=cloudwatch.YAxisProps(label=unit, min=0, show_units=False),
-                    width=8,
-                    height=6,
-                )
+                graph(f"Claude Code {title.lower()} per day by team", unit, [self._by_team(metric, 86_400)])
                 for metric, title, unit in USAGE
             ),
         )

@@ -13,6 +13,7 @@ from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 from constructs.availability_slo import AvailabilitySlo
+from constructs.dashboard_widgets import graph
 
 from config.slo import BURN_RATE_ALERTS, error_budget
 
@@ -43,12 +44,17 @@ class ServiceDashboard(Construct):
         super().__init__(scope, construct_id)
         target = slo.target_percent
         budget = error_budget(target)
-        gateway = {"Environment": environment}
 
         def sli(period: Duration, label: str) -> cloudwatch.MathExpression:
             return cloudwatch.MathExpression(
                 expression="100 * (1 - e)", using_metrics={"e": slo.error_rate(period)}, period=period, label=label
             )
+
+        def gateway_metric(name: str, statistic: str, label: str) -> cloudwatch.Metric:
+            return cloudwatch.Metric(
+                namespace=metrics_namespace, metric_name=name, dimensions_map={"Environment": environment},
+                statistic=statistic, period=MINUTE, label=label,
+            )  # fmt: skip
 
         window = Duration.days(window_days)
         self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=dashboard_name)
@@ -82,75 +88,52 @@ class ServiceDashboard(Construct):
             ),
         )
         self.dashboard.add_widgets(
-            cloudwatch.GraphWidget(
-                title="Availability per hour against the SLO (%)",
-                left=[sli(HOUR, "availability (%)")],
-                left_annotations=[cloudwatch.HorizontalAnnotation(value=target, label=f"SLO {target:g} %")],
-                left_y_axis=cloudwatch.YAxisProps(label="%", max=100, show_units=False),
+            graph(
+                "Availability per hour against the SLO", "%", [sli(HOUR, "availability (%)")], minimum=None,
+                maximum=100, annotations=[cloudwatch.HorizontalAnnotation(value=target, label=f"SLO {target:g} %")],
                 width=12,
-                height=6,
             ),
-            cloudwatch.GraphWidget(
-                title="Burn rate (x the error budget)",
-                left=[
+            graph(
+                "Burn rate", "x the error budget",
+                [
                     cloudwatch.MathExpression(
-                        expression=f"e{key} / {budget:g}",
+                        expression=f"e{key} / {budget:g}", period=period, label=f"over {label}",
                         using_metrics={f"e{key}": slo.error_rate(period, suffix=key)},
-                        period=period,
-                        label=f"over {label}",
                     )
                     for period, label, key in ((FIVE_MINUTES, "5 min", "5"), (HOUR, "1 h", "60"))
                 ],
-                left_annotations=[
+                annotations=[
                     cloudwatch.HorizontalAnnotation(value=alert.burn_rate, label=f"{alert.name} ({alert.severity})")
                     for alert in BURN_RATE_ALERTS
                 ],
-                left_y_axis=cloudwatch.YAxisProps(label="x budget", min=0, show_units=False),
                 width=12,
-                height=6,
             ),
-        )
+        )  # fmt: skip
         self.dashboard.add_widgets(
             *(
-                cloudwatch.GraphWidget(
-                    title=f"Latency {stat} by model (ms)",
-                    left=[
+                graph(
+                    f"Latency {stat} by model", "ms",
+                    [
                         cloudwatch.MathExpression(
                             expression=(
                                 f'SEARCH(\'{{{metrics_namespace},Environment,Model}} MetricName="Latency" '
                                 f"Environment=\"{environment}\"', '{stat}', 300)"
                             ),
-                            label="",
-                            period=FIVE_MINUTES,
+                            label="", period=FIVE_MINUTES,
                         )
                     ],
-                    left_y_axis=cloudwatch.YAxisProps(label="ms", min=0, show_units=False),
-                    width=8,
-                    height=6,
                 )
                 for stat in ("p50", "p99")
             ),
-            cloudwatch.GraphWidget(
-                title="Circuit breaker (1 = open, failing fast)",
-                left=[
-                    cloudwatch.Metric(
-                        namespace=metrics_namespace,
-                        metric_name="BreakerOpen",
-                        dimensions_map=gateway,
-                        statistic="Maximum",
-                        period=MINUTE,
-                        label="breaker open",
-                    )
-                ],
-                left_y_axis=cloudwatch.YAxisProps(label="open", min=0, max=1, show_units=False),
-                width=8,
-                height=6,
+            graph(
+                "Circuit breaker", "1 = open, failing fast",
+                [gateway_metric("BreakerOpen", "Maximum", "breaker open")], maximum=1,
             ),
-        )
+        )  # fmt: skip
         self.dashboard.add_widgets(
-            cloudwatch.GraphWidget(
-                title="5xx answers per minute (requests)",
-                left=[
+            graph(
+                "5xx answers per minute", "requests",
+                [
                     load_balancer.metrics.http_code_elb(
                         elbv2.HttpCodeElb.ELB_5XX_COUNT, statistic="Sum", period=MINUTE, label="load balancer's own"
                     ),
@@ -158,70 +141,44 @@ class ServiceDashboard(Construct):
                         elbv2.HttpCodeTarget.TARGET_5XX_COUNT, statistic="Sum", period=MINUTE, label="the gateway's"
                     ),
                 ],
-                left_y_axis=cloudwatch.YAxisProps(label="requests", min=0, show_units=False),
-                width=8,
-                height=6,
             ),
-            cloudwatch.GraphWidget(
-                title="Fleet: healthy targets by AZ, instances in service (instances)",
-                left=[
+            graph(
+                "Fleet: healthy targets by AZ, instances in service", "instances",
+                [
                     cloudwatch.Metric(
-                        namespace="AWS/ApplicationELB",
-                        metric_name="HealthyHostCount",
+                        namespace="AWS/ApplicationELB", metric_name="HealthyHostCount",
                         dimensions_map={
                             "LoadBalancer": load_balancer.load_balancer_full_name,
                             "TargetGroup": target_group.target_group_full_name,
                             "AvailabilityZone": az,
                         },
-                        statistic="Minimum",
-                        period=MINUTE,
-                        label=f"healthy in {az}",
+                        statistic="Minimum", period=MINUTE, label=f"healthy in {az}",
                     )
                     for az in availability_zones
-                ],
-                right=[
+                ]
+                + [
                     cloudwatch.Metric(
-                        namespace="AWS/AutoScaling",
-                        metric_name="GroupInServiceInstances",
+                        namespace="AWS/AutoScaling", metric_name="GroupInServiceInstances",
                         dimensions_map={"AutoScalingGroupName": group.auto_scaling_group_name},
-                        statistic="Minimum",
-                        period=MINUTE,
-                        label="in service (all AZs)",
+                        statistic="Minimum", period=MINUTE, label="in service (all AZs)",
                     )
                 ],
-                left_y_axis=cloudwatch.YAxisProps(label="instances", min=0, show_units=False),
-                right_y_axis=cloudwatch.YAxisProps(label="instances", min=0, show_units=False),
-                width=8,
-                height=6,
             ),
-            cloudwatch.GraphWidget(
-                title="Redis: engine CPU (%) and decisions without it (requests)",
-                left=[
+            graph(
+                "Redis: engine CPU, and decisions without it", "%",
+                [
                     cloudwatch.MathExpression(
                         expression=(
                             'SEARCH(\'{AWS/ElastiCache,CacheClusterId,CacheNodeId} MetricName="EngineCPUUtilization" '
                             f"{redis_replication_group}', 'Maximum', 60)"
                         ),
-                        label="",
-                        period=MINUTE,
+                        label="", period=MINUTE,
                     )
                 ],
-                right=[
-                    cloudwatch.Metric(
-                        namespace=metrics_namespace,
-                        metric_name="LimitFailOpen",
-                        dimensions_map=gateway,
-                        statistic="Sum",
-                        period=MINUTE,
-                        label="per-process limits (fail open)",
-                    )
-                ],
-                left_y_axis=cloudwatch.YAxisProps(label="%", min=0, max=100, show_units=False),
-                right_y_axis=cloudwatch.YAxisProps(label="requests", min=0, show_units=False),
-                width=8,
-                height=6,
+                right=[gateway_metric("LimitFailOpen", "Sum", "per-process limits (fail open)")],
+                right_unit="requests", maximum=100,
             ),
-        )
+        )  # fmt: skip
         self.dashboard.add_widgets(
             cloudwatch.LogQueryWidget(
                 title="Policy blocks by rule (requests)",
@@ -236,21 +193,13 @@ class ServiceDashboard(Construct):
                 width=12,
                 height=6,
             ),
-            cloudwatch.GraphWidget(
-                title="Rate-limit and budget refusals per minute (requests)",
-                left=[
-                    cloudwatch.Metric(
-                        namespace=metrics_namespace,
-                        metric_name=name,
-                        dimensions_map=gateway,
-                        statistic="Sum",
-                        period=MINUTE,
-                        label=label,
-                    )
+            graph(
+                "Rate-limit and budget refusals per minute",
+                "requests",
+                [
+                    gateway_metric(name, "Sum", label)
                     for name, label in (("RateLimited", "rate limited (429)"), ("BudgetRefused", "over budget"))
                 ],
-                left_y_axis=cloudwatch.YAxisProps(label="requests", min=0, show_units=False),
                 width=12,
-                height=6,
             ),
         )
