@@ -282,6 +282,7 @@ class CanaryToken:
             return True
         if self._clock() - self._read_at < self.REREAD_SECONDS:
             return False
+        self._read_at = self._clock()  # before the read: concurrent strangers wait for this one
         try:
             await asyncio.to_thread(self.load)
         except (BotoCoreError, ClientError, OSError) as error:  # out of reach: the value read before stands
