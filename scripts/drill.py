@@ -283,7 +283,11 @@ def alarm_conditions(outcome: Outcome) -> list[str]:
     if rate:
         # Two 5-minute periods above 1 %: the incident's 5xx within its period's requests at the drill's pace.
         period_rate = fivexx / (outcome.requests / duration * 300) if duration < 300 else rate
-        verdict = "met in its period" if 100 * period_rate > ERROR_RATE_PERCENT else "not met"
+        verdict = (
+            "above it in that period, the first of the two the alarm needs"
+            if 100 * period_rate > ERROR_RATE_PERCENT
+            else "not met"
+        )
         if 100 * rate > ERROR_RATE_PERCENT:
             verdict += f"; at the incident's {100 * rate:.1f} % for 10 min, met"
         said.append(
