@@ -8,6 +8,7 @@ is in Cost Explorer and AWS Budgets (the cost stack)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -17,6 +18,8 @@ from constructs.dashboard_widgets import graph
 
 WEEK_SECONDS = 7 * 86_400
 THIRTY_DAYS = Duration.days(30)
+# The spend graphs: a bar per team, half the dashboard's width.
+bars = partial(graph, view=cloudwatch.GraphWidgetView.BAR, width=12, height=7)
 # Claude Code's metrics as the gateway publishes them (gateway/telemetry.py), by team.
 USAGE = (("ClaudeCodeSessions", "Sessions", "sessions"), ("ClaudeCodeTokens", "Tokens", "tokens"))
 
@@ -42,7 +45,7 @@ class CostAndAdoptionDashboard(Construct):
         budgets = "\n".join(f"| {team} | ${amount:,.0f} |" for team, amount in sorted(team_budgets_usd.items()))
         self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=dashboard_name)
         self.dashboard.add_widgets(
-            graph(
+            bars(
                 "Spend against each team's monthly budget, last 30 days",
                 "% of budget",
                 [
@@ -55,9 +58,6 @@ class CostAndAdoptionDashboard(Construct):
                     for index, (team, amount) in enumerate(sorted(team_budgets_usd.items()))
                 ],
                 annotations=[cloudwatch.HorizontalAnnotation(value=100, label="budget")],
-                view=cloudwatch.GraphWidgetView.BAR,
-                width=12,
-                height=7,
             ),
             cloudwatch.TextWidget(
                 markdown=f"### Monthly budgets (USD)\n\n| team | budget |\n|---|---|\n{budgets}\n\n"
@@ -67,15 +67,12 @@ class CostAndAdoptionDashboard(Construct):
             ),
         )
         self.dashboard.add_widgets(
-            graph(
+            bars(
                 "Projected 30-day spend per team at the last 7 days' rate",
                 "USD",
                 [self._by_team("EstimatedCostUsd", WEEK_SECONDS, scale=30 / 7)],
-                view=cloudwatch.GraphWidgetView.BAR,
-                width=12,
-                height=7,
             ),
-            graph(
+            bars(
                 "Each team's share of spend, last 30 days",
                 "%",
                 [
@@ -87,9 +84,6 @@ class CostAndAdoptionDashboard(Construct):
                     )
                 ],
                 maximum=100,
-                view=cloudwatch.GraphWidgetView.BAR,
-                width=12,
-                height=7,
             ),
         )
         self.dashboard.add_widgets(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import os
 import shutil
 import signal
@@ -55,6 +56,12 @@ def team_profile_ids(environment: str = "dev") -> dict[tuple[str, str], str]:
 
 
 T = TypeVar("T")
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """The nearest-rank percentile (`fraction` 0.99 for p99) of `values`; 0 when there are none."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, math.ceil(fraction * len(ordered)) - 1)] if ordered else 0.0
 
 
 def wait_until(condition: Callable[[], T], what: str, timeout: float, interval: float = 0.05) -> T:

@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from local import fake_vendor, harness  # noqa: E402
-from local.harness import MODEL, prompt  # noqa: E402
+from local.harness import MODEL, percentile, prompt  # noqa: E402
 
 BODY = json.dumps(prompt("Write a haiku about private networks.")).encode()
 # The goals, printed beside the figures.
@@ -101,11 +101,6 @@ def median_run(runs: list[Run]) -> Run:
         statistics.median(r.p99_ms for r in runs),
         sum(r.errors for r in runs),
     )
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 def check_ms(files: list[Path]) -> list[float]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 import sys
 import threading
@@ -38,7 +37,11 @@ from config.slo import BURN_RATE_ALERTS, BurnRateAlert, firing_minutes  # noqa: 
 from gateway.settings import GatewaySettings  # noqa: E402
 from local import harness  # noqa: E402
 from local.adversarial import migration  # noqa: E402
-from local.harness import MODEL, prompt  # noqa: E402
+from local.harness import (  # noqa: E402
+    MODEL,
+    percentile,
+    prompt,
+)
 from local.round_robin import RoundRobin  # noqa: E402
 
 SLO_TARGET = 99.5
@@ -244,11 +247,6 @@ INCIDENTS: dict[str, Callable[[Fleet, float], Outcome]] = {
 
 
 # -- what it means ---------------------------------------------------------------------------------------------------
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, math.ceil(fraction * len(ordered)) - 1)] if ordered else 0.0
 
 
 def minutes_to_page(alert: BurnRateAlert, error_rate: float, target: float = SLO_TARGET) -> int | None:

@@ -6,7 +6,7 @@ import fcntl
 import json
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,13 @@ class Synthesized:
 
     def template_json(self, construct_id: str) -> dict[str, Any]:
         return dict(self.template(construct_id).to_json())
+
+    def resources(self, *types: str) -> Iterator[tuple[str, str, dict[str, Any]]]:
+        """(stack id, logical id, resource) for every resource of every stack, or only those of `types`."""
+        for stack in self.stacks:
+            for logical_id, resource in self.template_json(stack.node.id)["Resources"].items():
+                if not types or resource["Type"] in types:
+                    yield stack.node.id, logical_id, resource
 
     @property
     def validation_report(self) -> dict[str, Any]:

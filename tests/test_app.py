@@ -41,17 +41,16 @@ def test_every_taggable_resource_carries_the_cost_allocation_tags(each_environme
         "cost-center": each_environment.config.tags.cost_center,
     }
     checked = set()
-    for stack in each_environment.stacks:
-        for logical_id, resource in each_environment.template_json(stack.node.id)["Resources"].items():
-            if not taggable(resource["Type"]):
-                continue
-            properties = resource.get("Properties", {})
-            # Budgets and Cost Explorer types call the property ResourceTags.
-            tags = properties.get("Tags", properties.get("ResourceTags", {}))
-            # Most types take a list of Key/Value; a few (e.g. SSM parameters) a plain map.
-            rendered = {t["Key"]: t["Value"] for t in tags} if isinstance(tags, list) else tags
-            assert expected.items() <= rendered.items(), f"{logical_id} ({resource['Type']}): {rendered}"
-            checked.add(resource["Type"])
+    for _, logical_id, resource in each_environment.resources():
+        if not taggable(resource["Type"]):
+            continue
+        properties = resource.get("Properties", {})
+        # Budgets and Cost Explorer types call the property ResourceTags.
+        tags = properties.get("Tags", properties.get("ResourceTags", {}))
+        # Most types take a list of Key/Value; a few (e.g. SSM parameters) a plain map.
+        rendered = {t["Key"]: t["Value"] for t in tags} if isinstance(tags, list) else tags
+        assert expected.items() <= rendered.items(), f"{logical_id} ({resource['Type']}): {rendered}"
+        checked.add(resource["Type"])
     # Guards the check itself: these types are taggable and present, so they must have been checked.
     assert {
         "AWS::EC2::VPC",
@@ -255,18 +254,16 @@ def test_data_is_kept_except_when_its_own_first_create_fails(each_environment: S
     """Retained resources with fixed names would survive a failed first create and break the retry with
     "already exists": RetainExceptOnCreate keeps them on delete and replacement only."""
     kept: dict[str, str] = {}
-    for stack in each_environment.stacks:
-        for logical_id, resource in each_environment.template_json(stack.node.id)["Resources"].items():
-            policy = resource.get("DeletionPolicy")
-            if policy in ("Retain", "RetainExceptOnCreate", "Snapshot"):
-                assert policy == "RetainExceptOnCreate", f"{logical_id} ({resource['Type']}): {policy}"
-                assert resource.get("UpdateReplacePolicy") == "Retain", logical_id
-                kept[logical_id] = resource["Type"]
+    for _, logical_id, resource in each_environment.resources():
+        policy = resource.get("DeletionPolicy")
+        if policy in ("Retain", "RetainExceptOnCreate", "Snapshot"):
+            assert policy == "RetainExceptOnCreate", f"{logical_id} ({resource['Type']}): {policy}"
+            assert resource.get("UpdateReplacePolicy") == "Retain", logical_id
+            kept[logical_id] = resource["Type"]
     assert {"AWS::KMS::Key", "AWS::S3::Bucket", "AWS::Logs::LogGroup"} <= set(kept.values())
     named_groups = [
         r["Properties"]["LogGroupName"]
-        for stack in each_environment.stacks
-        for logical_id, r in each_environment.template_json(stack.node.id)["Resources"].items()
-        if logical_id in kept and r["Type"] == "AWS::Logs::LogGroup"
+        for _, logical_id, r in each_environment.resources("AWS::Logs::LogGroup")
+        if logical_id in kept
     ]
     assert f"/aigw-{each_environment.config.environment}/audit" in named_groups

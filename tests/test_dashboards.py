@@ -16,15 +16,11 @@ KINDS = ("service", "cost-and-adoption", "audit")
 def dashboards(synthesized: Synthesized) -> dict[str, list[dict[str, Any]]]:
     """Each dashboard's name and widgets, its body's tokens (references to other resources) as "TOKEN"."""
     found = {}
-    for stack in synthesized.stacks:
-        template = synthesized.template_json(stack.node.id)
-        for resource in template["Resources"].values():
-            if resource["Type"] != "AWS::CloudWatch::Dashboard":
-                continue
-            body = resource["Properties"]["DashboardBody"]
-            parts = body["Fn::Join"][1] if isinstance(body, dict) else [body]
-            text = "".join(part if isinstance(part, str) else "TOKEN" for part in parts)
-            found[resource["Properties"]["DashboardName"]] = json.loads(text)["widgets"]
+    for _, _, resource in synthesized.resources("AWS::CloudWatch::Dashboard"):
+        body = resource["Properties"]["DashboardBody"]
+        parts = body["Fn::Join"][1] if isinstance(body, dict) else [body]
+        text = "".join(part if isinstance(part, str) else "TOKEN" for part in parts)
+        found[resource["Properties"]["DashboardName"]] = json.loads(text)["widgets"]
     return found
 
 

@@ -31,12 +31,11 @@ def entries(path: Path = RUNBOOK) -> dict[str, str]:
 def alarm_links(synthesized: Synthesized) -> dict[str, str]:
     """Each alarm's logical id and the runbook link at the end of its description (None: no link)."""
     links = {}
-    for stack in synthesized.stacks:
-        for logical_id, resource in synthesized.template_json(stack.node.id)["Resources"].items():
-            if resource["Type"] in ALARM_TYPES and resource["Properties"].get("AlarmActions"):
-                description = resource["Properties"]["AlarmDescription"]
-                match = re.search(r"Runbook: (\S+)#([a-z0-9-]+)$", description)
-                links[f"{stack.node.id}/{logical_id}"] = match[0] if match else description
+    for stack, logical_id, resource in synthesized.resources(*ALARM_TYPES):
+        if resource["Properties"].get("AlarmActions"):
+            description = resource["Properties"]["AlarmDescription"]
+            match = re.search(r"Runbook: (\S+)#([a-z0-9-]+)$", description)
+            links[f"{stack}/{logical_id}"] = match[0] if match else description
     return links
 
 
