@@ -11,14 +11,14 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install system-packages synth audit-report scan deploy-local preflight deploy test lint snapshots bench-synth gateway-local bench-gateway bench-policy bench-stall bench-cost drill clean
+.PHONY: install system-packages synth audit-report diagram scan deploy-local preflight deploy test lint snapshots bench-synth gateway-local bench-gateway bench-policy bench-stall bench-cost drill clean
 
 install: system-packages $(VENV)/.installed $(SCAN_VENV)/.installed node_modules/.installed
 
 # Debian packages the tests and benchmarks run for real: redis-server (the gateway's shared counters), logrotate (the
 # instances' log rotation), tmux (the terminal Claude Code's interactive /login is driven in), wrk (the C load
-# generator of `make bench-gateway`).
-SYSTEM_PACKAGES := redis-server:redis-server logrotate:/usr/sbin/logrotate tmux:tmux wrk:wrk
+# generator of `make bench-gateway`), graphviz (`dot`, which draws `make diagram`).
+SYSTEM_PACKAGES := redis-server:redis-server logrotate:/usr/sbin/logrotate tmux:tmux wrk:wrk graphviz:dot
 system-packages:
 	@missing=$$(for entry in $(SYSTEM_PACKAGES); do command -v "$${entry#*:}" >/dev/null || echo "$${entry%%:*}"; done); \
 	if [ -n "$$missing" ]; then \
@@ -50,6 +50,11 @@ CDK_OUT ?=
 audit-report: install
 	@if [ -z "$(CDK_OUT)" ]; then $(CDK) synth -c env=$(ENV) --quiet; fi
 	$(PY) scripts/audit_report.py $(or $(CDK_OUT),cdk.out)
+
+# The deployed architecture drawn from the cloud assembly alone: cdk.out/architecture.{svg,png,dot}.
+diagram: install
+	@if [ -z "$(CDK_OUT)" ]; then $(CDK) synth -c env=$(ENV) --quiet; fi
+	$(PY) scripts/diagram.py $(or $(CDK_OUT),cdk.out)
 
 # The independent scanners on the synthesized templates: cfn-lint must report nothing, checkov may fail
 # only checks acknowledged in code with their reason (listed for auditors).

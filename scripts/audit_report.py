@@ -3,7 +3,8 @@
     python scripts/audit_report.py [CDK_OUT]        (default: cdk.out)
 
 Reads the synthesized templates and validation-report.json (never the config: it shows what will be
-deployed), writes audit-report.md and audit-report.html into that folder, and exits 1 when any
+deployed), writes audit-report.md and audit-report.html into that folder with the architecture diagram drawn
+from the same templates (scripts/diagram.py: architecture.svg and .png beside them), and exits 1 when any
 control FAILs. For each control: the resources that implement it, by stack and logical id, with the
 property values that prove it, or a FAIL naming the resource and what is missing.
 """
@@ -12,11 +13,16 @@ from __future__ import annotations
 
 import html
 import json
+import re
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from scripts import diagram
 
 HOT_DAYS = 90  # the field report's immediately-queryable period
 AUDIT_RETENTION_DAYS = 365  # PCI DSS v4.0.1 10.5.1: 12 months of audit history
@@ -374,6 +380,15 @@ def markdown(results: dict[str, list[Finding]], pack_results: list[Pack], assemb
     ]
     failed = sum(not f.passed for findings in results.values() for f in findings)
     lines += [f"**Result: {'FAIL' if failed else 'PASS'}** ({failed} failing findings)", ""]
+    lines += [
+        "## Architecture",
+        "",
+        "Drawn from the same templates: subnets by AZ, what sits in them, the flows both sides' security groups "
+        "allow, and the IAM and delivery wiring outside the VPC.",
+        "",
+        f"![architecture]({diagram.NAME}.svg)",
+        "",
+    ]
     for name, findings in results.items():
         status = "FAIL" if any(not f.passed for f in findings) or not findings else "PASS"
         lines += [f"## {name}: {status}", "", "| | resource | evidence |", "|---|---|---|"]
@@ -418,7 +433,9 @@ def to_html(markdown_text: str) -> str:
         if table:
             body.append("</table>")
             table = False
-        if line.startswith("#"):
+        if image := IMAGE.fullmatch(line):
+            body.append(f"<p><img src='{html.escape(image[2])}' alt='{html.escape(image[1])}'></p>")
+        elif line.startswith("#"):
             level = len(line) - len(line.lstrip("#"))
             body.append(f"<h{level}>{_inline(line[level:].strip())}</h{level}>")
         elif line:
@@ -427,10 +444,13 @@ def to_html(markdown_text: str) -> str:
         body.append("</table>")
     style = (
         "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}"
+        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}img{max-width:100%}"
     )
     head = f"<meta charset='utf-8'><title>aigw compliance evidence</title><style>{style}</style>"
     return f"<!doctype html><html><head>{head}</head><body>{''.join(body)}</body></html>\n"
+
+
+IMAGE = re.compile(r"!\[([^\]]*)\]\(([^)\s]+)\)")
 
 
 def _inline(text: str) -> str:
@@ -449,6 +469,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     results = evaluate(load_resources(assembly))
     pack_results = packs(assembly)
+    diagram.render(assembly)
     text = markdown(results, pack_results, assembly)
     (assembly / "audit-report.md").write_text(text + "\n")
     (assembly / "audit-report.html").write_text(to_html(text))

@@ -67,6 +67,9 @@ def test_the_real_synth_passes_every_control(dev: Synthesized, tmp_path: Path) -
     assert "IAM5" in text and "Every '*' here carries a condition" in text  # acknowledgments with their reasons
     page = (assembly / "audit-report.html").read_text()
     assert page.startswith("<!doctype html>") and "<h2>Multi-AZ: PASS</h2>" in page and "<table>" in page
+    # The architecture drawn from the same templates, beside the report and shown in it.
+    assert "![architecture](architecture.svg)" in text and "<img src='architecture.svg'" in page
+    assert (assembly / "architecture.svg").read_text().lstrip().startswith("<?xml")
 
 
 def test_a_bucket_without_encryption_fails_by_name(dev: Synthesized, tmp_path: Path) -> None:
