@@ -11,7 +11,7 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install system-packages synth audit-report diagram scan deploy-local preflight deploy test lint snapshots bench-synth gateway-local bench-gateway bench-policy bench-stall bench-cost drill clean
+.PHONY: install system-packages synth audit-report sarif diagram scan deploy-local preflight deploy test lint snapshots bench-synth gateway-local bench-gateway bench-policy bench-stall bench-cost drill clean
 
 install: system-packages $(VENV)/.installed $(SCAN_VENV)/.installed node_modules/.installed
 
@@ -50,6 +50,12 @@ CDK_OUT ?=
 audit-report: install
 	@if [ -z "$(CDK_OUT)" ]; then $(CDK) synth -c env=$(ENV) --quiet; fi
 	$(PY) scripts/audit_report.py $(or $(CDK_OUT),cdk.out)
+
+# The gate's findings (open and acknowledged, with their reasons) as SARIF 2.1.0: cdk.out/compliance.sarif. Written
+# when the gate fails too (that is when a code-review tool needs it); a stale report is never converted.
+sarif: install
+	@if [ -z "$(CDK_OUT)" ]; then rm -f cdk.out/validation-report.json; $(CDK) synth -c env=$(ENV) --quiet || true; fi
+	$(PY) scripts/sarif.py $(or $(CDK_OUT),cdk.out)
 
 # The deployed architecture drawn from the cloud assembly alone: cdk.out/architecture.{svg,png,dot}.
 diagram: install

@@ -6,7 +6,13 @@ import sys
 
 from aws_cdk import App
 from constructs.alerts_topic import RUNBOOK_CONTEXT
-from constructs.compliance import REPORT_FILE, add_compliance_packs, record_packs, unacknowledged_findings
+from constructs.compliance import (
+    REPORT_FILE,
+    add_compliance_packs,
+    record_packs,
+    record_sources,
+    unacknowledged_findings,
+)
 from constructs.cost_allocation import tag_for_cost_allocation
 
 from config import AigwConfig, ConfigError, load_config, with_context
@@ -31,6 +37,7 @@ def build(app: App, config: AigwConfig) -> None:
         {"project": config.tags.project, "environment": config.environment, "cost-center": config.tags.cost_center},
     )
     add_compliance_packs(app)
+    record_sources(app)  # where each construct and acknowledgment is written, for findings as SARIF
 
 
 def main() -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import json
+import sys
 from pathlib import Path
 
 from aws_cdk import Acknowledgment, App, CfnResource, Stack, Validations
@@ -29,6 +31,11 @@ COMPLIANCE_PACKS = (AwsSolutionsChecks, PCIDSS321Checks, NIST80053R5Checks)
 REPORT_FILE = "validation-report.json"
 PACKS_FILE = "aigw-compliance.json"  # which packs ran: the validation report omits packs with nothing to say
 MIN_REASON_LENGTH = 40
+# Construct metadata (in the assembly, not the templates) saying where in this repository a construct class is
+# defined and where each acknowledgment is made: CDK's own creation traces hold only JavaScript frames when the
+# app is Python. `make sarif` turns them into source locations.
+SOURCE_METADATA, ACKNOWLEDGED_METADATA = "aigw:source", "aigw:acknowledged"
+REPOSITORY = Path(__file__).resolve().parent.parent
 
 
 def add_compliance_packs(app: App) -> None:
@@ -49,6 +56,7 @@ def acknowledge(construct: IConstruct, *rule_ids: str, reason: str) -> None:
     resource = _resource_of(construct, "acknowledge")
     _check_reason(resource, rule_ids, reason)
     Validations.of(resource).acknowledge(*(Acknowledgment(id=rule_id, reason=reason) for rule_id in rule_ids))
+    _record_call_site(resource, rule_ids)
     # The CDK's template validation is cfn-lint: the same rule, acknowledged where cfn-lint itself reads it.
     lint_rules = [rule_id.split("::", 1)[1] for rule_id in rule_ids if rule_id.startswith(f"{CFN_VALIDATE}::")]
     if lint_rules:
@@ -67,12 +75,44 @@ def acknowledge_scanner(construct: IConstruct, *check_ids: str, reason: str) -> 
     cfn-lint's rule ids such as `W3005` (`cfn-lint.config.ignore_checks`)."""
     resource = _resource_of(construct, "acknowledge")
     _check_reason(resource, check_ids, reason)
+    _record_call_site(resource, check_ids)
     checkov_ids = [check_id for check_id in check_ids if check_id.startswith("CKV")]
     lint_ids = [check_id for check_id in check_ids if check_id not in checkov_ids]
     if checkov_ids:
         _add_to_metadata(resource, CHECKOV, checkov_ids, reason)
     if lint_ids:
         _add_to_metadata(resource, CFN_LINT, lint_ids, reason)
+
+
+def _record_call_site(resource: CfnResource, rule_ids: tuple[str, ...]) -> None:
+    """Where the acknowledgment is written: the first frame outside this module."""
+    frame = sys._getframe(1)
+    while frame.f_code.co_filename == __file__ and frame.f_back is not None:
+        frame = frame.f_back
+    where = _in_repository(frame.f_code.co_filename)
+    if where:
+        resource.node.add_metadata(ACKNOWLEDGED_METADATA, {"rules": list(rule_ids), "at": f"{where}:{frame.f_lineno}"})
+
+
+def record_sources(scope: IConstruct) -> None:
+    """Mark each construct whose class is written in this repository with the file and line of its class."""
+    for node in scope.node.find_all():
+        cls = type(node)
+        try:
+            where = _in_repository(inspect.getsourcefile(cls) or "")
+            line = inspect.getsourcelines(cls)[1] if where else 0
+        except (OSError, TypeError):  # a class without source
+            continue
+        if where:
+            node.node.add_metadata(SOURCE_METADATA, f"{where}:{line}")
+
+
+def _in_repository(filename: str) -> str | None:
+    """`filename` relative to the repository, unless it is outside it or an installed package (a virtualenv)."""
+    path = Path(filename).resolve()
+    if not path.is_relative_to(REPOSITORY) or "site-packages" in path.parts:
+        return None
+    return path.relative_to(REPOSITORY).as_posix()
 
 
 def _resource_of(construct: IConstruct, what: str) -> CfnResource:

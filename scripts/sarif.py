@@ -1,0 +1,226 @@
+"""The compliance gate's findings as SARIF 2.1.0, for code-review tools, from a cloud assembly alone.
+
+    python scripts/sarif.py [CDK_OUT] [--out FILE]      (default: cdk.out, written to CDK_OUT/compliance.sarif)
+
+One run per rule pack of validation-report.json (cdk-nag's three, and any other validation plugin). Each finding
+is a result with its rule and pack, the construct path and the template's logical id, and the file and line in
+this repository: where the construct is created, found from the `aigw:source` metadata the app records (CDK's
+creation traces hold only JavaScript frames for a Python app). An acknowledged finding carries the
+acknowledgment as an in-source suppression, with its reason as the justification and the line it is written on.
+Works on a failed gate too: the assembly and its report are written before synth stops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import re
+import sys
+from collections import defaultdict
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
+SOURCE_METADATA, ACKNOWLEDGED_METADATA = "aigw:source", "aigw:acknowledged"  # as constructs/compliance.py writes
+SOURCE_ROOT = "%SRCROOT%"  # the repository's root, as GitHub code scanning resolves it
+LEVELS = {"error": "error", "warning": "warning"}  # anything else: "note"
+# The pack each validation plugin's rules belong to, and where its rules are documented.
+TOOLS = {
+    "AwsSolutions": ("cdk-nag", "https://github.com/cdklabs/cdk-nag/blob/main/RULES.md"),
+    "PCI.DSS.321": ("cdk-nag", "https://github.com/cdklabs/cdk-nag/blob/main/RULES.md"),
+    "NIST.800.53.R5": ("cdk-nag", "https://github.com/cdklabs/cdk-nag/blob/main/RULES.md"),
+}
+
+
+@dataclass
+class Provenance:
+    """What the assembly says about each construct path: its logical id and stack, the class it is an instance
+    of (file:line), and where acknowledgments on it are written (rule id -> file:line)."""
+
+    logical_ids: dict[str, tuple[str, str]] = field(default_factory=dict)  # path -> (stack, logical id)
+    templates: dict[str, str] = field(default_factory=dict)  # stack -> template file
+    sources: dict[str, str] = field(default_factory=dict)  # path -> "file:line" of its class
+    acknowledged: dict[str, dict[str, str]] = field(default_factory=lambda: defaultdict(dict))
+
+    @classmethod
+    def of(cls, assembly: Path) -> Provenance:
+        provenance = cls()
+        manifest = json.loads((assembly / "manifest.json").read_text())
+        for stack, artifact in manifest["artifacts"].items():
+            if artifact["type"] != "aws:cloudformation:stack":
+                continue
+            provenance.templates[stack] = artifact["properties"]["templateFile"]
+            entries = dict(artifact.get("metadata") or {})
+            if extra := artifact.get("additionalMetadataFile"):
+                entries.update(json.loads((assembly / extra).read_text()))
+            for path, items in entries.items():
+                path = path.lstrip("/")
+                for item in items:
+                    if item["type"] == "aws:cdk:logicalId":
+                        provenance.logical_ids[path] = (stack, item["data"])
+                    elif item["type"] == SOURCE_METADATA:
+                        provenance.sources[path] = item["data"]
+                    elif item["type"] == ACKNOWLEDGED_METADATA:
+                        for rule in item["data"]["rules"]:
+                            provenance.acknowledged[path][rule] = item["data"]["at"]
+        return provenance
+
+    def created_at(self, construct_path: str) -> tuple[str, int] | None:
+        """The line that creates `construct_path`'s outermost part not of this repository: in the source of its
+        nearest ancestor that is (the line naming the next id in quotes), else that ancestor's class line."""
+        parts = construct_path.split("/")
+        for depth in range(len(parts) - 1, 0, -1):
+            owner = "/".join(parts[:depth])
+            if owner in self.sources:
+                file, _, line = self.sources[owner].rpartition(":")
+                return file, _line_naming(file, int(line), parts[depth])
+        return None
+
+
+def _line_naming(file: str, class_line: int, child_id: str) -> int:
+    """The first line at or after `class_line` of `file` that names `child_id` as a string, else `class_line`."""
+    path = ROOT / file
+    if not path.is_file():
+        return class_line
+    pattern = re.compile(rf"""["']{re.escape(child_id)}["']""")
+    lines = path.read_text().splitlines()
+    for number in range(class_line, len(lines) + 1):
+        text = lines[number - 1]
+        if number > class_line and re.match(r"(class|def) ", text):  # the next top-level definition
+            break
+        if pattern.search(text):
+            return number
+    return class_line
+
+
+def _location(file: str, line: int) -> dict[str, Any]:
+    return {
+        "physicalLocation": {"artifactLocation": {"uri": file, "uriBaseId": SOURCE_ROOT}, "region": {"startLine": line}}
+    }
+
+
+def _rule_id(rule_name: str) -> str:
+    """`AwsSolutions-IAM5[Resource::*]` -> `AwsSolutions-IAM5`: the rule; the bracket names one finding of it."""
+    return rule_name.split("[", 1)[0]
+
+
+def _version(distribution: str) -> str | None:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def run_for(plugin: dict[str, Any], provenance: Provenance) -> dict[str, Any]:
+    name = plugin["pluginName"]
+    distribution, information = TOOLS.get(name, (name, None))
+    rules: dict[str, dict[str, Any]] = {}
+    results = []
+    findings = [(finding, False) for finding in plugin.get("violations", [])]
+    findings += [(finding, True) for finding in plugin.get("suppressedViolations", [])]
+    for finding, acknowledged in findings:
+        rule_id = _rule_id(finding["ruleName"])
+        rule = rules.setdefault(
+            rule_id,
+            {
+                "id": rule_id,
+                "shortDescription": {"text": finding.get("description") or rule_id},
+                "properties": {"pack": name},
+            },
+        )
+        if information:
+            rule["helpUri"] = information
+        for construct in finding["violatingConstructs"]:
+            results.append(
+                result(name, rule_id, list(rules).index(rule_id), finding, construct, acknowledged, provenance)
+            )
+    driver: dict[str, Any] = {"name": name, "rules": list(rules.values()), "properties": {"pack": name}}
+    if version := _version(distribution):
+        driver["version"] = version
+    if information:
+        driver["informationUri"] = information
+    return {
+        "tool": {"driver": driver},
+        "results": results,
+        "columnKind": "unicodeCodePoints",
+        "properties": {"conclusion": plugin.get("conclusion")},
+    }
+
+
+def result(
+    pack: str,
+    rule_id: str,
+    rule_index: int,
+    finding: dict[str, Any],
+    construct: dict[str, Any],
+    acknowledged: bool,
+    provenance: Provenance,
+) -> dict[str, Any]:
+    path = construct["constructPath"]
+    stack, logical_id = provenance.logical_ids.get(path, (path.split("/", 1)[0], None))
+    where = f"{stack}/{logical_id}" if logical_id else path
+    created = provenance.created_at(path)
+    location = _location(*created) if created else {}
+    location["logicalLocations"] = [{"name": logical_id or path, "fullyQualifiedName": path, "kind": "resource"}]
+    found: dict[str, Any] = {
+        "ruleId": rule_id,
+        "ruleIndex": rule_index,
+        "level": LEVELS.get(finding.get("severity", ""), "note"),
+        "message": {"text": f"{finding['ruleName']} on {path} ({where}): {finding.get('description', '')}".strip()},
+        "locations": [location],
+        "partialFingerprints": {
+            "aigwFinding/v1": hashlib.sha256(f"{finding['ruleName']}|{path}".encode()).hexdigest(),
+        },
+        "properties": {
+            "pack": pack,
+            "ruleName": finding["ruleName"],
+            "constructPath": path,
+            "stack": stack,
+            "logicalId": logical_id,
+            "template": provenance.templates.get(stack),
+        },
+    }
+    if acknowledged:
+        at_path = finding.get("acknowledgedAt") or path
+        suppression: dict[str, Any] = {"kind": "inSource", "status": "accepted", "justification": finding["reason"]}
+        if written := provenance.acknowledged.get(at_path, {}).get(finding.get("acknowledgedId", "")):
+            file, _, line = written.rpartition(":")
+            suppression["location"] = _location(file, int(line))
+        suppression["properties"] = {"acknowledgedAt": at_path, "acknowledgedId": finding.get("acknowledgedId")}
+        found["suppressions"] = [suppression]
+    return found
+
+
+def sarif(assembly: Path) -> dict[str, Any]:
+    report = json.loads((assembly / "validation-report.json").read_text())
+    provenance = Provenance.of(assembly)
+    return {
+        "$schema": SCHEMA_URI,
+        "version": "2.1.0",
+        "runs": [run_for(plugin, provenance) for plugin in report["pluginReports"]],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
+    parser.add_argument("assembly", nargs="?", type=Path, default=Path("cdk.out"))
+    parser.add_argument("--out", type=Path, help="the SARIF file (default: CDK_OUT/compliance.sarif)")
+    args = parser.parse_args(argv)
+    if not (args.assembly / "validation-report.json").is_file():
+        print(f"sarif: {args.assembly} has no validation-report.json (run `make synth` first)", file=sys.stderr)
+        return 2
+    log = sarif(args.assembly)
+    out = args.out or args.assembly / "compliance.sarif"
+    out.write_text(json.dumps(log, indent=2) + "\n")
+    results = [r for run in log["runs"] for r in run["results"]]
+    open_results = sum(1 for r in results if "suppressions" not in r)
+    print(f"wrote {out}: {len(results)} findings in {len(log['runs'])} packs, {open_results} not acknowledged")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
