@@ -11,7 +11,7 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install system-packages synth audit-report sarif diagram scan deploy-local preflight deploy test lint snapshots bench-synth gateway-local bench-gateway bench-policy bench-stall bench-cost drill clean
+.PHONY: install system-packages synth audit-report sarif evidence diagram scan deploy-local preflight deploy test lint snapshots bench-synth gateway-local bench-gateway bench-policy bench-stall bench-cost drill clean
 
 install: system-packages $(VENV)/.installed $(SCAN_VENV)/.installed node_modules/.installed
 
@@ -56,6 +56,13 @@ audit-report: install
 sarif: install
 	@if [ -z "$(CDK_OUT)" ]; then rm -f cdk.out/validation-report.json; $(CDK) synth -c env=$(ENV) --quiet || true; fi
 	$(PY) scripts/sarif.py $(or $(CDK_OUT),cdk.out)
+
+# Everything an auditor checks against a commit, in one reproducible zip: evidence-<env>-<commit>.zip (templates,
+# validation report, audit report, SARIF, diagram, the gateway's settings, acknowledgments, and a manifest of
+# sha256s, commit and tool versions). Written when the gate fails too, saying so, and then exits 1.
+evidence: install
+	@if [ -z "$(CDK_OUT)" ]; then rm -f cdk.out/validation-report.json; $(CDK) synth -c env=$(ENV) --quiet || true; fi
+	$(PY) scripts/evidence.py --env $(ENV) $(or $(CDK_OUT),cdk.out)
 
 # The deployed architecture drawn from the cloud assembly alone: cdk.out/architecture.{svg,png,dot}.
 diagram: install

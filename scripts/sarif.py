@@ -43,6 +43,7 @@ class Provenance:
 
     logical_ids: dict[str, tuple[str, str]] = field(default_factory=dict)  # path -> (stack, logical id)
     templates: dict[str, str] = field(default_factory=dict)  # stack -> template file
+    stack_names: dict[str, str] = field(default_factory=dict)  # stack -> the name it deploys as
     sources: dict[str, str] = field(default_factory=dict)  # path -> "file:line" of its class
     acknowledged: dict[str, dict[str, str]] = field(default_factory=lambda: defaultdict(dict))
 
@@ -54,6 +55,7 @@ class Provenance:
             if artifact["type"] != "aws:cloudformation:stack":
                 continue
             provenance.templates[stack] = artifact["properties"]["templateFile"]
+            provenance.stack_names[stack] = artifact["properties"].get("stackName", stack)
             entries = dict(artifact.get("metadata") or {})
             if extra := artifact.get("additionalMetadataFile"):
                 entries.update(json.loads((assembly / extra).read_text()))
