@@ -35,9 +35,9 @@ def validate(log: dict[str, Any]) -> None:
 
 def line_of(location: dict[str, Any]) -> str:
     physical = location["physicalLocation"]
-    lines = (ROOT / physical["artifactLocation"]["uri"]).read_text().splitlines()
+    uri: str = physical["artifactLocation"]["uri"]
     line: int = physical["region"]["startLine"]
-    return lines[line - 1]
+    return (ROOT / uri).read_text().splitlines()[line - 1]
 
 
 def test_the_gates_findings_as_valid_sarif(each_environment: Synthesized, tmp_path: Path) -> None:
