@@ -72,8 +72,8 @@ diagram: install
 # The independent scanners on the synthesized templates: cfn-lint must report nothing, checkov may fail
 # only checks acknowledged in code with their reason (listed for auditors).
 scan: install
-	$(CDK) synth -c env=$(ENV) --quiet
-	$(PY) scripts/scan_templates.py cdk.out
+	@if [ -z "$(CDK_OUT)" ]; then $(CDK) synth -c env=$(ENV) --quiet; fi
+	$(PY) scripts/scan_templates.py $(or $(CDK_OUT),cdk.out)
 
 # Against local emulated AWS (moto's server), with no credentials: deploy, read back, tear down.
 deploy-local: install
@@ -89,11 +89,14 @@ preflight: install
 deploy: install
 	$(CDK) deploy --all -c env=$(ENV) --require-approval broadening
 
-# Lint needs only the project's virtualenv, so `make test` runs it while the other installs finish.
+# Lint needs only the project's virtualenv, so `make test` runs it while the other installs finish. The workflow
+# users copy is checked against GitHub's schema (check-jsonschema's copy, offline): actionlint's PyPI package
+# downloads its binary from GitHub when it installs, which these machines cannot reach.
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 
 # Installs (each into a folder of its own) and lint side by side, then the tests in one worker per core: more
 # workers than cores made the timing tests (breaker, 500 concurrent requests) fail on a loaded 2-core machine.
