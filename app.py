@@ -57,7 +57,7 @@ def main() -> None:
     record_packs(assembly_dir)
     findings = unacknowledged_findings(assembly_dir)
     if findings:
-        sys.exit("aigw: compliance gate failed: unacknowledged warnings:\n" + "\n".join(findings))
+        sys.exit("aigw: compliance gate failed: unacknowledged findings:\n" + "\n".join(findings))
 
 
 if __name__ == "__main__":

@@ -91,7 +91,7 @@ class NetworkConfig(_Model):
     cidr: ipaddress.IPv4Network = ipaddress.IPv4Network("10.40.0.0/16")
     # Off by default: the proxies reach the vendor and AWS only through endpoints.
     egress: bool = False
-    flow_log_retention_days: LogRetentionDays = 90
+    flow_log_retention_days: LogRetentionDays = 365
     # None: the network team connects the VPC another way (see README, "Reaching the gateway").
     transit_gateway: TransitGatewayConfig | None = None
 
@@ -351,6 +351,9 @@ class OperationsConfig(_Model):
     # Where on-call reads docs/runbook.md: each alarm's description links `<runbook_url>#<its entry>`. A
     # production environment names the copy its on-call can open (https).
     runbook_url: Annotated[str, Field(min_length=1, max_length=512)] = "docs/runbook.md"
+    # The functions' and the audit delivery's own logs (errors, runs): a year, as Control Tower's CT.CLOUDWATCH.PR.2
+    # and PCI DSS 10.5.1 ask; they are small.
+    log_retention_days: LogRetentionDays = 365
 
 
 TeamName = Annotated[str, Field(pattern=NAME_RE)]

@@ -9,6 +9,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 from constructs.compliance import acknowledge
+from constructs.project_key import deny_grants_but_for_aws_resources
 
 
 class AccessTokenKey(Construct):
@@ -27,6 +28,7 @@ class AccessTokenKey(Construct):
             removal_policy=RemovalPolicy.DESTROY,
             pending_window=Duration.days(7),
         )
+        deny_grants_but_for_aws_resources(self.key)
         acknowledge(
             self.key,
             "AwsSolutions-KMS5",

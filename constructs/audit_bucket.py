@@ -13,6 +13,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
+from constructs.bucket_events import publish_object_events
 from constructs.compliance import NIST_R5, PCI_DSS, acknowledge
 from constructs.data_retention import KEEP_DATA
 from constructs.log_delivery_bucket import LogDeliveryBucket
@@ -76,6 +77,7 @@ class AuditBucket(Construct):
             ],
             removal_policy=KEEP_DATA,
         )
+        publish_object_events(self.bucket)
         # Uploads that ask for another encryption, or another key, are refused. A request that names none
         # (multipart parts never do) is left to the bucket's default encryption: the `Null: false` condition
         # limits each Deny to requests that carry the header (…IfExists would deny every one without it).

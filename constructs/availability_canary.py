@@ -14,7 +14,16 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_synthetics as synthetics
 from constructs import Construct
-from constructs.compliance import AWS_SOLUTIONS, NIST_R5, PCI_DSS, acknowledge, logical_id_of
+from constructs.bucket_events import publish_object_events
+from constructs.compliance import (
+    AWS_SOLUTIONS,
+    CONTROL_TOWER,
+    NIST_R5,
+    PCI_DSS,
+    acknowledge,
+    acknowledge_imported,
+    logical_id_of,
+)
 from constructs.data_retention import KEEP_DATA
 
 SCRIPT = Path(__file__).resolve().parent.parent / "lambda" / "availability_canary"
@@ -95,6 +104,16 @@ class AvailabilityCanary(Construct):
                     expiration=Duration.days(retention_days), noncurrent_version_expiration=Duration.days(1)
                 )
             ],
+        )
+        publish_object_events(self.artifacts)
+        acknowledge_imported(
+            self.artifacts, "s3_bucket_logging_enabled_check", setting="LoggingConfiguration", source=access_logs
+        )
+        acknowledge(
+            self.artifacts,
+            f"{CONTROL_TOWER}::s3_bucket_object_lock_enabled_check",
+            reason=f"The canary's run reports (each step's timing, answer status and log) are diagnostics that expire "
+            f"after {retention_days} days, written only by the canary's role; they record no user's request.",
         )
         acknowledge(
             self.artifacts,

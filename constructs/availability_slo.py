@@ -14,7 +14,7 @@ from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 from constructs.alerts_topic import runbook_link
-from constructs.compliance import NIST_R5, acknowledge
+from constructs.compliance import CONTROL_TOWER, NIST_R5, acknowledge
 
 from config.slo import BURN_RATE_ALERTS, BurnRateAlert, error_budget
 
@@ -130,7 +130,9 @@ class AvailabilitySlo(Construct):
             f"alerts topic (ALARM and OK). This window alone would page for a burst already over ({label.lower()} "
             "window) or keep paging after recovery, which multi-window alerting exists to avoid."
         )
-        acknowledge(window, f"{NIST_R5}-CloudWatchAlarmAction", reason=reason)
+        acknowledge(
+            window, f"{NIST_R5}-CloudWatchAlarmAction", f"{CONTROL_TOWER}::cloudwatch_alarm_action_check", reason=reason
+        )
         return window
 
 

@@ -16,6 +16,9 @@ AWS_SOLUTIONS = "AwsSolutions::AwsSolutions"
 PCI_DSS = "PCI.DSS.321::PCI.DSS.321"
 NIST_R5 = "NIST.800.53.R5::NIST.800.53.R5"
 CFN_VALIDATE = "CloudFormation-Validate"  # the CDK's built-in template validation
+# AWS Control Tower's proactive controls, run by cfn-guard (cdklabs' validation plugin, its rules bundled): ids
+# are "<plugin>::<guard rule name>", e.g. f"{CONTROL_TOWER}::s3_event_notifications_enabled_check".
+CONTROL_TOWER = "cdk-validator-cfnguard"
 # Independent scanners CI and auditors run on the synthesized templates (make scan).
 CHECKOV, CFN_LINT, REASONS = "checkov", "cfn-lint", "aigw-acknowledgments"
 # The same control in a cdk-nag pack (rule name after the pack's prefix) and in checkov: acknowledging the one
@@ -39,13 +42,19 @@ REPOSITORY = Path(__file__).resolve().parent.parent
 
 
 def add_compliance_packs(app: App) -> None:
-    """Run AwsSolutions, PCI DSS 3.2.1 and NIST 800-53 r5 on the whole app.
+    """Run AwsSolutions, PCI DSS 3.2.1 and NIST 800-53 r5 (cdk-nag) and AWS Control Tower's proactive controls
+    (cfn-guard) on the whole app.
 
-    Acknowledgments are also written into each resource's Metadata, where auditors reading a
-    template see them next to the resource they cover.
+    cdk-nag also writes every acknowledgment, its own and cfn-guard's, into each resource's Metadata, where
+    auditors reading a template see them next to the resource they cover.
     """
+    # Imported here: loading the plugin unpacks its cfn-guard binaries and rules (36 MB) in every process.
+    from cdklabs.cdk_validator_cfnguard import CfnGuardValidator
+
     Validations.of(app).add_plugins(
-        *(pack(app, write_suppressions_to_cloud_formation=True) for pack in COMPLIANCE_PACKS)
+        *(pack(app, write_suppressions_to_cloud_formation=True) for pack in COMPLIANCE_PACKS),
+        # It implements the CDK's beta plugin interface, which add_plugins still takes at run time.
+        CfnGuardValidator(control_tower_rules_enabled=True),  # type: ignore[arg-type]
     )
 
 
@@ -67,6 +76,20 @@ def acknowledge(construct: IConstruct, *rule_ids: str, reason: str) -> None:
         known = {skip["id"] for skip in (resource.get_metadata(CHECKOV) or {}).get("skip", [])}
         if checks := sorted(equivalents - known):
             _add_to_metadata(resource, CHECKOV, checks, reason)
+
+
+def acknowledge_imported(construct: IConstruct, rule: str, *, setting: str, source: IConstruct) -> None:
+    """Control Tower's `rule` reads `setting` of `construct`'s resource only as a literal or a reference within
+    its template: when the value comes from `source` in another stack, it arrives as Fn::ImportValue and the rule
+    counts it as absent. Acknowledged there, and only there (within one stack the rule checks it itself)."""
+    if Stack.of(construct) is Stack.of(source):
+        return
+    acknowledge(
+        construct,
+        f"{CONTROL_TOWER}::{rule}",
+        reason=f"{setting} is set, to {source.node.path} of the {Stack.of(source).node.id} stack: an Fn::ImportValue, "
+        "which this cfn-guard rule cannot resolve and counts as absent. The audit report's controls read it.",
+    )
 
 
 def acknowledge_scanner(construct: IConstruct, *check_ids: str, reason: str) -> None:
@@ -154,8 +177,9 @@ def logical_id_of(construct: IConstruct) -> str:
 def unacknowledged_findings(assembly_dir: str | Path) -> list[str]:
     """Every finding of the validation report that nobody acknowledged, warnings included.
 
-    The CDK fails synth only on errors; the gate also refuses warnings, so that "zero violations"
-    in the report is what a passing synth means.
+    The CDK fails synth only on errors, and for cfn-guard's findings not even then once any one of them is
+    acknowledged (the CDK then calls that plugin's report a success, the others still listed); the gate counts
+    them itself, so that "zero violations" in the report is what a passing synth means.
     """
     report = json.loads((Path(assembly_dir) / REPORT_FILE).read_text())
     return [
@@ -168,5 +192,5 @@ def unacknowledged_findings(assembly_dir: str | Path) -> list[str]:
 
 def record_packs(assembly_dir: str | Path) -> None:
     """Write which compliance packs ran next to the validation report, for the evidence report."""
-    names = [pack().read_pack_name for pack in COMPLIANCE_PACKS]
+    names = [*(pack().read_pack_name for pack in COMPLIANCE_PACKS), CONTROL_TOWER]
     (Path(assembly_dir) / PACKS_FILE).write_text(json.dumps({"packs": names}, indent=2) + "\n")

@@ -19,7 +19,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from constructs import Construct
-from constructs.compliance import AWS_SOLUTIONS, NIST_R5, PCI_DSS, acknowledge
+from constructs.compliance import AWS_SOLUTIONS, CONTROL_TOWER, NIST_R5, PCI_DSS, acknowledge
 from constructs.function_outside_vpc import (
     dead_letter_queue,
     failure_alarms,
@@ -186,6 +186,7 @@ class CostAnomalyDetector(Construct):
             self.function,
             f"{PCI_DSS}-LambdaInsideVPC",
             f"{NIST_R5}-LambdaInsideVPC",
+            f"{CONTROL_TOWER}::lambda_inside_vpc_check",
             reason="It calls Cost Explorer, whose only endpoint is ce.us-east-1.amazonaws.com and has no "
             "PrivateLink endpoint in this region; aigw's VPC has no internet path by design. The function reads "
             "metrics and billing data and writes SNS and DynamoDB through AWS APIs; it touches nothing in the VPC.",

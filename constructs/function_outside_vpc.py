@@ -17,7 +17,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 from constructs.alerts_topic import topic_alarm
-from constructs.compliance import AWS_SOLUTIONS, acknowledge, logical_id_of
+from constructs.compliance import AWS_SOLUTIONS, CONTROL_TOWER, acknowledge, acknowledge_imported, logical_id_of
 from constructs.encrypted_log_group import EncryptedLogGroup
 from constructs.project_key import ProjectKey
 
@@ -31,12 +31,17 @@ def dead_letter_queue(scope: Construct, *, key: ProjectKey, function: str) -> sq
         encryption_master_key=key.key,
         enforce_ssl=True,
         retention_period=Duration.days(14),
+        # Lambda's own dead letters, not a queue's: no queue may redrive into it.
+        redrive_allow_policy=sqs.RedriveAllowPolicy(redrive_permission=sqs.RedrivePermission.DENY_ALL),
     )
+    acknowledge_imported(queue, "sqs_queue_encrypted_check", setting="KmsMasterKeyId", source=key.key)
     acknowledge(
         queue,
         f"{AWS_SOLUTIONS}-SQS3",
-        reason=f"This queue is itself the dead-letter queue of the {function} function (Lambda's asynchronous "
-        "DLQ, which cdk-nag does not recognise as a redrive source); an alarm watches it.",
+        f"{CONTROL_TOWER}::sqs_dlq_check",
+        reason=f"This queue is itself the dead-letter queue of the {function} function: Lambda's asynchronous DLQ, "
+        "which neither rule recognises (they know a DLQ only as another queue's redrive target); an alarm "
+        "watches it.",
     )
     return queue
 

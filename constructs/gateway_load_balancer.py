@@ -8,7 +8,7 @@ from aws_cdk import Duration
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from constructs import Construct
-from constructs.compliance import NIST_R5, PCI_DSS, acknowledge
+from constructs.compliance import CONTROL_TOWER, NIST_R5, PCI_DSS, acknowledge
 from constructs.log_delivery_bucket import LogDeliveryBucket
 
 HTTPS = 443
@@ -79,6 +79,7 @@ class GatewayLoadBalancer(Construct):
             acknowledge(
                 self.load_balancer,
                 f"{NIST_R5}-ELBDeletionProtectionEnabled",
+                f"{CONTROL_TOWER}::elbv2_deletion_protection_enabled_check",
                 reason="Off until the environment's first deploy has succeeded: a protected load balancer cannot be "
                 "deleted, so a failed first create could not be rolled back. load_balancer.deletion_protection "
                 "turns it on afterwards (README, 'Deploying to a real account'); `make preflight` warns while it is "

@@ -16,7 +16,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
-from constructs.compliance import AWS_SOLUTIONS, NIST_R5, PCI_DSS, acknowledge, acknowledge_scanner
+from constructs.compliance import AWS_SOLUTIONS, CONTROL_TOWER, NIST_R5, PCI_DSS, acknowledge, acknowledge_scanner
 from constructs.function_outside_vpc import (
     dead_letter_queue,
     failure_alarms,
@@ -161,6 +161,7 @@ class IdpKeysMirror(Construct):
             self.function,
             f"{PCI_DSS}-LambdaInsideVPC",
             f"{NIST_R5}-LambdaInsideVPC",
+            f"{CONTROL_TOWER}::lambda_inside_vpc_check",
             reason="It exists to fetch the company IdP's public signing keys from the IdP on the internet, for the "
             "gateway's VPC, which has no route out by design (no internet or NAT gateway), and to pass sign-in's "
             "one-time code exchange to the IdP's configured token endpoint. It keeps no secrets, reaches nothing in "

@@ -5,7 +5,8 @@ from __future__ import annotations
 from aws_cdk import Duration
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
-from constructs.compliance import AWS_SOLUTIONS, NIST_R5, PCI_DSS, acknowledge
+from constructs.bucket_events import publish_object_events
+from constructs.compliance import AWS_SOLUTIONS, CONTROL_TOWER, NIST_R5, PCI_DSS, acknowledge
 from constructs.data_retention import KEEP_DATA
 
 
@@ -42,11 +43,13 @@ class LogDeliveryBucket(Construct):
             ],
             removal_policy=KEEP_DATA,
         )
+        publish_object_events(self.bucket)
         acknowledge(
             self.bucket,
             f"{AWS_SOLUTIONS}-S1",
             f"{PCI_DSS}-S3BucketLoggingEnabled",
             f"{NIST_R5}-S3BucketLoggingEnabled",
+            f"{CONTROL_TOWER}::s3_bucket_logging_enabled_check",
             reason=f"This bucket is itself the destination of {what}; logging its object writes to another "
             "bucket would only log the log delivery.",
         )
@@ -54,7 +57,15 @@ class LogDeliveryBucket(Construct):
             self.bucket,
             f"{PCI_DSS}-S3DefaultEncryptionKMS",
             f"{NIST_R5}-S3DefaultEncryptionKMS",
+            f"{CONTROL_TOWER}::s3_bucket_default_encryption_kms_check",
             reason=f"AWS delivers {what} only into SSE-S3 (AES-256) buckets, not ones with a customer-managed KMS key.",
+        )
+        acknowledge(
+            self.bucket,
+            f"{CONTROL_TOWER}::s3_bucket_object_lock_enabled_check",
+            reason=f"{what[0].upper()}{what[1:]} are diagnostics that expire after {retention_days} days, written only "
+            "by AWS's log delivery (nothing else may write here); the record that must not change, what users sent "
+            "and received, is in the Object-Locked audit bucket.",
         )
         acknowledge(
             self.bucket,

@@ -33,6 +33,21 @@ ALERT_PUBLISHING_SERVICES = (
 )
 
 
+def deny_grants_but_for_aws_resources(key: kms.Key) -> None:
+    """Nobody may hand the key's use on with a grant, but for an AWS resource or as an AWS service (Firehose,
+    ElastiCache, Secrets Manager and the like create grants that way): Control Tower's CT.KMS.PR.3."""
+    key.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="GrantsOnlyForAwsResources",
+            effect=iam.Effect.DENY,
+            principals=[iam.AnyPrincipal()],
+            actions=["kms:CreateGrant"],
+            resources=["*"],  # in a key policy, "*" is this key
+            conditions={"BoolIfExists": {"kms:GrantIsForAWSResource": "false", "aws:PrincipalIsAWSService": "false"}},
+        )
+    )
+
+
 class ProjectKey(Construct):
     """A rotating key with an alias; a service may use it only for the resources named to it.
 
@@ -49,6 +64,7 @@ class ProjectKey(Construct):
             enable_key_rotation=True,
             removal_policy=KEEP_DATA,
         )
+        deny_grants_but_for_aws_resources(self.key)
 
     def allow_log_group(self, log_group_name: str) -> str:
         """Let CloudWatch Logs use the key for this one log group (by encryption context); returns the group's ARN."""

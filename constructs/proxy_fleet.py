@@ -23,7 +23,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from constructs import Construct
-from constructs.compliance import AWS_SOLUTIONS, acknowledge
+from constructs.compliance import AWS_SOLUTIONS, CONTROL_TOWER, acknowledge
 from constructs.gateway_bundle import PREFIX, GatewayBundle
 from constructs.model_access import MANAGED_POLICY_CHARS, check_size, deployed_length
 from constructs.private_network import availability_zones_of
@@ -312,6 +312,20 @@ class ProxyFleet(Construct):
             reason="Launch and termination events, successful or not, reach the encrypted alerts topic through the "
             "EventBridge rule ScalingEvents. The group's own notifications would publish as the Auto Scaling "
             "service-linked role, which the topic key's policy cannot name before that role exists in a new account.",
+        )
+        acknowledge(
+            self.group,
+            f"{CONTROL_TOWER}::autoscaling_multiple_az_check",
+            reason="The group spans the workload subnets, one per AZ of the config (VPCZoneIdentifier), as CDK writes "
+            "it; this cfn-guard rule reads only AvailabilityZones, which CDK leaves unset when it gives subnets. The "
+            "audit report's Multi-AZ control reads the subnets' AZs.",
+        )
+        acknowledge(
+            self.group,
+            f"{CONTROL_TOWER}::autoscaling_mixed_instances_policy_multiple_instance_types_check",
+            reason="One instance type (fleet.instance_type), so that every instance has the capacity the scaling "
+            "targets and workers_per_instance were measured on; a second type needs its own measured capacity and "
+            "weights first. Capacity across AZs and Capacity Rebalancing cover losing a pool.",
         )
         self.group.scale_on_cpu_utilization("Cpu", target_utilization_percent=sizing.cpu_target_percent)
         self.group.add_lifecycle_hook(

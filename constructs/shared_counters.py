@@ -8,7 +8,7 @@ from aws_cdk import aws_elasticache as elasticache
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
-from constructs.compliance import AWS_SOLUTIONS, NIST_R5, acknowledge
+from constructs.compliance import AWS_SOLUTIONS, CONTROL_TOWER, NIST_R5, acknowledge
 from constructs.private_network import availability_zones_of, selected_subnets
 
 # Not Redis's well-known 6379 (AwsSolutions-AEC5): one fewer thing a scanner inside the VPC guesses.
@@ -86,6 +86,13 @@ class SharedCounters(Construct):
             auth_token=self.auth_token.secret_value.unsafe_unwrap(),  # a dynamic reference, resolved by CloudFormation
             auto_minor_version_upgrade=True,
             snapshot_retention_limit=15,
+        )
+        acknowledge(
+            self.replication_group,
+            f"{CONTROL_TOWER}::elasticache_repl_grp_rbac_auth_enabled_check",
+            reason="One client, the proxy fleet, reaches Redis (its security group admits only the fleet's), over "
+            "TLS, with the AUTH token from Secrets Manager; RBAC users would tell apart clients there are not. "
+            "Command-level limits for the fleet's user are a possible hardening, noted for later.",
         )
         self.address = self.replication_group.attr_primary_end_point_address
         self.port = PORT

@@ -1,6 +1,9 @@
 """The deployed architecture, drawn from a cloud assembly alone (never the config: it shows what will be deployed).
 
-    python scripts/diagram.py [CDK_OUT] [--out DIR]      (default: cdk.out, written beside the templates)
+    python scripts/diagram.py [CDK_OUT] [--out DIR] [--name NAME]    (default: cdk.out, beside the templates)
+
+docs/architecture-prod.* is this for `make synth ENV=prod`, kept current by a test: after a change that moves it,
+`python scripts/diagram.py cdk.out --out docs --name architecture-prod`.
 
 Writes architecture.dot, architecture.svg and architecture.png (Graphviz's `dot`). What is drawn is read from the
 templates: the VPC and its subnets by AZ; each resource placed in subnets (load balancer, fleet, Redis, endpoints,
@@ -610,15 +613,15 @@ def dot(architecture: Architecture) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render(assembly_dir: Path, out_dir: Path | None = None) -> dict[str, Path]:
-    """Write the diagram's DOT source, SVG and PNG; return their paths by format."""
+def render(assembly_dir: Path, out_dir: Path | None = None, name: str = NAME) -> dict[str, Path]:
+    """Write the diagram's DOT source, SVG and PNG as `name`.*; return their paths by format."""
     out_dir = out_dir or assembly_dir
     out_dir.mkdir(parents=True, exist_ok=True)
-    source = out_dir / f"{NAME}.dot"
+    source = out_dir / f"{name}.dot"
     source.write_text(dot(build(assembly_dir)))
     written = {"dot": source}
     for fmt in FORMATS:
-        target = out_dir / f"{NAME}.{fmt}"
+        target = out_dir / f"{name}.{fmt}"
         subprocess.run(["dot", f"-T{fmt}", "-o", str(target), str(source)], check=True)
         written[fmt] = target
     return written
@@ -628,8 +631,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
     parser.add_argument("assembly", nargs="?", type=Path, default=Path("cdk.out"))
     parser.add_argument("--out", type=Path, help="folder to write into (default: the assembly's)")
+    parser.add_argument("--name", default=NAME, help=f"the files' name before the extension (default: {NAME})")
     args = parser.parse_args(argv)
-    for fmt, path in render(args.assembly, args.out).items():
+    for fmt, path in render(args.assembly, args.out, args.name).items():
         print(f"{fmt}: {path}")
     return 0
 

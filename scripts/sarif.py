@@ -2,7 +2,8 @@
 
     python scripts/sarif.py [CDK_OUT] [--out FILE]      (default: cdk.out, written to CDK_OUT/compliance.sarif)
 
-One run per rule pack of validation-report.json (cdk-nag's three, and any other validation plugin). Each finding
+One run per rule pack of validation-report.json (cdk-nag's three, Control Tower's proactive controls through
+cfn-guard, and any other validation plugin). Each finding
 is a result with its rule and pack, the construct path and the template's logical id, and the file and line in
 this repository: where the construct is created, found from the `aigw:source` metadata the app records (CDK's
 creation traces hold only JavaScript frames for a Python app). An acknowledged finding carries the
@@ -33,6 +34,10 @@ TOOLS = {
     "AwsSolutions": ("cdk-nag", "https://github.com/cdklabs/cdk-nag/blob/main/RULES.md"),
     "PCI.DSS.321": ("cdk-nag", "https://github.com/cdklabs/cdk-nag/blob/main/RULES.md"),
     "NIST.800.53.R5": ("cdk-nag", "https://github.com/cdklabs/cdk-nag/blob/main/RULES.md"),
+    "cdk-validator-cfnguard": (
+        "cdklabs-cdk-validator-cfnguard",
+        "https://docs.aws.amazon.com/controltower/latest/controlreference/proactive-controls.html",
+    ),
 }
 
 

@@ -33,14 +33,34 @@ class AuditStack(EnvironmentStack):
         )
         self.alerts = AlertsTopic(self, "Alerts", key=self.key, emails=config.alerts.emails)
         self.audit_logs = EncryptedLogGroup(
-            self, "AuditLogs", log_group_name=f"/{prefix}/audit", retention_days=audit.hot_days, key=self.key
+            self,
+            "AuditLogs",
+            log_group_name=f"/{prefix}/audit",
+            retention_days=audit.hot_days,
+            key=self.key,
+            shorter_because=f"The immediately queryable part of the audit trail ({audit.hot_days} days, the field "
+            f"report's period); every record is also delivered to the Object-Locked audit bucket and kept there "
+            f"{audit.retention_days} days (audit.retention_days).",
         )
         self.metrics_logs = EncryptedLogGroup(
-            self, "MetricsLogs", log_group_name=f"/{prefix}/metrics", retention_days=audit.hot_days, key=self.key
+            self,
+            "MetricsLogs",
+            log_group_name=f"/{prefix}/metrics",
+            retention_days=audit.hot_days,
+            key=self.key,
+            shorter_because="The gateway's embedded-metric events: CloudWatch keeps the metrics extracted from them "
+            "for 15 months, and each request's facts are in its audit record, kept a year in the audit bucket.",
         )
         # Claude Code's telemetry events (prompts' metadata, tool decisions): kept as long as the hot audit trail.
         self.telemetry_logs = EncryptedLogGroup(
-            self, "TelemetryLogs", log_group_name=f"/{prefix}/telemetry", retention_days=audit.hot_days, key=self.key
+            self,
+            "TelemetryLogs",
+            log_group_name=f"/{prefix}/telemetry",
+            retention_days=audit.hot_days,
+            key=self.key,
+            shorter_because="Claude Code's telemetry (per-user prompt metadata and tool decisions) is kept no longer "
+            "than the queryable audit trail on purpose: data minimisation for personal data used only for adoption "
+            "figures.",
         )
         self.audit_bucket = AuditBucket(
             self,
@@ -58,7 +78,7 @@ class AuditStack(EnvironmentStack):
             key=self.key,
             stream_name=f"{prefix}-audit",
             topic=self.alerts.topic,
-            error_log_retention_days=audit.hot_days,
+            error_log_retention_days=config.operations.log_retention_days,
             buffer_mib=audit.delivery_buffer_mib,
             buffer_seconds=audit.delivery_buffer_seconds,
         )

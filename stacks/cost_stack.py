@@ -56,7 +56,7 @@ class CostStack(EnvironmentStack):
             environment=config.environment,
             metrics_namespace=config.gateway.metrics_namespace,
             team_monthly_usd=team_budgets,
-            log_retention_days=config.audit.hot_days,
+            log_retention_days=config.operations.log_retention_days,
             settings=DetectorSettings(
                 spike_mad_multiplier=anomalies.spike_mad_multiplier,
                 spike_floor_usd=anomalies.spike_floor_usd,

@@ -95,7 +95,7 @@ class GatewayStack(EnvironmentStack):
                 topic=alerts,
                 environment=config.environment,
                 issuer=config.gateway.auth.issuer,
-                log_retention_days=config.audit.hot_days,
+                log_retention_days=config.operations.log_retention_days,
                 # Sign-in's code exchange goes out through it too, unless a corporate proxy is configured for it.
                 token_endpoint=signin.oidc.token_endpoint if signin and not signin.oidc.proxy else None,
             )

@@ -23,7 +23,7 @@ class NetworkedStack(Stack):
             app, "Test", env=Environment(account="123456789012", region="eu-west-1"), analytics_reporting=False
         )
         self.key = ProjectKey(self, "Key", alias="alias/test", description="test")
-        flow_logs = EncryptedLogGroup(self, "FlowLogs", log_group_name="/t/flow", retention_days=90, key=self.key)
+        flow_logs = EncryptedLogGroup(self, "FlowLogs", log_group_name="/t/flow", retention_days=365, key=self.key)
         self.network = PrivateNetwork(
             self, "Network", availability_zones=BareStack.AZS, cidr="10.0.0.0/16", flow_log_group=flow_logs.log_group
         )

@@ -23,12 +23,12 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> tuple[Template, Pat
         return AuditDelivery(
             stack,
             "Delivery",
-            source=EncryptedLogGroup(stack, "Audit", log_group_name="/t/audit", retention_days=90, key=stack.key),
+            source=EncryptedLogGroup(stack, "Audit", log_group_name="/t/audit", retention_days=365, key=stack.key),
             audit_bucket=AuditBucket(stack, "Bucket", key=stack.key.key, bucket_name="t-audit"),
             key=stack.key,
             stream_name="t-audit",
             topic=sns.Topic(stack, "Alerts", master_key=stack.key.key, enforce_ssl=True),
-            error_log_retention_days=30,
+            error_log_retention_days=365,
             buffer_mib=32,
             buffer_seconds=120,
         )

@@ -26,7 +26,7 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> tuple[Template, Pat
             environment="t",
             metrics_namespace="aigw",
             team_monthly_usd={"payments": 9000.0, "data": 1500.0},
-            log_retention_days=90,
+            log_retention_days=365,
             settings=DetectorSettings(
                 spike_mad_multiplier=4, spike_floor_usd=2.5, baseline_days=35, concentration_share=0.5
             ),

@@ -38,7 +38,7 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
         topic = sns.Topic(stack, "Alerts", master_key=stack.key.key, enforce_ssl=True)
         made.append(
             IdpKeysMirror(
-                stack, "IdpKeys", key=stack.key, topic=topic, environment="t", issuer=ISSUER, log_retention_days=90
+                stack, "IdpKeys", key=stack.key, topic=topic, environment="t", issuer=ISSUER, log_retention_days=365
             )
         )
 
@@ -87,9 +87,10 @@ def test_only_being_outside_the_vpc_and_unreserved_are_acknowledged_on_the_funct
         "PCI.DSS.321-LambdaInsideVPC",
         "NIST.800.53.R5-LambdaInsideVPC",
         "NIST.800.53.R5-LambdaConcurrency",
+        "lambda_inside_vpc_check",
     }
     for (_, rule), reason in reasons.items():
-        if rule.endswith("LambdaInsideVPC"):
+        if rule.endswith(("LambdaInsideVPC", "lambda_inside_vpc_check")):
             assert "IdP" in reason and "no route out" in reason
         else:
             assert "unreserved-concurrency quota" in reason
@@ -114,7 +115,7 @@ def test_the_function_runs_outside_the_vpc_traced_with_encrypted_settings(synthe
     assert queue["KmsMasterKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
     logs_id, logs = one(synthesized.template, "AWS::Logs::LogGroup", LogGroupName="/aws/lambda/aigw-t-idp-keys")
     assert properties["LoggingConfig"] == {"LogGroup": {"Ref": logs_id}}
-    assert logs["KmsKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]} and logs["RetentionInDays"] == 90
+    assert logs["KmsKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]} and logs["RetentionInDays"] == 365
     _, retries = one(synthesized.template, "AWS::Lambda::EventInvokeConfig")
     assert (retries["MaximumRetryAttempts"], retries["MaximumEventAgeInSeconds"]) == (1, 300)
     assert (CODE / "idp_keys_handler.py").is_file()  # the asset the function is built from

@@ -42,8 +42,8 @@ SIGNAL = ResourceSignal(stack="aigw-dev-gateway", resource="FleetGroupASG1234", 
 @pytest.fixture(scope="module")
 def synthesized(tmp_path_factory: pytest.TempPathFactory) -> tuple[Template, Path]:
     def build(stack: NetworkedStack) -> ProxyFleet:
-        audit = EncryptedLogGroup(stack, "Audit", log_group_name="/t/audit", retention_days=90, key=stack.key)
-        metrics = EncryptedLogGroup(stack, "Metrics", log_group_name="/t/metrics", retention_days=90, key=stack.key)
+        audit = EncryptedLogGroup(stack, "Audit", log_group_name="/t/audit", retention_days=365, key=stack.key)
+        metrics = EncryptedLogGroup(stack, "Metrics", log_group_name="/t/metrics", retention_days=365, key=stack.key)
         return ProxyFleet(
             stack, "Fleet", vpc=stack.network.vpc, subnets=stack.network.workload_subnets,
             security_group=ec2.SecurityGroup(stack, "Proxies", vpc=stack.network.vpc, allow_all_outbound=False),

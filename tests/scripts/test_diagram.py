@@ -11,6 +11,8 @@ from typing import Any
 from scripts import diagram
 from tests.conftest import Synthesized
 
+ROOT = Path(__file__).resolve().parents[2]
+
 
 def flows_between(architecture: diagram.Architecture, source: str, target: str) -> set[str]:
     """The labels of the flows from nodes whose label contains `source` to nodes whose label contains `target`."""
@@ -108,3 +110,14 @@ def test_an_arn_written_out_is_matched_by_name(dev: Synthesized, tmp_path: Path)
     name = stream.properties["DeliveryStreamName"]
     assert found.ref(f"arn:aws:firehose:eu-west-1:123456789012:deliverystream/{name}", "Audit") == stream.id
     assert found.ref("arn:aws:firehose:eu-west-1:123456789012:deliverystream/nothing-of-ours", "Audit") is None
+
+
+def test_the_example_under_docs_is_what_the_production_synth_draws(prod: Synthesized) -> None:
+    """docs/architecture-prod.{dot,svg,png} is checked in for readers of the repository; it must not drift."""
+    drawn = diagram.dot(diagram.build(prod.directory))
+    example = ROOT / "docs" / "architecture-prod.dot"
+    assert example.read_text() == drawn, (
+        "docs/architecture-prod.* is out of date: make synth ENV=prod, then "
+        "python scripts/diagram.py cdk.out --out docs --name architecture-prod"
+    )
+    assert (ROOT / "docs" / "architecture-prod.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -78,7 +78,7 @@ def test_a_failing_gate_still_gives_sarif_with_the_open_finding_where_it_is_writ
     sqs.Queue(stack, "Unencrypted", encryption=sqs.QueueEncryption.UNENCRYPTED)
     add_compliance_packs(app)
     record_sources(app)
-    with pytest.raises(RuntimeError, match="Validation failed"):
+    with pytest.raises(RuntimeError, match="ValidationFailed"):
         app.synth()
     log = sarif.sarif(tmp_path)
     validate(log)

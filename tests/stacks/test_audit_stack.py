@@ -72,7 +72,11 @@ def test_services_use_the_key_only_for_what_is_named_to_them(dev: Synthesized) -
     assert proxy_role == f"arn:aws:iam::{dev.config.account}:role/aigw-dev-proxy-eu-west-1"
     assert "aigw-dev-proxy-eu-west-1" in role_names
     # Every statement but the account's own (which delegates to IAM policies) carries a condition.
+    (deny,) = [statement for statement in statements if statement["Effect"] == "Deny"]
+    assert deny["Action"] == "kms:CreateGrant"  # everyone is denied grants but for AWS resources (CT.KMS.PR.3)
     for statement in statements:
+        if statement is deny:
+            continue
         assert statement["Principal"] not in ("*", {"AWS": "*"}), statement
         if statement["Principal"] != {"AWS": "arn:aws:iam::123456789012:root"} or "kms:*" not in statement["Action"]:
             assert statement.get("Condition"), statement
