@@ -22,25 +22,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from scripts import diagram
+from scripts import cloud_assembly, diagram
+from scripts.cloud_assembly import Resource
 
 HOT_DAYS = 90  # the field report's immediately-queryable period
 AUDIT_RETENTION_DAYS = 365  # PCI DSS v4.0.1 10.5.1: 12 months of audit history
 STRONG_TLS_POLICIES = ("ELBSecurityPolicy-TLS13-", "ELBSecurityPolicy-TLS-1-2-", "ELBSecurityPolicy-FS-1-2-")
 PACKS_FILE = "aigw-compliance.json"  # written by the compliance gate: which packs ran
-
-
-@dataclass(frozen=True)
-class Resource:
-    stack: str
-    logical_id: str
-    type: str
-    properties: dict[str, Any]
-    raw: dict[str, Any]
-
-    @property
-    def name(self) -> str:
-        return f"{self.stack}/{self.logical_id}"
 
 
 @dataclass(frozen=True)
@@ -53,20 +41,6 @@ class Finding:
 Control = Callable[[list[Resource]], Iterator[Finding]]
 
 
-def load_resources(assembly: Path) -> list[Resource]:
-    manifest = json.loads((assembly / "manifest.json").read_text())
-    resources = []
-    for artifact_id, artifact in manifest["artifacts"].items():
-        if artifact["type"] != "aws:cloudformation:stack":
-            continue
-        template = json.loads((assembly / artifact["properties"]["templateFile"]).read_text())
-        for logical_id, resource in template.get("Resources", {}).items():
-            resources.append(
-                Resource(artifact_id, logical_id, resource["Type"], resource.get("Properties", {}), resource)
-            )
-    return resources
-
-
 def of_type(resources: list[Resource], *types: str) -> list[Resource]:
     return [r for r in resources if r.type in types]
 
@@ -76,7 +50,7 @@ def show(value: Any) -> str:
 
 
 def check(resource: Resource, passed: bool, proof: str) -> Finding:
-    return Finding(resource.name, proof, passed)
+    return Finding(resource.id, proof, passed)
 
 
 # -- controls --------------------------------------------------------------------------------------
@@ -467,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (assembly / "manifest.json").is_file() or not (assembly / "validation-report.json").is_file():
         print(f"audit-report: {assembly} is not a synthesized cloud assembly (run `make synth` first)", file=sys.stderr)
         return 2
-    results = evaluate(load_resources(assembly))
+    results = evaluate(cloud_assembly.resources(assembly))
     pack_results = packs(assembly)
     diagram.render(assembly)
     text = markdown(results, pack_results, assembly)

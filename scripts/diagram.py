@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import json
 import re
 import subprocess
 import sys
@@ -25,6 +24,11 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from scripts import cloud_assembly
+from scripts.cloud_assembly import Resource
 
 FORMATS = ("svg", "png")
 NAME = "architecture"
@@ -60,19 +64,6 @@ NAME_PROPERTIES = ("DeliveryStreamName", "LogGroupName", "BucketName", "TopicNam
                    "TableName", "Name")  # fmt: skip
 GENERIC_SEGMENTS = {"Resource", "Default"}
 ANYWHERE = ipaddress.IPv4Network("0.0.0.0/0")
-
-
-@dataclass(frozen=True)
-class Resource:
-    stack: str
-    logical_id: str
-    type: str
-    properties: dict[str, Any]
-    path: str
-
-    @property
-    def id(self) -> str:
-        return f"{self.stack}/{self.logical_id}"
 
 
 @dataclass(frozen=True)
@@ -118,26 +109,16 @@ class Assembly:
     """The templates of a cloud assembly and the references between their resources, across stacks."""
 
     def __init__(self, directory: Path) -> None:
-        manifest = json.loads((directory / "manifest.json").read_text())
-        self.stacks: dict[str, str] = {}
-        self.regions: set[str] = set()
-        self.resources: dict[str, Resource] = {}
-        self.exports: dict[str, tuple[str, Any]] = {}
-        for artifact_id, artifact in manifest["artifacts"].items():
-            if artifact["type"] != "aws:cloudformation:stack":
-                continue
-            properties = artifact["properties"]
-            self.stacks[artifact_id] = properties.get("stackName", artifact_id)
-            self.regions.add(artifact.get("environment", "").rsplit("/", 1)[-1])
-            template = json.loads((directory / properties["templateFile"]).read_text())
-            paths = construct_paths(directory, artifact)
-            for logical_id, body in template.get("Resources", {}).items():
-                path = paths.get(logical_id, f"{artifact_id}/{logical_id}")
-                resource = Resource(artifact_id, logical_id, body["Type"], body.get("Properties", {}), path)
-                self.resources[resource.id] = resource
-            for output in template.get("Outputs", {}).values():
-                if isinstance(name := output.get("Export", {}).get("Name"), str):
-                    self.exports[name] = (artifact_id, output["Value"])
+        found = cloud_assembly.stacks(directory)
+        self.stacks = {stack.id: stack.name for stack in found}
+        self.regions = {stack.region for stack in found if stack.region}
+        self.resources = {resource.id: resource for stack in found for resource in stack.resources()}
+        self.exports: dict[str, tuple[str, Any]] = {
+            output["Export"]["Name"]: (stack.id, output["Value"])
+            for stack in found
+            for output in stack.template.get("Outputs", {}).values()
+            if isinstance(output.get("Export", {}).get("Name"), str)
+        }
 
     def of_type(self, *types: str) -> list[Resource]:
         return [resource for resource in self.resources.values() if resource.type in types]
@@ -179,20 +160,6 @@ class Assembly:
                 if any(resource.properties.get(key) == name for key in NAME_PROPERTIES)
             )
         return found[0] if found else None
-
-
-def construct_paths(directory: Path, artifact: dict[str, Any]) -> dict[str, str]:
-    """Logical id -> construct path, from the stack's metadata in the assembly (written whatever the app's
-    path-metadata setting)."""
-    metadata = artifact.get("metadata") or {}
-    if extra := artifact.get("additionalMetadataFile"):
-        metadata = {**metadata, **json.loads((directory / extra).read_text())}
-    return {
-        entry["data"]: path.lstrip("/")
-        for path, entries in metadata.items()
-        for entry in entries
-        if entry.get("type") == "aws:cdk:logicalId"
-    }
 
 
 def label_path(resource: Resource) -> str:
@@ -349,7 +316,7 @@ def _endpoint_service(resource: Resource) -> str:
 
 def build(directory: Path) -> Architecture:
     assembly = Assembly(directory)
-    environments = "/".join(sorted(region for region in assembly.regions if region))
+    environments = "/".join(sorted(assembly.regions))
     architecture = Architecture(title=f"{', '.join(assembly.stacks.values())} ({environments})", stacks=assembly.stacks)
     for vpc in assembly.of_type("AWS::EC2::VPC"):
         architecture.vpc_cidr = str(vpc.properties.get("CidrBlock", ""))
@@ -589,7 +556,7 @@ def dot(architecture: Architecture) -> str:
             f'      "subnets: {group}" [shape=record, style=filled, fillcolor="#e8f0fe", label="{{{strip}}}"];',
         ]
         for node, placed in sorted(architecture.placed.items()):
-            if placed and architecture.subnets.get(placed[0], Subnet("", "", ANYWHERE, "")).group == group:
+            if group in {architecture.subnets[s].group for s in placed[:1] if s in architecture.subnets}:
                 azs = sorted({architecture.subnets[s].az for s in placed if s in architecture.subnets})
                 label = architecture.nodes[node] + f"\nin {', '.join(azs)}"
                 lines.append(f'      {_quote(node)} [label={_quote(label)}, fillcolor="#ffffff"];')

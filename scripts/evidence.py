@@ -29,7 +29,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from scripts import audit_report, diagram, sarif
+from scripts import audit_report, cloud_assembly, diagram, sarif
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON_TOOLS = ("aws-cdk-lib", "constructs", "cdk-nag", "cdklabs-cdk-validator-cfnguard", "jsonschema")
@@ -84,16 +84,15 @@ def acknowledgments(assembly: Path, log: dict[str, Any]) -> list[dict[str, Any]]
         for result in run["results"]
         for suppression in result.get("suppressions", [])
     ]
-    for stack, template_file in sarif.Provenance.of(assembly).templates.items():
-        template = json.loads((assembly / template_file).read_text())
-        for logical_id, resource in template.get("Resources", {}).items():
+    for stack in cloud_assembly.stacks(assembly):
+        for logical_id, resource in stack.template.get("Resources", {}).items():
             meta = resource.get("Metadata", {})
             for skip in meta.get("checkov", {}).get("skip", []):
-                found.append({"tool": "checkov", "rule": skip["id"], "resource": f"{stack}/{logical_id}",
+                found.append({"tool": "checkov", "rule": skip["id"], "resource": f"{stack.id}/{logical_id}",
                               "reason": skip.get("comment", "")})  # fmt: skip
             reasons = meta.get("aigw-acknowledgments", {})
             for rule in meta.get("cfn-lint", {}).get("config", {}).get("ignore_checks", []):
-                found.append({"tool": "cfn-lint", "rule": rule, "resource": f"{stack}/{logical_id}",
+                found.append({"tool": "cfn-lint", "rule": rule, "resource": f"{stack.id}/{logical_id}",
                               "reason": reasons.get(f"cfn-lint {rule}", "")})  # fmt: skip
     return sorted(found, key=lambda a: (a["tool"], a["resource"], a["rule"]))
 
@@ -119,8 +118,8 @@ def contents(assembly: Path) -> tuple[dict[str, bytes], dict[str, Any]]:
     (assembly / "compliance.sarif").write_text(json.dumps(log, indent=2) + "\n")
     files: dict[str, bytes] = {name: (assembly / name).read_bytes() for name in REPORT_FILES}
     files["assembly-manifest.json"] = (assembly / "manifest.json").read_bytes()
-    for template_file in sorted(sarif.Provenance.of(assembly).templates.values()):
-        files[f"templates/{template_file}"] = (assembly / template_file).read_bytes()
+    for stack in cloud_assembly.stacks(assembly):
+        files[f"templates/{stack.template_file}"] = (assembly / stack.template_file).read_bytes()
     for fmt in ("dot", *diagram.FORMATS):
         files[f"{diagram.NAME}.{fmt}"] = (assembly / f"{diagram.NAME}.{fmt}").read_bytes()
     files["gateway-settings.json"] = gateway_settings(assembly)
@@ -164,8 +163,8 @@ def write_zip(path: Path, files: dict[str, bytes], timestamp: int) -> None:
 
 
 def bundle(assembly: Path, environment: str, out_dir: Path) -> tuple[Path, dict[str, Any]]:
-    stacks = sarif.Provenance.of(assembly).stack_names
-    if other := sorted(name for name in stacks.values() if not name.startswith(f"aigw-{environment}-")):
+    stacks = cloud_assembly.stacks(assembly)
+    if other := sorted(stack.name for stack in stacks if not stack.name.startswith(f"aigw-{environment}-")):
         raise ValueError(f"{assembly} holds stacks of another environment than {environment!r}: {', '.join(other)}")
     source = commit()
     files, results = contents(assembly)

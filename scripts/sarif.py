@@ -24,6 +24,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from scripts import cloud_assembly
+
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
 SOURCE_METADATA, ACKNOWLEDGED_METADATA = "aigw:source", "aigw:acknowledged"  # as constructs/compliance.py writes
@@ -48,27 +52,18 @@ class Provenance:
 
     logical_ids: dict[str, tuple[str, str]] = field(default_factory=dict)  # path -> (stack, logical id)
     templates: dict[str, str] = field(default_factory=dict)  # stack -> template file
-    stack_names: dict[str, str] = field(default_factory=dict)  # stack -> the name it deploys as
     sources: dict[str, str] = field(default_factory=dict)  # path -> "file:line" of its class
     acknowledged: dict[str, dict[str, str]] = field(default_factory=lambda: defaultdict(dict))
 
     @classmethod
     def of(cls, assembly: Path) -> Provenance:
         provenance = cls()
-        manifest = json.loads((assembly / "manifest.json").read_text())
-        for stack, artifact in manifest["artifacts"].items():
-            if artifact["type"] != "aws:cloudformation:stack":
-                continue
-            provenance.templates[stack] = artifact["properties"]["templateFile"]
-            provenance.stack_names[stack] = artifact["properties"].get("stackName", stack)
-            entries = dict(artifact.get("metadata") or {})
-            if extra := artifact.get("additionalMetadataFile"):
-                entries.update(json.loads((assembly / extra).read_text()))
-            for path, items in entries.items():
-                path = path.lstrip("/")
+        for stack in cloud_assembly.stacks(assembly):
+            provenance.templates[stack.id] = stack.template_file
+            for path, items in stack.metadata.items():
                 for item in items:
                     if item["type"] == "aws:cdk:logicalId":
-                        provenance.logical_ids[path] = (stack, item["data"])
+                        provenance.logical_ids[path] = (stack.id, item["data"])
                     elif item["type"] == SOURCE_METADATA:
                         provenance.sources[path] = item["data"]
                     elif item["type"] == ACKNOWLEDGED_METADATA:
