@@ -10,6 +10,7 @@ from pathlib import Path
 from aws_cdk import Acknowledgment, App, CfnResource, Stack, Validations
 from cdk_nag import AwsSolutionsChecks, NIST80053R5Checks, PCIDSS321Checks
 from constructs import IConstruct
+from constructs.control_tower_rules import PLUGIN_NAME, ControlTowerRules
 
 # Rule-pack prefixes as acknowledgment ids spell them.
 AWS_SOLUTIONS = "AwsSolutions::AwsSolutions"
@@ -18,7 +19,7 @@ NIST_R5 = "NIST.800.53.R5::NIST.800.53.R5"
 CFN_VALIDATE = "CloudFormation-Validate"  # the CDK's built-in template validation
 # AWS Control Tower's proactive controls, run by cfn-guard (cdklabs' validation plugin, its rules bundled): ids
 # are "<plugin>::<guard rule name>", e.g. f"{CONTROL_TOWER}::s3_event_notifications_enabled_check".
-CONTROL_TOWER = "cdk-validator-cfnguard"
+CONTROL_TOWER = PLUGIN_NAME
 # Independent scanners CI and auditors run on the synthesized templates (make scan).
 CHECKOV, CFN_LINT, REASONS = "checkov", "cfn-lint", "aigw-acknowledgments"
 # The same control in a cdk-nag pack (rule name after the pack's prefix) and in checkov: acknowledging the one
@@ -48,13 +49,10 @@ def add_compliance_packs(app: App) -> None:
     cdk-nag also writes every acknowledgment, its own and cfn-guard's, into each resource's Metadata, where
     auditors reading a template see them next to the resource they cover.
     """
-    # Imported here: loading the plugin unpacks its cfn-guard binaries and rules (36 MB) in every process.
-    from cdklabs.cdk_validator_cfnguard import CfnGuardValidator
-
     Validations.of(app).add_plugins(
         *(pack(app, write_suppressions_to_cloud_formation=True) for pack in COMPLIANCE_PACKS),
-        # It implements the CDK's beta plugin interface, which add_plugins still takes at run time.
-        CfnGuardValidator(control_tower_rules_enabled=True),  # type: ignore[arg-type]
+        # The CDK's beta plugin interface (what CfnGuardValidator implements), which add_plugins still takes.
+        ControlTowerRules(),  # type: ignore[arg-type]
     )
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from aws_cdk import App, Environment, Stack, Validations
 from aws_cdk import aws_sqs as sqs
 from constructs.compliance import CONTROL_TOWER, PACKS_FILE, acknowledge, unacknowledged_findings
+from constructs.control_tower_rules import ControlTowerRules, evaluated_types, rules_without
 
 from tests.conftest import Synthesized
 
@@ -137,13 +138,23 @@ def test_the_lambda_dead_letter_queues_take_no_redrive(each_environment: Synthes
 def test_an_open_finding_fails_the_gate_though_another_of_the_same_plugin_is_acknowledged(tmp_path: Path) -> None:
     """Once any cfn-guard finding is acknowledged the CDK calls the plugin's report a success and synth passes;
     the gate's own count (app.py) still refuses the finding left open."""
-    from cdklabs.cdk_validator_cfnguard import CfnGuardValidator
-
     app = App(outdir=str(tmp_path), context={"aws:cdk:bundling-stacks": []})
     stack = Stack(app, "Queues", env=Environment(account="123456789012", region="eu-west-1"))
     acknowledged = sqs.Queue(stack, "Acknowledged", encryption=sqs.QueueEncryption.SQS_MANAGED)
     sqs.Queue(stack, "Open", encryption=sqs.QueueEncryption.SQS_MANAGED)
     acknowledge(acknowledged, f"{CONTROL_TOWER}::sqs_dlq_check", reason="A test: the queue that is acknowledged here.")
-    Validations.of(app).add_plugins(CfnGuardValidator(control_tower_rules_enabled=True))  # type: ignore[arg-type]
+    Validations.of(app).add_plugins(ControlTowerRules())  # type: ignore[arg-type]
     app.synth()  # no error raised: the CDK's verdict alone would let this through
     assert unacknowledged_findings(tmp_path) == [f"{CONTROL_TOWER} sqs_dlq_check (error): Queues/Open/Resource"]
+
+
+def test_only_rules_for_types_no_template_holds_are_left_out() -> None:
+    """Control Tower's rules come with the resource types each evaluates; a synth runs those whose types are in
+    its templates (cfn-guard would skip the others after spending the time)."""
+    rules = evaluated_types()
+    assert len(rules) == 237 and all(rules.values())
+    left_out = set(rules_without({"AWS::SQS::Queue", "AWS::S3::Bucket"}))
+    assert "ct-sqs-pr-1" not in left_out and "ct-s3-pr-4" not in left_out and "ct-acm-pr-1" in left_out
+    assert {rule for rule, types in rules.items() if types & {"AWS::SQS::Queue", "AWS::S3::Bucket"}} == (
+        set(rules) - left_out
+    )
