@@ -68,12 +68,7 @@ def control_tower(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def resources(synthesized: Synthesized, resource_type: str) -> list[tuple[str, dict[str, Any]]]:
-    return [
-        (f"{stack.node.id}/{logical_id}", resource)
-        for stack in synthesized.stacks
-        for logical_id, resource in synthesized.template_json(stack.node.id)["Resources"].items()
-        if resource["Type"] == resource_type
-    ]
+    return [(f"{stack}/{logical_id}", resource) for stack, logical_id, resource in synthesized.resources(resource_type)]
 
 
 def test_the_rules_run_on_every_synth_and_find_nothing_unacknowledged(each_environment: Synthesized) -> None:

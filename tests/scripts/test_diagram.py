@@ -66,10 +66,8 @@ def test_the_audit_trail_and_the_alerts_are_drawn(prod: Synthesized) -> None:
     notified = flows_between(architecture, "CloudWatch alarms", "SNS topic")
     alarms = sum(
         1
-        for stack in prod.stacks
-        for resource in prod.template_json(stack.node.id)["Resources"].values()
-        if resource["Type"] in ("AWS::CloudWatch::Alarm", "AWS::CloudWatch::CompositeAlarm")
-        and resource["Properties"].get("AlarmActions")
+        for _, _, resource in prod.resources("AWS::CloudWatch::Alarm", "AWS::CloudWatch::CompositeAlarm")
+        if resource["Properties"].get("AlarmActions")
     )
     assert sum(int(label.split()[0]) for label in notified) == alarms
     assert flows_between(architecture, "budgets", "SNS topic")
