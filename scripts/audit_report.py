@@ -321,10 +321,10 @@ class Pack:
 
 
 def packs(assembly: Path) -> list[Pack]:
-    report = json.loads((assembly / "validation-report.json").read_text())
+    report = json.loads((assembly / "validation-report.json").read_bytes())
     by_name = {p["pluginName"]: p for p in report["pluginReports"]}
     packs_file = assembly / PACKS_FILE
-    names = json.loads(packs_file.read_text())["packs"] if packs_file.exists() else []
+    names = json.loads(packs_file.read_bytes())["packs"] if packs_file.exists() else []
     names += [name for name in by_name if name not in names]
     result = []
     for name in names:
@@ -445,8 +445,8 @@ def main(argv: list[str] | None = None) -> int:
     pack_results = packs(assembly)
     diagram.render(assembly)
     text = markdown(results, pack_results, assembly)
-    (assembly / "audit-report.md").write_text(text + "\n")
-    (assembly / "audit-report.html").write_text(to_html(text))
+    (assembly / "audit-report.md").write_text(text + "\n", encoding="utf-8")
+    (assembly / "audit-report.html").write_text(to_html(text), encoding="utf-8")
     failing = [
         f"{name}: {f.resource}: {f.proof}" for name, findings in results.items() for f in findings if not f.passed
     ]

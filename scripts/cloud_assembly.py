@@ -51,7 +51,7 @@ class StackArtifact:
 
 
 def stacks(directory: Path) -> list[StackArtifact]:
-    manifest = json.loads((directory / "manifest.json").read_text())
+    manifest = json.loads((directory / "manifest.json").read_bytes())
     found = []
     for artifact_id, artifact in manifest["artifacts"].items():
         if artifact["type"] != "aws:cloudformation:stack":
@@ -59,14 +59,14 @@ def stacks(directory: Path) -> list[StackArtifact]:
         properties = artifact["properties"]
         metadata = dict(artifact.get("metadata") or {})
         if extra := artifact.get("additionalMetadataFile"):  # newer CDKs write it beside the manifest
-            metadata.update(json.loads((directory / extra).read_text()))
+            metadata.update(json.loads((directory / extra).read_bytes()))
         found.append(
             StackArtifact(
                 id=artifact_id,
                 name=properties.get("stackName", artifact_id),
                 region=artifact.get("environment", "").rsplit("/", 1)[-1],
                 template_file=properties["templateFile"],
-                template=json.loads((directory / properties["templateFile"]).read_text()),
+                template=json.loads((directory / properties["templateFile"]).read_bytes()),
                 metadata={path.lstrip("/"): entries for path, entries in metadata.items()},
             )
         )

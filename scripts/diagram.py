@@ -20,6 +20,7 @@ import ipaddress
 import re
 import subprocess
 import sys
+import textwrap
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,6 +149,16 @@ class Assembly:
                 found |= self.refs(inner, stack)
         return {ref for ref in found if ref in self.resources}
 
+    def cidr(self, value: Any, stack: str) -> ipaddress.IPv4Network | None:
+        """An address range as written, or a VPC's or subnet's own (`Fn::GetAtt: [Vpc, CidrBlock]`, as CDK writes
+        `Peer.ipv4(vpc.vpc_cidr_block)`); None when only deploy time knows it."""
+        if isinstance(value, dict) and (target := self.ref(value, stack)):
+            value = self.resources[target].properties.get("CidrBlock")
+        try:
+            return ipaddress.IPv4Network(value) if isinstance(value, str) else None
+        except ValueError:
+            return None
+
     def ref(self, value: Any, stack: str) -> str | None:
         """The one resource `value` refers to, also when it is written out as an ARN or a name (to avoid a
         dependency cycle, say): matched against the names the templates give resources."""
@@ -215,10 +226,11 @@ def security_groups_of(assembly: Assembly, resource: Resource) -> set[str]:
     return assembly.refs(value, stack) if value else set()
 
 
-def security_group_rules(assembly: Assembly) -> list[Rule]:
+def security_group_rules(assembly: Assembly, unresolved: list[str] | None = None) -> list[Rule]:
     """Every TCP rule of every security group, inline or standalone. A group given no egress rule at all keeps
     EC2's default, all traffic out; CloudFormation drops that default once any egress rule is added (CDK's
-    "disallow all traffic" placeholder, ICMP to 255.255.255.255/32, is such a rule and allows nothing)."""
+    "disallow all traffic" placeholder, ICMP to 255.255.255.255/32, is such a rule and allows nothing). A rule
+    whose ports or address range the templates leave to deploy time is not drawn; it is named in `unresolved`."""
     rules: list[Rule] = []
     with_egress: set[str] = set()
 
@@ -228,15 +240,16 @@ def security_group_rules(assembly: Assembly) -> list[Rule]:
         protocol = str(body.get("IpProtocol", "-1"))
         if protocol not in ("tcp", "6", "-1"):
             return
-        ports = (0, 65535) if protocol == "-1" else (int(body.get("FromPort", 0)), int(body.get("ToPort", 65535)))
+        ports = (
+            (0, 65535) if protocol == "-1" else (_number(body.get("FromPort", 0)), _number(body.get("ToPort", 65535)))
+        )
         peer = body.get("SourceSecurityGroupId" if direction == "in" else "DestinationSecurityGroupId")
-        cidr = body.get("CidrIp")
-        rules.append(
-            Rule(
-                group, direction, ports, peer_group=assembly.ref(peer, stack),
-                peer_cidr=ipaddress.IPv4Network(cidr) if cidr else None,
-            )
-        )  # fmt: skip
+        cidr = assembly.cidr(body["CidrIp"], stack) if "CidrIp" in body else None
+        if ports[0] is None or ports[1] is None or ("CidrIp" in body and cidr is None):
+            if unresolved is not None:
+                unresolved.append(f"{group} {direction}")
+            return
+        rules.append(Rule(group, direction, (ports[0], ports[1]), peer_group=assembly.ref(peer, stack), peer_cidr=cidr))
 
     groups = assembly.of_type("AWS::EC2::SecurityGroup")
     for group in groups:
@@ -249,6 +262,11 @@ def security_group_rules(assembly: Assembly) -> list[Rule]:
                 add(owner, direction, resource.properties, resource.stack)
     rules += [Rule(group.id, "out", (0, 65535), peer_cidr=ANYWHERE) for group in groups if group.id not in with_egress]
     return rules
+
+
+def _number(value: Any) -> int | None:
+    """A port as the template writes it (a number or a numeric string); None when it is computed at deploy time."""
+    return int(value) if isinstance(value, int) or (isinstance(value, str) and value.lstrip("-").isdigit()) else None
 
 
 def _allowed(
@@ -276,10 +294,12 @@ def _both_allow(out: set[tuple[int, int]], into: set[tuple[int, int]]) -> set[st
         for low_in, high_in in into:
             low, high = max(low_out, low_in), min(high_out, high_in)
             if low <= high:
-                found.add(
-                    f"tcp {low}" if low == high else "all tcp" if (low, high) == (0, 65535) else f"tcp {low}-{high}"
-                )
+                found.add(_ports(low, high))
     return found
+
+
+def _ports(low: int, high: int) -> str:
+    return f"tcp {low}" if low == high else "all tcp" if (low, high) == (0, 65535) else f"tcp {low}-{high}"
 
 
 def describe(resource: Resource, assembly: Assembly) -> str:
@@ -345,7 +365,9 @@ def build(directory: Path) -> Architecture:
         services = sorted(_endpoint_service(endpoint) for endpoint in endpoints)
         node = first.id
         kind = "interface endpoints" if len(endpoints) > 1 else "interface endpoint"
-        architecture.nodes[node] = f"{stack} · {kind} (PrivateLink)\n" + _wrap(", ".join(services))
+        architecture.nodes[node] = f"{stack} · {kind} (PrivateLink)\n" + textwrap.fill(
+            ", ".join(services), 48, break_long_words=False, break_on_hyphens=False
+        )
         architecture.stack_of[node], architecture.placed[node] = stack, list(subnet_ids)
         members[node] = set().union(*(security_groups_of(assembly, endpoint) for endpoint in endpoints))
 
@@ -372,7 +394,12 @@ def add_node(architecture: Architecture, resource: Resource, assembly: Assembly,
 def add_network_flows(architecture: Architecture, assembly: Assembly, members: dict[str, set[str]]) -> None:
     """A flow wherever one node's security groups let traffic out to another's and the other's let it in. A gateway
     endpoint has no security group: its side is the prefix list, so any HTTPS egress reaching it counts."""
-    rules = security_group_rules(assembly)
+    unresolved: list[str] = []
+    rules = security_group_rules(assembly, unresolved)
+    if unresolved:
+        architecture.notes.append(
+            f"{len(unresolved)} security group rules not drawn: their ports or ranges are known only at deploy time"
+        )
     cidrs = {node: [architecture.subnets[s].cidr for s in subnets] for node, subnets in architecture.placed.items()}
     for source, source_groups in sorted(members.items()):
         for target, target_groups in sorted(members.items()):
@@ -403,7 +430,7 @@ def add_network_flows(architecture: Architecture, assembly: Assembly, members: d
             ranges = ", ".join(sorted({str(rule.peer_cidr) for rule in inbound}))
             clients = f"clients: {ranges}"
             architecture.nodes.setdefault(clients, f"developers' networks\n{ranges}")
-            architecture.flows[(clients, node)] |= {f"tcp {rule.ports[0]}" for rule in inbound}
+            architecture.flows[(clients, node)] |= {_ports(*rule.ports) for rule in inbound}
             # Their way in: a transit gateway the VPC's route tables send those ranges to.
             gateways = {route.properties.get("TransitGatewayId") for route in assembly.of_type("AWS::EC2::Route")}
             for attachment in assembly.of_type("AWS::EC2::TransitGatewayAttachment"):
@@ -517,17 +544,6 @@ def principals_by_role(assembly: Assembly) -> dict[str, set[str]]:
     return users
 
 
-def _wrap(text: str, width: int = 48) -> str:
-    lines, line = [], ""
-    for word in text.split(" "):
-        if line and len(line) + len(word) + 1 > width:
-            lines.append(line)
-            line = word
-        else:
-            line = f"{line} {word}".strip()
-    return "\n".join([*lines, line])
-
-
 def _quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
@@ -585,7 +601,7 @@ def render(assembly_dir: Path, out_dir: Path | None = None, name: str = NAME) ->
     out_dir = out_dir or assembly_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     source = out_dir / f"{name}.dot"
-    source.write_text(dot(build(assembly_dir)))
+    source.write_text(dot(build(assembly_dir)), encoding="utf-8")
     written = {"dot": source}
     for fmt in FORMATS:
         target = out_dir / f"{name}.{fmt}"

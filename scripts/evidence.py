@@ -63,7 +63,7 @@ def tool_versions() -> dict[str, str]:
         if found:
             completed = subprocess.run(command, capture_output=True, text=True, check=False)
             versions[name] = (completed.stdout or completed.stderr).strip()
-    lock = json.loads((ROOT / "package-lock.json").read_text())
+    lock = json.loads((ROOT / "package-lock.json").read_bytes())
     versions["aws-cdk (CLI)"] = lock["packages"]["node_modules/aws-cdk"]["version"]
     return versions
 

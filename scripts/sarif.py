@@ -89,7 +89,7 @@ def _line_naming(file: str, class_line: int, child_id: str) -> int:
     if not path.is_file():
         return class_line
     pattern = re.compile(rf"""["']{re.escape(child_id)}["']""")
-    lines = path.read_text().splitlines()
+    lines = path.read_text(encoding="utf-8").splitlines()
     for number in range(class_line, len(lines) + 1):
         text = lines[number - 1]
         if number > class_line and re.match(r"(class|def) ", text):  # the next top-level definition
@@ -198,7 +198,7 @@ def result(
 
 
 def sarif(assembly: Path) -> dict[str, Any]:
-    report = json.loads((assembly / "validation-report.json").read_text())
+    report = json.loads((assembly / "validation-report.json").read_bytes())
     provenance = Provenance.of(assembly)
     return {
         "$schema": SCHEMA_URI,

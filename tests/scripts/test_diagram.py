@@ -73,9 +73,12 @@ def test_the_audit_trail_and_the_alerts_are_drawn(prod: Synthesized) -> None:
     assert flows_between(architecture, "budgets", "SNS topic")
 
 
-def security_groups(tmp_path: Path, groups: dict[str, Any]) -> diagram.Assembly:
-    """An assembly of one stack holding only `groups` (logical id -> properties)."""
-    template = {"Resources": {name: {"Type": "AWS::EC2::SecurityGroup", "Properties": p} for name, p in groups.items()}}
+def security_groups(tmp_path: Path, groups: dict[str, Any], **others: dict[str, Any]) -> diagram.Assembly:
+    """An assembly of one stack holding only `groups` (logical id -> properties) and `others` (logical id ->
+    resource)."""
+    template = {
+        "Resources": {name: {"Type": "AWS::EC2::SecurityGroup", "Properties": p} for name, p in groups.items()} | others
+    }
     (tmp_path / "Net.template.json").write_text(json.dumps(template))
     manifest = {
         "artifacts": {
@@ -98,6 +101,32 @@ def test_a_group_without_egress_rules_keeps_ec2s_default_and_cdks_placeholder_al
     assert [(rule.group, rule.direction, rule.ports, str(rule.peer_cidr)) for rule in rules] == [
         ("Net/Open", "out", (0, 65535), "0.0.0.0/0")
     ]
+
+
+def test_a_range_given_as_the_vpcs_is_resolved_and_one_known_only_at_deploy_time_is_left_out(tmp_path: Path) -> None:
+    def https_from(cidr: Any) -> dict[str, Any]:
+        return {"SecurityGroupIngress": [{"CidrIp": cidr, "FromPort": 443, "IpProtocol": "tcp", "ToPort": 443}]}
+
+    unresolved: list[str] = []
+    rules = diagram.security_group_rules(
+        security_groups(
+            tmp_path,
+            {
+                "FromVpc": https_from({"Fn::GetAtt": ["Vpc", "CidrBlock"]}),
+                "FromParameter": https_from({"Ref": "AllowedRange"}),
+                "Ports": {
+                    "SecurityGroupIngress": [
+                        {"CidrIp": "10.0.0.0/8", "FromPort": {"Ref": "Port"}, "IpProtocol": "tcp", "ToPort": 8443}
+                    ]
+                },
+            },
+            Vpc={"Type": "AWS::EC2::VPC", "Properties": {"CidrBlock": "10.20.0.0/16"}},
+        ),
+        unresolved,
+    )
+    inbound = [(rule.group, rule.ports, str(rule.peer_cidr)) for rule in rules if rule.direction == "in"]
+    assert inbound == [("Net/FromVpc", (443, 443), "10.20.0.0/16")]
+    assert sorted(unresolved) == ["Net/FromParameter in", "Net/Ports in"]
 
 
 def test_an_arn_written_out_is_matched_by_name(dev: Synthesized, tmp_path: Path) -> None:
