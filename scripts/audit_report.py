@@ -22,7 +22,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from scripts import cloud_assembly, diagram
+from scripts import cloud_assembly, diagram, sarif
 from scripts.cloud_assembly import Resource
 
 HOT_DAYS = 90  # the field report's immediately-queryable period
@@ -318,6 +318,15 @@ class Pack:
     name: str
     violations: int
     acknowledgments: list[tuple[str, str, str]]  # rule, where, reason
+    error: str | None = None  # why the pack did not run to the end
+
+    @property
+    def passed(self) -> bool:
+        return not self.violations and not self.error
+
+    @property
+    def summary(self) -> str:
+        return f"did not run: {self.error}" if self.error else f"{self.violations} unacknowledged findings"
 
 
 def packs(assembly: Path) -> list[Pack]:
@@ -330,11 +339,12 @@ def packs(assembly: Path) -> list[Pack]:
     for name in names:
         plugin = by_name.get(name, {"violations": [], "suppressedViolations": []})
         acknowledged = [
-            (s["ruleName"], s.get("acknowledgedAt") or c.get("constructPath", "?"), s["reason"])
+            (s["ruleName"], s.get("acknowledgedAt") or c.get("constructPath", "?"), s.get("reason", ""))
             for s in plugin.get("suppressedViolations", [])
             for c in s.get("violatingConstructs", [{}])
         ]
-        result.append(Pack(name, sum(len(v["violatingConstructs"]) for v in plugin["violations"]), acknowledged))
+        violations = sum(len(v["violatingConstructs"]) for v in plugin["violations"])
+        result.append(Pack(name, violations, acknowledged, sarif.failed(plugin)))
     return result
 
 
@@ -375,7 +385,7 @@ def markdown(results: dict[str, list[Finding]], pack_results: list[Pack], assemb
     lines += ["## Compliance packs", ""]
     for pack in pack_results:
         lines += [
-            f"### {pack.name}: {'FAIL' if pack.violations else 'PASS'} ({pack.violations} unacknowledged findings)",
+            f"### {pack.name}: {'PASS' if pack.passed else 'FAIL'} ({pack.summary})",
             "",
         ]
         if pack.acknowledgments:
@@ -450,7 +460,7 @@ def main(argv: list[str] | None = None) -> int:
     failing = [
         f"{name}: {f.resource}: {f.proof}" for name, findings in results.items() for f in findings if not f.passed
     ]
-    failing += [f"{p.name}: {p.violations} unacknowledged findings" for p in pack_results if p.violations]
+    failing += [f"{p.name}: {p.summary}" for p in pack_results if not p.passed]
     print(f"wrote {assembly / 'audit-report.md'} and {assembly / 'audit-report.html'}")
     for line in failing:
         print(f"FAIL {line}")

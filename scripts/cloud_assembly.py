@@ -75,3 +75,17 @@ def stacks(directory: Path) -> list[StackArtifact]:
 
 def resources(directory: Path) -> list[Resource]:
     return [resource for stack in stacks(directory) for resource in stack.resources()]
+
+
+def asset_directories(directory: Path) -> list[Path]:
+    """The asset folders the assembly's stacks deploy, from their asset manifests: a cdk.out that was synthesized
+    into before still holds the folders of earlier synths, which no stack refers to any more."""
+    manifest = json.loads((directory / "manifest.json").read_bytes())
+    found = set()
+    for artifact in manifest["artifacts"].values():
+        if artifact["type"] == "cdk:asset-manifest":
+            assets = json.loads((directory / artifact["properties"]["file"]).read_bytes())
+            for asset in assets.get("files", {}).values():
+                if (directory / asset["source"].get("path", "")).is_dir():
+                    found.add(directory / asset["source"]["path"])
+    return sorted(found)

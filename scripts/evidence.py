@@ -2,13 +2,14 @@
 
     python scripts/evidence.py --env prod [CDK_OUT] [--out DIR]      (default: cdk.out, the bundle into .)
 
-From a synthesized cloud assembly: the templates (and the assembly's manifest), validation-report.json, the
-audit report (md and html), the findings as SARIF, the architecture diagram, the gateway's settings as the
-fleet will read them (rate limits, fail mode, policy rules: gateway.json from the deployed bundle), every
-acknowledgment with its reason, and manifest.json: each file's sha256, the commit (and whether the working tree
-differed from it), the tool versions and the gate's and the controls' results. The zip is reproducible: the
-same assembly and commit give the same bytes (entries sorted, timestamps the commit's). Exits 1 when the gate
-or a control failed (the bundle is still written, and says so).
+From a synthesized cloud assembly: the templates (and the assembly's manifest), validation-report.json (less
+its stack traces), the audit report (md and html), the findings as SARIF, the architecture diagram, the
+gateway's settings as the fleet will read them (rate limits, fail mode, policy rules: gateway.json from the
+deployed bundle), every acknowledgment with its reason, and manifest.json: each file's sha256, the commit (and
+whether the working tree differed from it), the tool versions and the gate's and the controls' results. The zip
+is reproducible: the same commit synthesized again with the same tools gives the same bytes (entries sorted,
+timestamps the commit's, nothing of the machine's). Exits 1 when the gate or a control failed, or a rule pack
+did not run (the bundle is still written, and says so).
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ from scripts import audit_report, cloud_assembly, diagram, sarif
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON_TOOLS = ("aws-cdk-lib", "constructs", "cdk-nag", "cdklabs-cdk-validator-cfnguard", "jsonschema")
-REPORT_FILES = ("validation-report.json", "audit-report.md", "audit-report.html", "compliance.sarif")
+REPORT_FILES = ("audit-report.md", "audit-report.html", "compliance.sarif")
+TRACE_KEYS = {"stackTraces", "acknowledgedStackTrace"}
 SETTINGS_FILE = "gateway.json"  # in the gateway bundle's asset folder (constructs/gateway_bundle.py)
 
 
@@ -105,10 +107,24 @@ def _where(location: dict[str, Any] | None) -> str | None:
 
 
 def gateway_settings(assembly: Path) -> bytes:
-    found = sorted(assembly.glob(f"asset.*/{SETTINGS_FILE}"))
+    found = [folder / SETTINGS_FILE for folder in cloud_assembly.asset_directories(assembly)]
+    found = [path for path in found if path.is_file()]
     if len(found) != 1:
-        raise ValueError(f"expected one gateway bundle with {SETTINGS_FILE} in {assembly}, found {len(found)}")
+        raise ValueError(f"expected one gateway bundle with {SETTINGS_FILE} in {assembly}'s assets, found {len(found)}")
     return found[0].read_bytes()
+
+
+def validation_report(assembly: Path) -> bytes:
+    """validation-report.json less its stack traces: JavaScript frames only (no line of this repository; SARIF
+    has those), and they name the synthesizing machine's temporary folders, so no two synths would match."""
+
+    def without_traces(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: without_traces(v) for k, v in value.items() if k not in TRACE_KEYS}
+        return [without_traces(v) for v in value] if isinstance(value, list) else value
+
+    report = without_traces(json.loads((assembly / "validation-report.json").read_bytes()))
+    return (json.dumps(report, indent=2) + "\n").encode()
 
 
 def contents(assembly: Path) -> tuple[dict[str, bytes], dict[str, Any]]:
@@ -117,6 +133,7 @@ def contents(assembly: Path) -> tuple[dict[str, bytes], dict[str, Any]]:
     log = sarif.sarif(assembly)
     (assembly / "compliance.sarif").write_text(json.dumps(log, indent=2) + "\n")
     files: dict[str, bytes] = {name: (assembly / name).read_bytes() for name in REPORT_FILES}
+    files["validation-report.json"] = validation_report(assembly)
     files["assembly-manifest.json"] = (assembly / "manifest.json").read_bytes()
     for stack in cloud_assembly.stacks(assembly):
         files[f"templates/{stack.template_file}"] = (assembly / stack.template_file).read_bytes()
@@ -125,9 +142,8 @@ def contents(assembly: Path) -> tuple[dict[str, bytes], dict[str, Any]]:
     files["gateway-settings.json"] = gateway_settings(assembly)
     acknowledged = acknowledgments(assembly, log)
     files["acknowledgments.json"] = (json.dumps(acknowledged, indent=2) + "\n").encode()
-    open_findings = sum(1 for run in log["runs"] for r in run["results"] if not r.get("suppressions"))
     results = {
-        "gate": {"passed": open_findings == 0, "open_findings": open_findings},
+        "gate": sarif.gate(log),
         "controls": {"passed": controls_passed},
         "acknowledgments": len(acknowledged),
     }
@@ -157,6 +173,7 @@ def write_zip(path: Path, files: dict[str, bytes], timestamp: int) -> None:
         for name in sorted(files):
             info = zipfile.ZipInfo(name, date_time=stamp)
             info.external_attr = 0o644 << 16
+            info.create_system = 3  # Unix, whichever system writes it
             info.compress_type = zipfile.ZIP_DEFLATED
             archive.writestr(info, files[name])
     path.write_bytes(buffer.getvalue())
@@ -164,6 +181,8 @@ def write_zip(path: Path, files: dict[str, bytes], timestamp: int) -> None:
 
 def bundle(assembly: Path, environment: str, out_dir: Path) -> tuple[Path, dict[str, Any]]:
     stacks = cloud_assembly.stacks(assembly)
+    if not stacks:
+        raise ValueError(f"{assembly} holds no stack")
     if other := sorted(stack.name for stack in stacks if not stack.name.startswith(f"aigw-{environment}-")):
         raise ValueError(f"{assembly} holds stacks of another environment than {environment!r}: {', '.join(other)}")
     source = commit()

@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
 SOURCE_METADATA, ACKNOWLEDGED_METADATA = "aigw:source", "aigw:acknowledged"  # as constructs/compliance.py writes
 SOURCE_ROOT = "%SRCROOT%"  # the repository's root, as GitHub code scanning resolves it
+APP = ("app.py", 1)  # where every stack is composed: the location of a finding no construct of ours holds
 LEVELS = {"error": "error", "warning": "warning"}  # anything else: "note"
 # The pack each validation plugin's rules belong to, and where its rules are documented.
 TOOLS = {
@@ -51,6 +52,7 @@ class Provenance:
     of (file:line), and where acknowledgments on it are written (rule id -> file:line)."""
 
     logical_ids: dict[str, tuple[str, str]] = field(default_factory=dict)  # path -> (stack, logical id)
+    paths: dict[tuple[str, str], str] = field(default_factory=dict)  # (stack, logical id) -> path
     templates: dict[str, str] = field(default_factory=dict)  # stack -> template file
     sources: dict[str, str] = field(default_factory=dict)  # path -> "file:line" of its class
     acknowledged: dict[str, dict[str, str]] = field(default_factory=lambda: defaultdict(dict))
@@ -60,27 +62,41 @@ class Provenance:
         provenance = cls()
         for stack in cloud_assembly.stacks(assembly):
             provenance.templates[stack.id] = stack.template_file
+            for resource in stack.resources():
+                provenance.logical_ids[resource.path] = (stack.id, resource.logical_id)
+                provenance.paths[(stack.id, resource.logical_id)] = resource.path
             for path, items in stack.metadata.items():
                 for item in items:
-                    if item["type"] == "aws:cdk:logicalId":
-                        provenance.logical_ids[path] = (stack.id, item["data"])
-                    elif item["type"] == SOURCE_METADATA:
+                    if item["type"] == SOURCE_METADATA:
                         provenance.sources[path] = item["data"]
                     elif item["type"] == ACKNOWLEDGED_METADATA:
                         for rule in item["data"]["rules"]:
                             provenance.acknowledged[path][rule] = item["data"]["at"]
         return provenance
 
-    def created_at(self, construct_path: str) -> tuple[str, int] | None:
+    def created_at(self, construct_path: str) -> tuple[str, int]:
         """The line that creates `construct_path`'s outermost part not of this repository: in the source of its
-        nearest ancestor that is (the line naming the next id in quotes), else that ancestor's class line."""
+        nearest ancestor that is (the line naming the next id in quotes), else that ancestor's class line. With
+        no such ancestor, the app itself: code scanning refuses a result without a file in the repository."""
         parts = construct_path.split("/")
         for depth in range(len(parts) - 1, 0, -1):
             owner = "/".join(parts[:depth])
             if owner in self.sources:
                 file, _, line = self.sources[owner].rpartition(":")
                 return file, _line_naming(file, int(line), parts[depth])
-        return None
+        return APP
+
+    def resource_of(self, construct: dict[str, Any]) -> tuple[str, str, str | None]:
+        """(construct path, stack, logical id) of a violating construct. A plugin that names only a template's
+        resource (CDK then writes an empty path) is traced back through the template's logical id."""
+        path = construct.get("constructPath") or ""
+        if path in self.logical_ids:
+            return path, *self.logical_ids[path]
+        resource = construct.get("cloudFormationResource") or {}
+        stacks = {template: stack for stack, template in self.templates.items()}
+        if (stack := stacks.get(resource.get("templatePath", ""))) and (logical_id := resource.get("logicalId")):
+            return self.paths.get((stack, logical_id), f"{stack}/{logical_id}"), stack, logical_id
+        return path, path.split("/", 1)[0], None
 
 
 def _line_naming(file: str, class_line: int, child_id: str) -> int:
@@ -141,16 +157,35 @@ def run_for(plugin: dict[str, Any], provenance: Provenance) -> dict[str, Any]:
                 result(name, rule_id, list(rules).index(rule_id), finding, construct, acknowledged, provenance)
             )
     driver: dict[str, Any] = {"name": name, "rules": list(rules.values()), "properties": {"pack": name}}
-    if version := _version(distribution):
+    if version := plugin.get("pluginVersion") or _version(distribution):  # the report's own, else what is here
         driver["version"] = version
     if information:
         driver["informationUri"] = information
+    error = failed(plugin)
+    invocation: dict[str, Any] = {"executionSuccessful": error is None}
+    if error:
+        invocation["toolExecutionNotifications"] = [{"level": "error", "message": {"text": error}}]
     return {
         "tool": {"driver": driver},
+        "invocations": [invocation],
         "results": results,
         "columnKind": "unicodeCodePoints",
         "properties": {"conclusion": plugin.get("conclusion")},
     }
+
+
+def failed(plugin: dict[str, Any]) -> str | None:
+    """Why a plugin did not run to the end (CDK reports it as a failure without findings), else None."""
+    if plugin.get("conclusion") == "failure" and not plugin.get("violations"):
+        return str((plugin.get("metadata") or {}).get("error") or f"{plugin['pluginName']} failed without findings")
+    return None
+
+
+def gate(log: dict[str, Any]) -> dict[str, Any]:
+    """The gate's result from a SARIF log: passed only when every finding is acknowledged and every pack ran."""
+    open_findings = sum(1 for run in log["runs"] for found in run["results"] if "suppressions" not in found)
+    not_run = [run["tool"]["driver"]["name"] for run in log["runs"] if not run["invocations"][0]["executionSuccessful"]]
+    return {"passed": open_findings == 0 and not not_run, "open_findings": open_findings, "packs_not_run": not_run}
 
 
 def result(
@@ -162,11 +197,9 @@ def result(
     acknowledged: bool,
     provenance: Provenance,
 ) -> dict[str, Any]:
-    path = construct["constructPath"]
-    stack, logical_id = provenance.logical_ids.get(path, (path.split("/", 1)[0], None))
+    path, stack, logical_id = provenance.resource_of(construct)
     where = f"{stack}/{logical_id}" if logical_id else path
-    created = provenance.created_at(path)
-    location = _location(*created) if created else {}
+    location = _location(*provenance.created_at(path))
     location["logicalLocations"] = [{"name": logical_id or path, "fullyQualifiedName": path, "kind": "resource"}]
     found: dict[str, Any] = {
         "ruleId": rule_id,
@@ -175,7 +208,7 @@ def result(
         "message": {"text": f"{finding['ruleName']} on {path} ({where}): {finding.get('description', '')}".strip()},
         "locations": [location],
         "partialFingerprints": {
-            "aigwFinding/v1": hashlib.sha256(f"{finding['ruleName']}|{path}".encode()).hexdigest(),
+            "aigwFinding/v1": hashlib.sha256(f"{finding['ruleName']}|{path}|{where}".encode()).hexdigest(),
         },
         "properties": {
             "pack": pack,
@@ -188,7 +221,9 @@ def result(
     }
     if acknowledged:
         at_path = finding.get("acknowledgedAt") or path
-        suppression: dict[str, Any] = {"kind": "inSource", "status": "accepted", "justification": finding["reason"]}
+        suppression: dict[str, Any] = {"kind": "inSource", "status": "accepted"}
+        if reason := finding.get("reason"):  # the CDK leaves it out when empty; constructs/compliance.py never does
+            suppression["justification"] = reason
         if written := provenance.acknowledged.get(at_path, {}).get(finding.get("acknowledgedId", "")):
             file, _, line = written.rpartition(":")
             suppression["location"] = _location(file, int(line))
@@ -218,9 +253,10 @@ def main(argv: list[str] | None = None) -> int:
     log = sarif(args.assembly)
     out = args.out or args.assembly / "compliance.sarif"
     out.write_text(json.dumps(log, indent=2) + "\n")
-    results = [r for run in log["runs"] for r in run["results"]]
-    open_results = sum(1 for r in results if "suppressions" not in r)
-    print(f"wrote {out}: {len(results)} findings in {len(log['runs'])} packs, {open_results} not acknowledged")
+    results, result = [r for run in log["runs"] for r in run["results"]], gate(log)
+    not_run = f", did not run: {', '.join(result['packs_not_run'])}" if result["packs_not_run"] else ""
+    print(f"wrote {out}: {len(results)} findings in {len(log['runs'])} packs, "
+          f"{result['open_findings']} not acknowledged{not_run}")  # fmt: skip
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from aws_cdk import App, Environment, Stack
 from aws_cdk import aws_sqs as sqs
 from constructs.compliance import add_compliance_packs, record_sources
 
-from scripts import sarif
+from scripts import audit_report, sarif
 from tests.conftest import Synthesized
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,3 +89,59 @@ def test_a_failing_gate_still_gives_sarif_with_the_open_finding_where_it_is_writ
         assert found["level"] == "error"
         assert found["locations"][0]["logicalLocations"][0]["fullyQualifiedName"] == "Bare/Unencrypted/Resource"
         assert found["properties"]["logicalId"].startswith("Unencrypted")
+
+
+def test_a_pack_that_did_not_run_a_resource_named_only_by_its_template_and_a_missing_reason(
+    dev: Synthesized, tmp_path: Path
+) -> None:
+    """What the CDK writes for a plugin that threw (a failure without findings), for a finding a plugin names only
+    by template and logical id (an empty construct path), and for an acknowledgment without a reason."""
+    assembly = tmp_path / "cdk.out"
+    shutil.copytree(dev.directory, assembly, ignore=shutil.ignore_patterns("asset.*"))
+    stack = dev.stacks[0]
+    logical_id, _ = next(iter(dev.template_json(stack.node.id)["Resources"].items()))
+    by_template = {
+        "constructPath": "",
+        "cloudFormationResource": {"templatePath": f"{stack.artifact_id}.template.json", "logicalId": logical_id},
+    }
+    plugins = [
+        {"pluginName": "Crashed", "conclusion": "failure", "violations": [], "suppressedViolations": [],
+         "metadata": {"error": "Validation plugin 'Crashed' failed: boom"}},
+        {"pluginName": "Guard", "pluginVersion": "9.9.9", "conclusion": "failure", "suppressedViolations": [],
+         "violations": [{"ruleName": "rule_a", "severity": "error", "violatingConstructs": [by_template]},
+                        {"ruleName": "rule_b", "severity": "warning", "violatingConstructs": [{"constructPath": ""}]}]},
+        {"pluginName": "Nag", "conclusion": "success", "violations": [],
+         "suppressedViolations": [{"ruleName": "rule_c", "severity": "error", "violatingConstructs": [by_template]}]},
+    ]  # fmt: skip
+    (assembly / "validation-report.json").write_text(json.dumps({"pluginReports": plugins}))
+
+    log = sarif.sarif(assembly)
+    validate(log)
+    crashed, guard, nag = log["runs"]
+    assert crashed["invocations"] == [
+        {
+            "executionSuccessful": False,
+            "toolExecutionNotifications": [
+                {"level": "error", "message": {"text": "Validation plugin 'Crashed' failed: boom"}}
+            ],
+        }
+    ]
+    assert guard["invocations"] == [{"executionSuccessful": True}] and guard["tool"]["driver"]["version"] == "9.9.9"
+    assert sarif.gate(log) == {"passed": False, "open_findings": 2, "packs_not_run": ["Crashed"]}
+    named, unnamed = guard["results"]
+    assert (named["properties"]["stack"], named["properties"]["logicalId"]) == (stack.artifact_id, logical_id)
+    assert named["properties"]["constructPath"].startswith(f"{stack.node.id}/")
+    assert unnamed["properties"]["logicalId"] is None
+    assert named["partialFingerprints"] != unnamed["partialFingerprints"]
+    # Code scanning refuses a result without a file of the repository: every one has a line to show.
+    for found in [*guard["results"], *nag["results"]]:
+        assert line_of(found["locations"][0]) is not None
+    (suppressed,) = nag["results"]
+    assert suppressed["suppressions"][0]["kind"] == "inSource" and "justification" not in suppressed["suppressions"][0]
+
+    packs = {pack.name: pack for pack in audit_report.packs(assembly)}
+    assert [(name, packs[name].passed, packs[name].summary) for name in ("Crashed", "Guard", "Nag")] == [
+        ("Crashed", False, "did not run: Validation plugin 'Crashed' failed: boom"),
+        ("Guard", False, "2 unacknowledged findings"),
+        ("Nag", True, "0 unacknowledged findings"),
+    ]
