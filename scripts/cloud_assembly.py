@@ -4,6 +4,7 @@ its stacks, their templates and resources, and the construct metadata the CDK wr
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,23 +51,32 @@ class StackArtifact:
         ]
 
 
-def stacks(directory: Path) -> list[StackArtifact]:
-    manifest = json.loads((directory / "manifest.json").read_bytes())
-    found = []
+def _artifacts(directory: Path, nested: str = "") -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(folder relative to `directory`, id, artifact) for every artifact, also those of stages (nested assemblies)."""
+    manifest = json.loads((directory / nested / "manifest.json").read_bytes())
     for artifact_id, artifact in manifest["artifacts"].items():
+        if artifact["type"] == "cdk:cloud-assembly":
+            yield from _artifacts(directory, f"{nested}{artifact['properties']['directoryName']}/")
+        yield nested, artifact_id, artifact
+
+
+def stacks(directory: Path) -> list[StackArtifact]:
+    found = []
+    for nested, artifact_id, artifact in _artifacts(directory):
         if artifact["type"] != "aws:cloudformation:stack":
             continue
         properties = artifact["properties"]
         metadata = dict(artifact.get("metadata") or {})
         if extra := artifact.get("additionalMetadataFile"):  # newer CDKs write it beside the manifest
-            metadata.update(json.loads((directory / extra).read_bytes()))
+            metadata.update(json.loads((directory / nested / extra).read_bytes()))
+        template_file = nested + properties["templateFile"]  # relative to `directory`
         found.append(
             StackArtifact(
                 id=artifact_id,
                 name=properties.get("stackName", artifact_id),
                 region=artifact.get("environment", "").rsplit("/", 1)[-1],
-                template_file=properties["templateFile"],
-                template=json.loads((directory / properties["templateFile"]).read_bytes()),
+                template_file=template_file,
+                template=json.loads((directory / template_file).read_bytes()),
                 metadata={path.lstrip("/"): entries for path, entries in metadata.items()},
             )
         )
@@ -80,12 +90,12 @@ def resources(directory: Path) -> list[Resource]:
 def asset_directories(directory: Path) -> list[Path]:
     """The asset folders the assembly's stacks deploy, from their asset manifests: a cdk.out that was synthesized
     into before still holds the folders of earlier synths, which no stack refers to any more."""
-    manifest = json.loads((directory / "manifest.json").read_bytes())
     found = set()
-    for artifact in manifest["artifacts"].values():
+    for nested, _, artifact in _artifacts(directory):
         if artifact["type"] == "cdk:asset-manifest":
-            assets = json.loads((directory / artifact["properties"]["file"]).read_bytes())
+            assets = json.loads((directory / nested / artifact["properties"]["file"]).read_bytes())
             for asset in assets.get("files", {}).values():
-                if (directory / asset["source"].get("path", "")).is_dir():
-                    found.add(directory / asset["source"]["path"])
+                folder = directory / nested / asset["source"].get("path", "")
+                if asset["source"].get("path") and folder.is_dir():
+                    found.add(folder)
     return sorted(found)
