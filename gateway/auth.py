@@ -268,11 +268,16 @@ class CanaryToken:
         self._read_at = -math.inf
 
     def load(self) -> None:
-        """Read the secret (blocking: at start-up, or on a worker thread)."""
+        """Read the secret (blocking: at start-up, or on a worker thread). Out of reach, the value read before
+        stands until the next read (REREAD_SECONDS on, when a token that is not a JWT fails to match)."""
         if self._read is None:
             return
         self._read_at = self._clock()
-        value = self._read()
+        try:
+            value = self._read()
+        except (BotoCoreError, ClientError, OSError) as error:
+            log.warning("could not read the canary's secret: %s", error)
+            return
         self._digest = _digest(value) if value else None
 
     async def matches(self, token: str) -> bool:
@@ -283,10 +288,7 @@ class CanaryToken:
         if self._clock() - self._read_at < self.REREAD_SECONDS:
             return False
         self._read_at = self._clock()  # before the read: concurrent strangers wait for this one
-        try:
-            await asyncio.to_thread(self.load)
-        except (BotoCoreError, ClientError, OSError) as error:  # out of reach: the value read before stands
-            log.warning("could not read the canary's secret again: %s", error)
+        await asyncio.to_thread(self.load)
         return self._digest is not None and hmac.compare_digest(_digest(token), self._digest)
 
 

@@ -10,7 +10,6 @@ import asyncio
 import logging
 
 import httpx
-from botocore.exceptions import BotoCoreError, ClientError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -68,10 +67,7 @@ class Gateway:
             log.warning(
                 "no Redis configured: rate limits run per process (fail mode %s)", self.settings.limits.fail_mode
             )
-        try:
-            await asyncio.to_thread(self.auth.canary.load)
-        except (BotoCoreError, ClientError, OSError) as error:  # read again when the canary first calls
-            log.warning("could not read the canary's secret: %s", error)
+        await asyncio.to_thread(self.auth.canary.load)
         try:
             await self.auth.keys.load()
         except KEY_SOURCE_ERRORS as error:  # keys are read again on the first request

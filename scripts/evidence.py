@@ -24,7 +24,6 @@ import subprocess
 import sys
 import time
 import zipfile
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -55,11 +54,7 @@ def commit() -> dict[str, Any]:
 
 def tool_versions() -> dict[str, str]:
     versions = {"python": platform.python_version()}
-    for distribution in PYTHON_TOOLS:
-        try:
-            versions[distribution] = metadata.version(distribution)
-        except metadata.PackageNotFoundError:
-            continue
+    versions |= {name: version for name in PYTHON_TOOLS if (version := sarif.installed_version(name))}
     for name, command in (("node", ["node", "--version"]), ("graphviz", ["dot", "-V"])):
         found = shutil.which(command[0])
         if found:

@@ -126,7 +126,7 @@ def _rule_id(rule_name: str) -> str:
     return rule_name.split("[", 1)[0]
 
 
-def _version(distribution: str) -> str | None:
+def installed_version(distribution: str) -> str | None:
     try:
         return metadata.version(distribution)
     except metadata.PackageNotFoundError:
@@ -157,7 +157,7 @@ def run_for(plugin: dict[str, Any], provenance: Provenance) -> dict[str, Any]:
                 result(name, rule_id, list(rules).index(rule_id), finding, construct, acknowledged, provenance)
             )
     driver: dict[str, Any] = {"name": name, "rules": list(rules.values()), "properties": {"pack": name}}
-    if version := plugin.get("pluginVersion") or _version(distribution):  # the report's own, else what is here
+    if version := plugin.get("pluginVersion") or installed_version(distribution):  # the report's own, else what is here
         driver["version"] = version
     if information:
         driver["informationUri"] = information
